@@ -1,0 +1,1 @@
+"""fakepm: a fake PostgreSQL server for tests."""
