@@ -1,0 +1,310 @@
+"""Ordered rules: which answer a query gets.
+
+Order (documented in the README): among the rules that match a query,
+  1. higher `priority` first (default 0);
+  2. then rules with `params:` before rules without;
+  3. then `query:` rules before `regex:` rules and handlers registered by regex;
+  4. then the order in which rules were added (the first one wins).
+A rule whose `times` is used up, whose `state.when` is not the current state, or whose
+user/database/application_name filter does not fit the connection does not match.
+
+Rules are read by the server's I/O thread and added by the test's thread: the rule list is
+copy-on-write (a tuple swapped atomically), so matching takes no lock.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..protocol.errors import PgError
+from .match import Shape, shape_of, unify, values_equal
+from .result import Column, Deferred, Query, Result, coerce_rows, make_columns
+
+_seq = itertools.count(1)
+
+
+@dataclass
+class RuleState:
+    """Scenario state machine guard: match only `when` the state is NAME; `set` it after a match."""
+
+    when: str | None = None
+    set: str | None = None
+    scope: str = "global"  # "global" | "connection"
+
+
+@dataclass(eq=False)
+class Rule:
+    query: str | None = None
+    regex: "re.Pattern | None" = None
+    params: list | None = None
+    answers: list = field(default_factory=list)  # Result objects; >1 = a sequence (the last repeats)
+    handler: Callable[[Query], Any] | None = None
+    columns: tuple[Column, ...] | None = None  # declared columns of a handler (for Describe)
+    times: int | None = None
+    expect: int | bool | None = None
+    priority: int = 0
+    user: str | None = None
+    database: str | None = None
+    application_name: str | None = None
+    state: RuleState | None = None
+    source: str = ""  # "file.yaml:12" or "test_x.py:34"
+    name: str | None = None
+    calls: int = 0
+    seq: int = field(default_factory=lambda: next(_seq))
+    shape: Shape | None = None
+    param_types: tuple | None = None  # declared parameter types (names), optional
+
+    def __post_init__(self) -> None:
+        if self.query is None and self.regex is None:
+            raise ValueError("a rule needs `query` or `regex`")
+        if self.query is not None:
+            self.shape = shape_of(self.query)
+        if isinstance(self.regex, str):
+            try:
+                self.regex = re.compile(self.regex, re.IGNORECASE | re.DOTALL)
+            except re.error as e:
+                raise ValueError(f"bad regex {self.regex!r}: {e}") from None
+
+    # ordering key: smaller sorts first
+    @property
+    def order(self) -> tuple:
+        return (-self.priority, 0 if self.params is not None else 1, 0 if self.query is not None else 1, self.seq)
+
+    @property
+    def label(self) -> str:
+        what = f"query {self.query!r}" if self.query is not None else f"regex {self.regex.pattern!r}"
+        if self.params is not None:
+            what += f" params {self.params!r}"
+        return f"{self.name + ': ' if self.name else ''}{what}{' (' + self.source + ')' if self.source else ''}"
+
+    def exhausted(self) -> bool:
+        return self.times is not None and self.calls >= self.times
+
+    def fits_connection(self, query: Query) -> bool:
+        c = query.connection
+        if c is None:
+            return True
+        if self.user is not None and c.user != self.user:
+            return False
+        if self.database is not None and c.database != self.database:
+            return False
+        if self.application_name is not None and c.application_name != self.application_name:
+            return False
+        return True
+
+    def match_text(self, query: Query) -> list | None:
+        """The rule's view of the parameters if the SQL matches (ignoring params:), else None."""
+        if self.query is not None:
+            return unify(self.shape, query.shape, query.params)
+        m = self.regex.search(query.sql)
+        if m is None:
+            return None
+        return list(query.params)
+
+    def params_fit(self, bound: list) -> bool:
+        if self.params is None:
+            return True
+        if len(self.params) != len(bound):
+            return False
+        return all(values_equal(e, a) for e, a in zip(self.params, bound))
+
+    def next_answer(self) -> Result | None:
+        if not self.answers:
+            return None
+        return self.answers[min(self.calls, len(self.answers) - 1)]
+
+
+@dataclass
+class Match:
+    rule: Rule
+    params: list
+
+
+class RuleSet:
+    """Rules plus the scenario state; matching runs on the server's I/O thread."""
+
+    def __init__(self) -> None:
+        self._rules: tuple[Rule, ...] = ()
+        self._by_text: dict[str, tuple[Rule, ...]] = {}
+        self._loose: tuple[Rule, ...] = ()  # regex rules (checked against every query)
+        self._write_lock = threading.Lock()  # serialises writers only
+        self.global_state: str | None = None
+        self.connection_state: dict[int, str | None] = {}
+        self.handler_failures: list[str] = []
+
+    # -- building ---------------------------------------------------------------------
+    def add(self, rule: Rule) -> Rule:
+        with self._write_lock:
+            rules = tuple(sorted(self._rules + (rule,), key=lambda r: r.order))
+            by_text: dict[str, list[Rule]] = {}
+            loose = []
+            for r in rules:
+                if r.query is not None:
+                    by_text.setdefault(r.shape.text, []).append(r)
+                else:
+                    loose.append(r)
+            self._rules = rules
+            self._by_text = {k: tuple(v) for k, v in by_text.items()}
+            self._loose = tuple(loose)
+        return rule
+
+    def clear(self) -> None:
+        with self._write_lock:
+            self._rules = ()
+            self._by_text = {}
+            self._loose = ()
+            self.global_state = None
+            self.connection_state = {}
+            self.handler_failures = []
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._rules
+
+    # -- matching ---------------------------------------------------------------------
+    def _state_fits(self, rule: Rule, query: Query) -> bool:
+        st = rule.state
+        if st is None or st.when is None:
+            return True
+        if st.scope == "connection":
+            cid = query.connection.id if query.connection else 0
+            current = self.connection_state.get(cid)
+        else:
+            current = self.global_state
+        return current == st.when
+
+    def _candidates(self, query: Query) -> Sequence[Rule]:
+        exact = self._by_text.get(query.shape.text, ())
+        if not self._loose:
+            return exact
+        if not exact:
+            return self._loose
+        return sorted(exact + self._loose, key=lambda r: r.order)
+
+    def find(self, query: Query, *, consume: bool = True) -> Match | None:
+        """The first matching rule and the parameters it sees; counts the call when consume."""
+        for rule in self._candidates(query):
+            if rule.exhausted() or not rule.fits_connection(query) or not self._state_fits(rule, query):
+                continue
+            bound = rule.match_text(query)
+            if bound is None:
+                continue
+            if not query.describe_only and not rule.params_fit(bound):
+                continue
+            if consume:
+                self._consume(rule, query)
+            return Match(rule, bound)
+        return None
+
+    def _consume(self, rule: Rule, query: Query) -> None:
+        rule.calls += 1
+        st = rule.state
+        if st is not None and st.set is not None:
+            if st.scope == "connection":
+                self.connection_state[query.connection.id if query.connection else 0] = st.set
+            else:
+                self.global_state = st.set
+
+    def nearest(self, query: Query, limit: int = 3) -> list[str]:
+        """Human-readable descriptions of the rules closest to a query, with the difference."""
+        scored = []
+        text = query.shape.text
+        for rule in self._rules:
+            if rule.query is not None:
+                ratio = difflib.SequenceMatcher(None, rule.shape.text, text).ratio()
+                bound = rule.match_text(query)
+                if bound is not None:
+                    why = []
+                    if not rule.params_fit(bound):
+                        why.append(f"params differ: rule wants {rule.params!r}, query has {bound!r}")
+                    if rule.exhausted():
+                        why.append(f"used up (times: {rule.times})")
+                    if not rule.fits_connection(query):
+                        why.append("connection filter (user/database/application_name) does not fit")
+                    if not self._state_fits(rule, query):
+                        why.append(f"state is {self._current_state(rule, query)!r}, rule wants {rule.state.when!r}")
+                    scored.append((2.0, rule, "; ".join(why) or "matches"))
+                else:
+                    scored.append((ratio, rule, _text_diff(rule.shape.text, text)))
+            else:
+                scored.append((0.1, rule, "regex does not match"))
+        scored.sort(key=lambda x: (-x[0], x[1].seq))
+        return [f"{rule.label}: {why}" for ratio, rule, why in scored[:limit] if ratio > 0.3]
+
+    def _current_state(self, rule: Rule, query: Query):
+        if rule.state and rule.state.scope == "connection":
+            return self.connection_state.get(query.connection.id if query.connection else 0)
+        return self.global_state
+
+    # -- answering --------------------------------------------------------------------
+    def answer(self, match: Match, query: Query) -> Result | Deferred:
+        rule = match.rule
+        query.params = match.params if rule.query is not None else query.params
+        if rule.handler is not None:
+            handler = rule.handler
+
+            def compute() -> Result:
+                return self._run_handler(rule, handler, query)
+
+            return Deferred(compute=compute, label=rule.label)
+        # `calls` was already incremented by find(); the sequence index is calls-1
+        answers = rule.answers
+        return answers[min(rule.calls - 1, len(answers) - 1)] if answers else Result(columns=None)
+
+    def _run_handler(self, rule: Rule, handler, query: Query) -> Result:
+        try:
+            out = handler(query)
+        except PgError:
+            raise
+        except Exception as e:  # noqa: BLE001 - user code: report, answer XX000
+            tb = traceback.format_exc()
+            self.handler_failures.append(f"handler for {rule.label} raised:\n{tb}")
+            raise PgError("XX000", f"fakepm handler raised {type(e).__name__}: {e}") from None
+        return handler_result(out, rule.columns)
+
+    def describe(self, query: Query) -> Rule | None:
+        """The rule that would answer this SQL, ignoring params (Describe Statement)."""
+        m = self.find(query, consume=False)
+        return m.rule if m else None
+
+
+def handler_result(out, columns) -> Result:
+    """Normalise what a handler returned into a Result."""
+    if isinstance(out, Result):
+        return out
+    if out is None:
+        return Result(columns=None)
+    if isinstance(out, str):
+        return Result(columns=None, tag=out)
+    if isinstance(out, PgError):
+        return Result(error=out)
+    if columns is None:
+        raise PgError("XX000", "fakepm handler returned rows but the handler declares no columns=")
+    rows = list(out)
+    return Result(columns=columns, rows=coerce_rows(columns, rows, where="handler rows"))
+
+
+def _text_diff(a: str, b: str) -> str:
+    sm = difflib.SequenceMatcher(None, a, b)
+    for op, i1, i2, j1, j2 in sm.get_opcodes():
+        if op != "equal":
+            return f"SQL differs at {a[max(0, i1 - 10):i2 + 10]!r} vs {b[max(0, j1 - 10):j2 + 10]!r}"
+    return "SQL differs"
+
+
+def reply_result(columns=None, rows=None, tag=None, notices=(), notify=(), delay=0.0) -> Result:
+    cols = make_columns(columns) if columns is not None else None
+    if rows is not None and cols is None:
+        raise ValueError("rows given without columns")
+    if callable(rows):
+        return Result(columns=cols, rows=rows, tag=tag, notices=tuple(notices), notify=tuple(notify), delay=delay)
+    coerced = coerce_rows(cols, rows or []) if cols is not None else []
+    return Result(
+        columns=cols, rows=coerced, tag=tag, notices=tuple(notices), notify=tuple(notify), delay=delay, static=True
+    )

@@ -1,0 +1,943 @@
+"""One connection's protocol state machine, sans-I/O.
+
+Feed it bytes (`receive`), take bytes to send (`data_to_send`). The conversation is written
+as a generator (`_program`) that yields what it waits for:
+
+* `NEED_INPUT`  - the next frontend frame (or, in CopyBoth, an event);
+* an `Await`    - work the I/O layer must do off this thread or after a delay (a Python
+                  handler, a `delay:`); the server calls `resume(token, value)` when done;
+* `OUTPUT_FULL` - the output buffer is large; continue when `resume_output()` is called;
+* `START_TLS`   - the 'S' answer to SSLRequest is queued; wrap the socket, then `resume_tls()`.
+
+Time is never read here: the server passes `now` in (`receive`, `on_timer`).
+"""
+
+from __future__ import annotations
+
+import re
+from inspect import isgenerator
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..answers.match import classify, default_tag, split_statements
+from ..answers.result import ConnectionInfo, Deferred, Query, Result
+from ..protocol import messages as m
+from ..protocol.auth import AuthFailed, Authenticator
+from ..protocol.errors import PgError, fatal, protocol_violation
+from ..protocol.framing import FrameReader
+from ..protocol.types import REGISTRY, PgType
+from . import commands
+from .config import ServerConfig
+from .encode import encode_row, resolve_formats, row_description, row_encoders, static_rows, static_rows_joined
+
+NEED_INPUT = "need-input"
+OUTPUT_FULL = "output-full"
+START_TLS = "start-tls"
+CANCELED = object()
+SUSPENDED = "suspended"
+OUTPUT_LIMIT = 256 * 1024
+
+_TEXT = REGISTRY.by_name("text")
+_PARAM_RE = re.compile(r"\$(\d+)")
+_STRIP_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
+
+
+@dataclass
+class Await:
+    work: Deferred
+    token: int
+
+
+@dataclass
+class Event:
+    kind: str  # "timer" | "wake"
+    data: Any = None
+
+
+@dataclass
+class PreparedStatement:
+    name: str
+    sql: str
+    declared: tuple  # param OIDs from Parse (0 = unspecified)
+    n_params: int
+    param_types: list | None = None  # resolved PgTypes (after inference)
+    columns: Any = None  # cached describe result (tuple of Columns | None) or _UNSET
+
+
+_UNSET = object()
+
+
+@dataclass
+class Portal:
+    name: str
+    sql: str
+    params: list
+    param_types: list
+    result_formats: tuple
+    statement: str | None = None
+    result: Result | None = None
+    rows: Any = None  # iterator of rows still to send
+    formats: tuple | None = None
+    encoders: list | None = None
+    sent: int = 0
+    done: bool = False
+    hold: bool = False  # WITH HOLD cursor: survives commit
+    cursor: bool = False  # created by DECLARE
+    buffer: list | None = None  # cursor rows fetched so far (for scrolling)
+    position: int = 0  # cursor position (rows before it)
+    exhausted: bool = False
+    label: str | None = None
+    params_raw: tuple = ()
+
+
+def count_params(sql: str) -> int:
+    found = _PARAM_RE.findall(_STRIP_QUOTED.sub("", sql))
+    return max((int(x) for x in found), default=0)
+
+
+class Session:
+    def __init__(
+        self,
+        hub,
+        config: ServerConfig,
+        responder,
+        *,
+        peer: Any = None,
+        tls_available: bool = False,
+        tls_endpoint_hash: Callable[[], bytes] | None = None,
+        now: float = 0.0,
+        auth_options: dict | None = None,
+        replication_factory: Callable | None = None,
+    ):
+        self.hub = hub
+        self.config = config
+        self.responder = responder
+        self.peer = peer
+        self.tls_available = tls_available
+        self.tls_endpoint_hash = tls_endpoint_hash
+        self.auth_options = auth_options or {}
+        self.replication_factory = replication_factory
+        self.now = now
+        self.id, self.pid, self.secret = hub.new_identity()
+        self.reader = FrameReader(max_message=config.max_message_size)
+        self.tls = False
+        self.user = ""
+        self.database = ""
+        self.startup_parameters: dict = {}
+        self.replication: str | None = None
+        self.info: ConnectionInfo | None = None
+        self.settings: dict[str, str] = {}  # lower-case name -> value
+        self.reported: dict[str, str] = {}  # canonical name -> value (ParameterStatus)
+        self.tx = "I"  # I idle, T in transaction, E failed transaction
+        self.savepoints: list[str] = []
+        self.statements: dict[str, PreparedStatement] = {}
+        self.portals: dict[str, Portal] = {}
+        self.skip_until_sync = False
+        self.pending_notifies: list[tuple[str, str]] = []  # NOTIFY inside a transaction
+        self.inbox_notifications: deque = deque()  # notifications waiting for an idle moment
+        self.listening: set[str] = set()
+        self.ready = False  # authenticated
+        self.idle = False  # waiting for a new command outside a transaction
+        self.closed = False
+        self.close_reason: str | None = None
+        self.deadline: float | None = None  # next on_timer() the session wants
+        self.mode = None  # a CopyBoth/walsender mode object while one is active
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._events: deque = deque()
+        self._token = 0
+        self._waiting: Any = NEED_INPUT
+        self._cancel_requested = False
+        self.on_output: Callable[[], None] | None = None  # server hook: output appeared outside receive()
+        self.transcript: deque = deque(maxlen=400)  # (direction, summary) for test reports
+        self._prog = self._program()
+        self._started = False
+        hub.register(self)
+
+    # ------------------------------------------------------------------ I/O-side API
+    def receive(self, data: bytes, now: float | None = None) -> None:
+        if now is not None:
+            self.now = now
+        if self.closed:
+            return
+        if data:
+            self.reader.feed(data)
+        self._drive()
+
+    def receive_eof(self) -> None:
+        self._finish("client closed the connection")
+
+    def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out = []
+        self._out_size = 0
+        return data
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
+    @property
+    def waiting(self):
+        return self._waiting
+
+    def resume(self, token: int, value: Any) -> None:
+        """The result of an Await (a Result, a PgError, or an exception)."""
+        if self.closed or not isinstance(self._waiting, Await) or self._waiting.token != token:
+            return  # canceled or superseded: drop it
+        self._waiting = None
+        self._drive(value)
+
+    def resume_output(self) -> None:
+        if self._waiting is OUTPUT_FULL and not self.closed:
+            self._waiting = None
+            self._drive()
+
+    def resume_tls(self) -> None:
+        if self._waiting is START_TLS and not self.closed:
+            self.tls = True
+            self._waiting = None
+            self._drive()
+
+    def cancel(self) -> None:
+        """A CancelRequest for this backend arrived (on another connection)."""
+        self._cancel_requested = True
+        if isinstance(self._waiting, Await):
+            self._waiting = None
+            self._drive(CANCELED)
+            self._notify_output()
+        elif self._waiting is OUTPUT_FULL:
+            self.resume_output()
+            self._notify_output()
+
+    def on_timer(self, now: float) -> None:
+        self.now = now
+        if self.closed:
+            return
+        self.deadline = None
+        self._events.append(Event("timer", now))
+        if self._waiting is NEED_INPUT:
+            self._drive()
+            self._notify_output()
+
+    def wake(self, data: Any = None) -> None:
+        """Something outside the connection has news for it (walsender changes, copy-both data)."""
+        if self.closed:
+            return
+        self._events.append(Event("wake", data))
+        if self._waiting is NEED_INPUT:
+            self._drive()
+            self._notify_output()
+
+    def deliver_notification(self, pid: int, channel: str, payload: str) -> None:
+        msg = m.NotificationResponse(pid, channel, payload).encode()
+        if self.idle and self._waiting is NEED_INPUT:
+            self._send(msg)
+            self._notify_output()
+        else:
+            self.inbox_notifications.append(msg)
+
+    def close(self, reason: str = "server closed the connection") -> None:
+        self._finish(reason)
+
+    # ------------------------------------------------------------------ internals
+    def _notify_output(self) -> None:
+        if self._out and self.on_output is not None:
+            self.on_output()
+
+    def _finish(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        try:
+            self._prog.close()
+        except Exception:  # noqa: BLE001 - a generator's cleanup must not break shutdown
+            pass
+        if self.mode is not None:
+            try:
+                self.mode.closed()
+            except Exception:  # noqa: BLE001
+                pass
+            self.mode = None
+        self.hub.unregister(self)
+        self.hub.journal.event("disconnect", connection=self.id, pid=self.pid, reason=reason)
+
+    def _send(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
+
+    def _next_frame(self):
+        try:
+            return self.reader.next_frame()
+        except m.ProtocolViolation as e:
+            return e
+
+    def _drive(self, value: Any = None) -> None:
+        if not self._started:
+            self._started = True
+            next(self._prog)  # run to the first yield
+            self._waiting = NEED_INPUT
+        gen = self._prog
+        while not self.closed:
+            if value is None:
+                w = self._waiting
+                if w is NEED_INPUT:
+                    if self._events and self.mode is not None:
+                        value = self._events.popleft()
+                    else:
+                        if self._events and self.mode is None:
+                            self._events.clear()  # timers/wakes only matter inside a mode
+                        value = self._next_frame()
+                        if value is None:
+                            return
+                elif w is OUTPUT_FULL:
+                    if self._out_size > OUTPUT_LIMIT:
+                        return
+                elif w is not None:
+                    return  # Await or START_TLS: the server resumes us
+            try:
+                req = gen.send(value)
+            except StopIteration:
+                self._finish(self.close_reason or "session ended")
+                return
+            except Exception as e:  # noqa: BLE001 - never a traceback on the wire
+                import traceback
+
+                self.hub.journal.event("internal_error", connection=self.id, error=traceback.format_exc())
+                self._send(m.error_response(fatal("XX000", f"fakepm internal error: {type(e).__name__}: {e}")))
+                self._finish("internal error")
+                return
+            value = None
+            self._waiting = req
+
+    def _new_token(self) -> int:
+        self._token += 1
+        return self._token
+
+    def _flush_notifications(self) -> None:
+        while self.inbox_notifications:
+            self._send(self.inbox_notifications.popleft())
+
+    def _ready_for_query(self) -> None:
+        if self.tx == "I":
+            self._flush_notifications()
+        self._send(m.READY[self.tx])
+
+    def _error(self, err: PgError) -> None:
+        self._send(m.error_response(err))
+        self.transcript.append(("S", f"ErrorResponse {err.code} {err.message}"))
+
+    def _fatal(self, err: PgError) -> None:
+        self._error(err)
+        self.close_reason = f"FATAL {err.code} {err.message}"
+
+    # ------------------------------------------------------------------ the conversation
+    def _program(self):
+        yield NEED_INPUT  # primed by _drive
+        ok = yield from self._startup()
+        if not ok:
+            return
+        yield from self._serve()
+
+    def _startup(self):
+        while True:
+            frame = yield NEED_INPUT
+            if isinstance(frame, Exception):
+                self._fatal(fatal("08P01", str(frame)))
+                return False
+            _, body = frame
+            try:
+                msg = m.decode_startup_packet(body)
+            except m.ProtocolViolation as e:
+                self._fatal(fatal("08P01", str(e)))
+                return False
+            if isinstance(msg, m.SSLRequest):
+                self.transcript.append(("C", "SSLRequest"))
+                if self.tls_available and not self.tls:
+                    if self.reader.buffered:
+                        # bytes after SSLRequest before the handshake: PostgreSQL refuses this
+                        self._fatal(fatal("08P01", "received unencrypted data after SSL request"))
+                        return False
+                    self._send(b"S")
+                    yield START_TLS
+                else:
+                    self._send(b"N")
+                continue
+            if isinstance(msg, m.GSSENCRequest):
+                self.transcript.append(("C", "GSSENCRequest"))
+                self._send(b"N")
+                continue
+            if isinstance(msg, m.CancelRequest):
+                self.hub.cancel(msg.pid, msg.secret)
+                self.close_reason = "cancel request"
+                return False
+            break
+        self.transcript.append(("C", f"StartupMessage {msg.major}.{msg.minor} {msg.parameters}"))
+        if msg.major != 3:
+            self._fatal(
+                fatal("0A000", f"unsupported frontend protocol {msg.major}.{msg.minor}: server supports 3.0 to 3.0")
+            )
+            return False
+        params = dict(msg.parameters)
+        unrecognized = tuple(k for k in params if k.startswith("_pq_."))
+        if msg.minor > 0 or unrecognized:
+            self._send(m.NegotiateProtocolVersion(m.PROTOCOL_3_0, unrecognized).encode())
+        self.user = params.get("user", "")
+        if not self.user:
+            self._fatal(fatal("28000", "no PostgreSQL user name specified in startup packet"))
+            return False
+        self.database = params.get("database") or self.user
+        self.startup_parameters = params
+        repl = params.get("replication")
+        if repl is not None:
+            r = repl.lower()
+            if r == "database":
+                self.replication = "database"
+            elif r in ("true", "on", "yes", "1"):
+                self.replication = "true"
+            elif r not in ("false", "off", "no", "0"):
+                self._fatal(fatal("22023", f'invalid value for parameter "replication": "{repl}"'))
+                return False
+        cfg = self.config
+        if cfg.require_tls and not self.tls:
+            self._fatal(
+                fatal(
+                    "28000",
+                    f'no pg_hba.conf entry for host "{_peer_host(self.peer)}", user "{self.user}", '
+                    f'database "{self.database}", no encryption',
+                )
+            )
+            return False
+        # authentication
+        auth = Authenticator(
+            cfg.users,
+            self.user,
+            tls_endpoint_hash=self.tls_endpoint_hash() if (self.tls and self.tls_endpoint_hash) else None,
+            default=cfg.default_auth or _trust(),
+            **self.auth_options,
+        )
+        try:
+            for req in auth.start():
+                self._send(m.Authentication(req.code, req.data).encode())
+            while not auth.done:
+                frame = yield NEED_INPUT
+                if isinstance(frame, Exception):
+                    self._fatal(fatal("08P01", str(frame)))
+                    return False
+                if frame[0] is None:
+                    self._fatal(fatal("08P01", "unexpected startup packet during authentication"))
+                    return False
+                t, body = frame
+                if t != b"p":
+                    self._fatal(fatal("08P01", f"expected password response, got message type {t[0]}"))
+                    return False
+                for req in auth.receive(body):
+                    self._send(m.Authentication(req.code, req.data).encode())
+        except AuthFailed as e:
+            self._fatal(e.error)
+            self.hub.journal.event("auth_failed", connection=self.id, user=self.user, error=e.error.message)
+            return False
+        if cfg.database is not None and self.database != cfg.database and self.replication != "true":
+            self._fatal(fatal("3D000", f'database "{self.database}" does not exist'))
+            return False
+        if len(self.hub.sessions) > cfg.max_connections:
+            self._fatal(fatal("53300", "sorry, too many clients already"))
+            return False
+        # session defaults, then what the startup packet asked for
+        commands.init_settings(self)
+        for name, value in cfg.reported_parameters(self.user, params):
+            self.reported[name] = value
+            self._send(m.parameter_status(name, value))
+        self._send(m.BackendKeyData(self.pid, self.secret).encode())
+        self.info = ConnectionInfo(
+            id=self.id,
+            pid=self.pid,
+            user=self.user,
+            database=self.database,
+            application_name=self.reported.get("application_name", ""),
+            parameters=params,
+            peer=self.peer,
+            tls=self.tls,
+            replication=self.replication,
+        )
+        self.ready = True
+        self.hub.journal.event("connect", connection=self.id, pid=self.pid, user=self.user, database=self.database)
+        self.reader.expect_tagged()
+        self._ready_for_query()
+        return True
+
+    # ------------------------------------------------------------------ main loop
+    def _serve(self):
+        handlers = {
+            b"Q": self._on_query,
+            b"P": self._on_parse,
+            b"B": self._on_bind,
+            b"D": self._on_describe,
+            b"E": self._on_execute,
+            b"C": self._on_close,
+            b"S": self._on_sync,
+            b"H": self._on_flush,
+            b"F": self._on_function_call,
+        }
+        decoders = m.FRONTEND_MESSAGES
+        while True:
+            self.idle = self.tx == "I" and not self.skip_until_sync
+            if self.idle and self.inbox_notifications:
+                self._flush_notifications()
+            frame = yield NEED_INPUT
+            self.idle = False
+            if isinstance(frame, Exception):
+                self._fatal(fatal("08P01", str(frame)))
+                return
+            if isinstance(frame, Event):
+                continue
+            t, body = frame
+            if t == b"X":
+                self.close_reason = "client sent Terminate"
+                return
+            if self.skip_until_sync and t != b"S":
+                continue
+            handler = handlers.get(t)
+            if handler is None:
+                if t in (b"d", b"c", b"f"):
+                    continue  # CopyData/CopyDone/CopyFail outside COPY are ignored, as PostgreSQL does
+                self._fatal(fatal("08P01", f"invalid frontend message type {t[0]}"))
+                return
+            try:
+                msg = decoders[t].decode(body)
+            except m.ProtocolViolation as e:
+                self._fatal(fatal("08P01", str(e)))
+                return
+            gen = handler(msg)
+            if gen is not None:
+                yield from gen
+            if self.close_reason is not None:
+                return
+
+    # ------------------------------------------------------------------ simple query
+    def _on_query(self, msg: m.Query):
+        self.transcript.append(("C", f"Query {msg.sql[:200]!r}"))
+        self.statements.pop("", None)
+        self.portals.pop("", None)
+        stmts = split_statements(msg.sql)
+        if not stmts:
+            self._send(m.EMPTY_QUERY)
+            self._ready_for_query()
+            return
+        if self.replication is not None:
+            gen = self._replication_query(msg.sql, stmts)
+            if gen is not None:
+                handled = yield from gen
+                if handled:
+                    return
+        start_tx = self.tx
+        for sql in stmts:
+            ok = yield from self._simple_statement(sql)
+            if self.close_reason is not None:
+                return
+            if not ok:
+                break
+        self._end_of_implicit(start_tx)
+        self._ready_for_query()
+
+    def _replication_query(self, sql: str, stmts: list):
+        if self.replication_factory is None:
+            return None
+        return self.replication_factory(self, sql, stmts)
+
+    def _simple_statement(self, sql: str):
+        result = yield from self._evaluate(sql, [], (), "simple", None)
+        return (yield from self._emit_result(result, sql, (), None))
+
+    def _emit_result(self, result: Result, sql: str, formats_req: tuple, portal: Portal | None, max_rows: int = 0):
+        """Send one statement's answer (simple protocol or Execute).
+
+        Returns True when done, False on error, SUSPENDED when Execute's row limit was reached.
+        """
+        for n in result.notices:
+            self._send(m.notice_response(n))
+        if result.error is not None:
+            self._statement_failed(result.error)
+            return False
+        if result.copy is not None:
+            return (yield from self._run_copy(result, sql, portal))
+        if result.empty:
+            self._send(m.EMPTY_QUERY)
+            return True
+        count = 0
+        if result.columns is not None:
+            try:
+                formats = result.formats or resolve_formats(formats_req, len(result.columns))
+            except PgError as e:
+                self._statement_failed(e)
+                return False
+            if portal is None:  # simple protocol: RowDescription comes with the answer
+                self._send(row_description(result, formats))
+            if result.static and (portal is None or max_rows <= 0) and not result.fault:
+                rows = static_rows(result, formats)
+                start = portal.sent if portal is not None else 0
+                if start == 0:
+                    self._send(static_rows_joined(result, formats))
+                else:
+                    self._send(b"".join(rows[start:]))
+                count = len(rows) - start
+            else:
+                ok, count, suspended = yield from self._stream_rows(result, formats, portal, max_rows)
+                if not ok:
+                    return False
+                if suspended:
+                    self._send(m.PORTAL_SUSPENDED)
+                    return SUSPENDED
+        tag = result.tag if result.tag is not None else default_tag(sql, count)
+        self._send(m.command_complete(tag))
+        if result.set_parameters:
+            for name, value in result.set_parameters.items():
+                self._send(m.parameter_status(name, value))
+        return True
+
+    def _stream_rows(self, result: Result, formats, portal: Portal | None, max_rows: int):
+        """Encode rows lazily; yields OUTPUT_FULL so huge results stay flat in memory."""
+        columns = result.columns
+        if portal is not None:
+            if portal.rows is None:
+                portal.rows = result.iter_rows()
+                portal.encoders = row_encoders(columns, formats)
+            rows, encoders = portal.rows, portal.encoders
+        else:
+            rows, encoders = result.iter_rows(), row_encoders(columns, formats)
+        count = 0
+        send = self._send
+        try:
+            for row in rows:
+                send(encode_row(encoders, row, columns))
+                count += 1
+                if portal is not None:
+                    portal.sent += 1
+                if self._out_size > OUTPUT_LIMIT:
+                    yield OUTPUT_FULL
+                    if self._cancel_requested:
+                        self._cancel_requested = False
+                        raise PgError("57014", "canceling statement due to user request")
+                if max_rows > 0 and count >= max_rows:
+                    return True, count, True
+        except PgError as e:
+            self._statement_failed(e)
+            return False, count, False
+        if portal is not None:
+            portal.done = True
+        return True, count, False
+
+    def _run_copy(self, result: Result, sql: str, portal):
+        from . import copy as copy_mode  # the COPY sub-protocol lives in its own module
+
+        return (yield from copy_mode.run(self, result, sql, portal))
+
+    # ------------------------------------------------------------------ evaluation
+    def make_query(self, sql: str, params: list, types: tuple, protocol: str, statement: str | None) -> Query:
+        return Query(
+            sql=sql,
+            params=params,
+            param_types=types,
+            protocol=protocol,
+            connection=self.info,
+            statement=statement,
+            settings=self.settings,
+            transaction_status=self.tx,
+        )
+
+    def _evaluate(self, sql: str, params: list, types: tuple, protocol: str, statement: str | None):
+        """Decide one statement's Result: failed-transaction check, rules, session commands, builtins."""
+        self._cancel_requested = False
+        kind = classify(sql)
+        query = self.make_query(sql, params, types, protocol, statement)
+        if self.tx == "E" and kind not in commands.ALLOWED_IN_FAILED_TX:
+            err = PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
+            self._journal(query, "session:failed-transaction", err)
+            return Result(error=err)
+        answer, label = self.responder.answer(query)
+        if answer is None:
+            answer, label = commands.answer(self, query, kind)
+            if isgenerator(answer):
+                answer = yield from answer
+        if answer is None:
+            answer, label = self.responder.builtin(query)
+        if answer is None:
+            err = self.responder.no_match_error(query)
+            self._journal(query, None, err)
+            return Result(error=err)
+        if isinstance(answer, Deferred):
+            token = self._new_token()
+            value = yield Await(answer, token)
+            answer = self._settle(value)
+        if answer.delay and answer.error is None:
+            token = self._new_token()
+            value = yield Await(Deferred(delay=answer.delay, label="delay"), token)
+            if value is CANCELED:
+                answer = Result(error=PgError("57014", "canceling statement due to user request"))
+        self._journal(query, label, answer.error)
+        if label is not None and not label.startswith("session:"):
+            # a rule answered a transaction-control statement: the session still follows it
+            commands.follow_transaction(self, kind, sql, answer)
+        if answer.notify and answer.error is None:
+            for channel, payload in answer.notify:
+                commands.queue_notify(self, channel, payload)
+        return answer
+
+    def _settle(self, value) -> Result:
+        if value is CANCELED:
+            return Result(error=PgError("57014", "canceling statement due to user request"))
+        if isinstance(value, PgError):
+            return Result(error=value)
+        if isinstance(value, BaseException):
+            return Result(error=PgError("XX000", f"fakepm handler failed: {type(value).__name__}: {value}"))
+        if isinstance(value, Result):
+            return value
+        return Result(error=PgError("XX000", f"fakepm handler returned {type(value).__name__}, not a Result"))
+
+    def _journal(self, query: Query, label: str | None, error: PgError | None) -> None:
+        from .hub import JournalEntry
+
+        self.hub.journal.record(
+            JournalEntry(
+                sql=query.sql,
+                params=list(query.params),
+                protocol=query.protocol,
+                connection=self.id,
+                pid=self.pid,
+                user=self.user,
+                database=self.database,
+                rule=label,
+                matched=label is not None,
+                error=f"{error.code} {error.message}" if error is not None else None,
+                statement=query.statement,
+                time=self.now,
+            )
+        )
+
+    def _statement_failed(self, err: PgError) -> None:
+        self._error(err)
+        if err.is_fatal:
+            self.close_reason = f"FATAL {err.code} {err.message}"
+            return
+        if self.tx == "T":
+            self.tx = "E"
+
+    def _end_of_implicit(self, start_tx: str) -> None:
+        """End of a simple Query or Sync group: an implicit transaction ends here."""
+        if self.tx == "I":
+            self.pending_notifies_commit()
+            self._drop_portals(keep_holdable=True)
+
+    def pending_notifies_commit(self) -> None:
+        if self.pending_notifies:
+            notes, self.pending_notifies = self.pending_notifies, []
+            for channel, payload in notes:
+                self.hub.notify(channel, payload, self.pid)
+
+    def _drop_portals(self, keep_holdable: bool) -> None:
+        if self.portals:
+            self.portals = {k: p for k, p in self.portals.items() if keep_holdable and p.hold}
+
+    # ------------------------------------------------------------------ extended protocol
+    def _ext_error(self, err: PgError) -> None:
+        self._error(err)
+        if err.is_fatal:
+            self.close_reason = f"FATAL {err.code} {err.message}"
+        if self.tx == "T":
+            self.tx = "E"
+        self.skip_until_sync = True
+
+    def _on_parse(self, msg: m.Parse):
+        self.transcript.append(("C", f"Parse {msg.name!r} {msg.sql[:200]!r}"))
+        if msg.name and msg.name in self.statements:
+            self._ext_error(PgError("42P05", f'prepared statement "{msg.name}" already exists'))
+            return
+        stmts = split_statements(msg.sql)
+        if len(stmts) > 1:
+            self._ext_error(PgError("42601", "cannot insert multiple commands into a prepared statement"))
+            return
+        sql = stmts[0] if stmts else ""
+        n = max(count_params(sql), len(msg.param_oids))
+        self.statements[msg.name] = PreparedStatement(msg.name, sql, tuple(msg.param_oids), n)
+        self._send(m.PARSE_COMPLETE)
+
+    def _statement_param_types(self, st: PreparedStatement) -> list:
+        if st.param_types is None:
+            declared = list(st.declared) + [0] * (st.n_params - len(st.declared))
+            inferred = None
+            types = []
+            for i, oid in enumerate(declared):
+                t = REGISTRY.get_oid(oid) if oid else None
+                if t is None:
+                    if inferred is None:
+                        inferred = self.responder.infer_param_types(
+                            self.make_query(st.sql, [None] * st.n_params, (), "extended", st.name), st.n_params
+                        )
+                    # unknown declared OIDs (a user enum, say) keep their values as text
+                    t = _TEXT if oid else (inferred[i] if i < len(inferred) and inferred[i] is not None else _TEXT)
+                types.append(t)
+            st.param_types = types
+        return st.param_types
+
+    def _find_statement(self, name: str) -> PreparedStatement | None:
+        st = self.statements.get(name)
+        if st is None:
+            if name:
+                self._ext_error(PgError("26000", f'prepared statement "{name}" does not exist'))
+            else:
+                self._ext_error(PgError("26000", "unnamed prepared statement does not exist"))
+        return st
+
+    def _on_bind(self, msg: m.Bind):
+        st = self._find_statement(msg.statement)
+        if st is None:
+            return
+        if len(msg.params) != st.n_params:
+            self._ext_error(
+                PgError(
+                    "08P01",
+                    f"bind message supplies {len(msg.params)} parameters, but prepared statement "
+                    f'"{msg.statement}" requires {st.n_params}',
+                )
+            )
+            return
+        if msg.portal and msg.portal in self.portals:
+            self._ext_error(PgError("42P03", f'cursor "{msg.portal}" already exists'))
+            return
+        types = self._statement_param_types(st)
+        try:
+            pformats = resolve_formats(msg.param_formats, len(msg.params), what="param")
+        except PgError as e:
+            self._ext_error(e)
+            return
+        values = []
+        for i, (raw, fmt, t) in enumerate(zip(msg.params, pformats, types)):
+            if raw is None:
+                values.append(None)
+                continue
+            try:
+                values.append(t.decode_binary(raw) if fmt else t.decode_text(raw))
+            except (ValueError, TypeError, UnicodeDecodeError) as e:
+                if fmt:
+                    err = PgError("22P03", f"incorrect binary data format in bind parameter {i + 1}")
+                else:
+                    err = PgError("22P02", str(e) or f"invalid input syntax for type {t.name}")
+                self._ext_error(err)
+                return
+        if self.tx == "E" and classify(st.sql) not in commands.ALLOWED_IN_FAILED_TX:
+            self._ext_error(
+                PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
+            )
+            return
+        self.portals[msg.portal] = Portal(
+            name=msg.portal,
+            sql=st.sql,
+            params=values,
+            param_types=types,
+            result_formats=tuple(msg.result_formats),
+            statement=st.name,
+            params_raw=msg.params,
+        )
+        self._send(m.BIND_COMPLETE)
+
+    def _on_describe(self, msg: m.Describe):
+        if msg.kind == "S":
+            st = self._find_statement(msg.name)
+            if st is None:
+                return
+            types = self._statement_param_types(st)
+            self._send(m.ParameterDescription(tuple(t.oid for t in types)).encode())
+            if st.columns is None:
+                q = self.make_query(st.sql, [None] * st.n_params, tuple(types), "extended", st.name)
+                q.describe_only = True
+                st.columns = self.responder.describe(q, self)
+            cols = st.columns
+            if cols:
+                self._send(row_description(Result(columns=cols), (0,) * len(cols)))
+            else:
+                self._send(m.NO_DATA)
+            return
+        portal = self.portals.get(msg.name)
+        if portal is None:
+            self._ext_error(PgError("34000", f'portal "{msg.name}" does not exist'))
+            return
+        if portal.result is None:
+            portal.result = yield from self._evaluate(
+                portal.sql, portal.params, tuple(portal.param_types), "extended", portal.statement
+            )
+        res = portal.result
+        if res.error is not None or not res.columns or res.copy is not None:
+            self._send(m.NO_DATA)
+            return
+        try:
+            formats = portal.formats or resolve_formats(portal.result_formats, len(res.columns))
+        except PgError as e:
+            self._ext_error(e)
+            return
+        portal.formats = formats
+        self._send(row_description(res, formats))
+
+    def _on_execute(self, msg: m.Execute):
+        portal = self.portals.get(msg.portal)
+        if portal is None:
+            self._ext_error(PgError("34000", f'portal "{msg.portal}" does not exist'))
+            return
+        if portal.cursor:
+            # Execute on a DECLAREd cursor: fetch from it like FETCH FORWARD max_rows
+            ok = yield from commands.execute_cursor_portal(self, portal, msg.max_rows)
+            if not ok:
+                self.skip_until_sync = True
+            return
+        if portal.done:
+            self._send(m.command_complete(default_tag(portal.sql, 0)))
+            return
+        if portal.result is None:
+            portal.result = yield from self._evaluate(
+                portal.sql, portal.params, tuple(portal.param_types), "extended", portal.statement
+            )
+        res = portal.result
+        fmts = portal.result_formats
+        if portal.formats is not None:
+            fmts = portal.formats
+        status = yield from self._emit_result(res, portal.sql, fmts, portal, msg.max_rows)
+        if status is False:
+            self.skip_until_sync = True
+        elif status is not SUSPENDED:
+            portal.done = True
+
+    def _on_close(self, msg: m.Close):
+        if msg.kind == "S":
+            self.statements.pop(msg.name, None)
+        else:
+            self.portals.pop(msg.name, None)
+        self._send(m.CLOSE_COMPLETE)
+
+    def _on_sync(self, msg: m.Sync):
+        self.skip_until_sync = False
+        self._end_of_implicit(self.tx)
+        self._ready_for_query()
+
+    def _on_flush(self, msg: m.Flush):
+        return None  # output is sent whenever the session stops; nothing else to do
+
+    def _on_function_call(self, msg: m.FunctionCall):
+        self._error(PgError("0A000", "fakepm does not implement the fastpath function call protocol"))
+        self._ready_for_query()
+
+
+def _trust():
+    from ..protocol.auth import UserAuth
+
+    return UserAuth("trust")
+
+
+def _peer_host(peer) -> str:
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return "[local]"
+
+
