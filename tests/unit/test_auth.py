@@ -967,3 +967,26 @@ def test_each_call_makes_a_new_ca():
     finally:
         a.cleanup()
         b.cleanup()
+
+
+@pytest.mark.parametrize("method,code", [("password", 3), ("md5", 5)])
+def test_unknown_method_for_unknown_users(method, code):
+    users = {"u": UserAuth(method, "pw")}
+    auth = Authenticator(users, "ghost", unknown_method=method)
+    (req,) = auth.start()
+    assert req.code == code
+    answer = libpq_md5_response("pw", "ghost", req.data) if method == "md5" else password_packet("pw")
+    with pytest.raises(AuthFailed) as ei:
+        auth.receive(answer)
+    expect_fail(ei, "28P01", 'password authentication failed for user "ghost"')
+    # a known user is not affected
+    auth = Authenticator(users, "u", unknown_method=method)
+    (req,) = auth.start()
+    answer = libpq_md5_response("pw", "u", req.data) if method == "md5" else password_packet("pw")
+    assert auth.receive(answer) == [AuthRequest(0)]
+
+
+@pytest.mark.parametrize("bad", ["trust", "gss", ""])
+def test_unknown_method_validation(bad):
+    with pytest.raises(ValueError, match="unknown_method"):
+        Authenticator({}, "u", unknown_method=bad)

@@ -39,7 +39,8 @@ Failures raise :class:`AuthFailed` carrying a FATAL :class:`~fakepm.protocol.err
 * wrong password, unknown user, user whose stored password cannot be used:
   28P01 ``password authentication failed for user "<user>"`` -- the same text for an
   unknown user, who also gets a complete first SCRAM round (mock salt, stable per user)
-  before failing, so a client cannot tell early that the user does not exist;
+  before failing, so a client cannot tell early that the user does not exist (or, with
+  ``unknown_method``, a cleartext/md5 request answered by the same failure);
 * empty password packet: 28P01 ``empty password returned by client``;
 * password packet whose length disagrees with its string: 08P01 ``invalid password packet size``;
 * SASL mechanism not offered: 08P01 ``client selected an invalid SASL authentication mechanism``;
@@ -407,6 +408,7 @@ def _read_cstring(payload: bytes, pos: int) -> tuple[bytes, int]:
 # --------------------------------------------------------------------------- authenticator
 
 _DEFAULT = UserAuth("trust")
+_UNKNOWN_METHODS = ("scram-sha-256", "md5", "password")
 
 
 class Authenticator:
@@ -416,6 +418,10 @@ class Authenticator:
     ``default`` (and when ``default`` is None too, nobody is known). A user not found is
     "unknown": it gets a mock SCRAM-SHA-256 exchange and fails with the same message as a
     wrong password. ``default`` is not consulted when ``users`` is given.
+    ``unknown_method`` picks the exchange an unknown user gets: ``scram-sha-256`` (what
+    PostgreSQL 14+ does for hba md5/scram-sha-256 with the default password_encryption),
+    ``md5`` or ``password`` (to look like the known users when they all use one of those);
+    it always ends in the wrong-password failure.
 
     ``tls_endpoint_hash`` (see :func:`tls_server_end_point`) says the connection is TLS:
     SCRAM then offers ``SCRAM-SHA-256-PLUS`` first. ``salt`` (SCRAM, >= 12 bytes), ``nonce``
@@ -440,6 +446,7 @@ class Authenticator:
         md5_salt: bytes | None = None,
         bad_server_signature: bool = False,
         skip_sasl_final: bool = False,
+        unknown_method: str = "scram-sha-256",
     ) -> None:
         if not isinstance(user, str):
             raise TypeError(f"user must be a str, not {type(user).__name__}")
@@ -460,6 +467,11 @@ class Authenticator:
             raise ValueError("nonce must be a non-empty str of printable ASCII without ','")
         if md5_salt is not None and (not isinstance(md5_salt, bytes) or len(md5_salt) != 4):
             raise ValueError("md5_salt must be exactly 4 bytes")
+        if unknown_method not in _UNKNOWN_METHODS:
+            raise ValueError(
+                f"unknown_method must be one of {', '.join(_UNKNOWN_METHODS)}, "
+                f"got {unknown_method!r}"
+            )
 
         self.user = user
         self.tls_endpoint_hash = tls_endpoint_hash
@@ -484,7 +496,7 @@ class Authenticator:
         # Which exchange runs, and with what secret.
         self._stored: tuple[str, object] | None = None
         if conf is None:
-            self.method = "scram-sha-256"
+            self.method = unknown_method
         else:
             self.method = conf.method
             if conf.password is not None:
@@ -806,8 +818,10 @@ class Authenticator:
         except UnicodeDecodeError:
             raise _malformed("The client-final-message is not valid UTF-8.") from None
         except ScramException as exc:
-            if exc.server_error in (ServerError.INVALID_PROOF, None):
+            if exc.server_error is ServerError.INVALID_PROOF:
                 raise _auth_failed(self.user) from None
+            if exc.server_error is ServerError.CHANNEL_BINDINGS_DONT_MATCH:
+                raise AuthFailed(fatal("28000", "SCRAM channel binding check failed")) from None
             raise _malformed(str(exc)) from None
 
         if self.bad_server_signature:
