@@ -622,3 +622,27 @@ def answer(session, query, kind: str):
         if r is not None:
             return r, "session:pg_notify"
     return None, None
+
+
+UNKNOWN = object()
+
+
+def describe(session, query):
+    """Columns a session command will return (Describe Statement), None for no rows,
+    UNKNOWN when the statement is not a session command."""
+    from ..answers.match import classify
+
+    kind = classify(query.sql)
+    if kind == "SHOW":
+        res = _do_show(session, query.sql)
+        return res.columns if res.error is None else None
+    if kind == "FETCH":
+        m = _FETCH_RE.match(_norm(query.sql))
+        portal = session.portals.get(ident(m.group(3))) if m else None
+        return portal.result.columns if portal is not None and portal.cursor else None
+    if kind == "SELECT" and _PG_NOTIFY_RE.match(query.sql.strip()):
+        m = _PG_NOTIFY_RE.match(query.sql.strip())
+        return (Column(ident(m.group(3)) if m.group(3) else "pg_notify", _VOID),)
+    if kind in _TX_KINDS or kind in _SIMPLE or kind == "DECLARE":
+        return None
+    return UNKNOWN

@@ -69,6 +69,7 @@ class Hub:
         self.clock = clock  # injected by the server; sessions never read a clock themselves
         self.sessions: dict[int, Any] = {}  # pid -> Session
         self.listeners: dict[str, set] = {}  # channel -> sessions
+        self.closed_transcripts: deque = deque(maxlen=50)  # (connection id, transcript) of ended sessions
         self._pids = itertools.count(10_000 + secrets.randbelow(20_000))
         self._conn_ids = itertools.count(1)
 
@@ -82,6 +83,7 @@ class Hub:
     def unregister(self, session) -> None:
         if self.sessions.get(session.pid) is session:
             del self.sessions[session.pid]
+            self.closed_transcripts.append((session.id, list(session.transcript)))
         self.unlisten(session, None)
 
     def cancel(self, pid: int, secret: int) -> bool:

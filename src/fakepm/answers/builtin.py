@@ -1,0 +1,445 @@
+"""Default answers every driver needs, used when no rule matches.
+
+* What drivers and ORMs send on connect or pool checkout: `select pg_catalog.version()`,
+  `current_schema()`, asyncpg's pool reset, psycopg's to_regtype TypeInfo probe, the
+  psycopg2/SQLAlchemy hstore probe, asyncpg's jit toggle, `set_config(...)`.
+* SELECTs of constants and a few functions without FROM (`SELECT 1`, `SELECT 1 + 1 AS y`,
+  `SELECT $1::int`, `SELECT now()`, `SELECT pg_sleep(0.5)`), evaluated from the parse tree.
+
+Answers that do not depend on the connection are cached per SQL text, so a pool's
+`SELECT 1` ping is served from prebuilt bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import re
+import uuid
+from decimal import Decimal
+
+from ..protocol.errors import PgError
+from ..protocol.types import REGISTRY
+from .result import Column, Query, Result
+
+_T = REGISTRY.by_name
+TEXT, NAME, INT4, INT8, OID, BOOL, VOID = (_T("text"), _T("name"), _T("int4"), _T("int8"), _T("oid"), _T("bool"),
+                                           _T("void"))
+NUMERIC, FLOAT8, TIMESTAMPTZ, DATE, UUID, REGTYPE = (_T("numeric"), _T("float8"), _T("timestamptz"), _T("date"),
+                                                     _T("uuid"), _T("text"))
+
+_WS = re.compile(r"\s+")
+
+
+def _key(sql: str) -> str:
+    return _WS.sub(" ", sql.strip().rstrip(";").strip()).lower()
+
+
+def _cols(*pairs) -> tuple[Column, ...]:
+    return tuple(Column(n, REGISTRY.by_name(t)) for n, t in pairs)
+
+
+# psycopg TypeInfo / EnumInfo / CompositeInfo and SQLAlchemy probes: answered with zero rows
+# ("no such type"), which makes the drivers fall back to text.
+_PROBES: list[tuple[re.Pattern, tuple[Column, ...]]] = [
+    (re.compile(r"array_agg\(label\) as labels.*to_regtype", re.S),
+     _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"), ("labels", "name[]"))),
+    (re.compile(r"coalesce\(a\.fnames.*to_regtype", re.S),
+     _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"), ("field_names", "name[]"),
+           ("field_types", "oid[]"))),
+    (re.compile(r"typdelim as delimiter.*to_regtype", re.S),
+     _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"), ("delimiter", "char"))),
+    (re.compile(r"rngsubtype.*to_regtype|to_regtype.*rngsubtype", re.S),
+     _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"), ("subtype_oid", "oid"))),
+    (re.compile(r"^select t\.oid, typarray from pg_type t join pg_namespace ns on typnamespace = ns\.oid "
+                r"where typname = 'hstore'$"),
+     _cols(("oid", "oid"), ("typarray", "oid"))),
+    (re.compile(r"to_regtype\("), _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"))),
+]
+
+
+class Builtins:
+    def __init__(self, config):
+        self.config = config
+        self._static: dict[str, Result | None] = {}
+        self._txid = 1000
+
+    def answer(self, query: Query) -> tuple[Result | None, str | None]:
+        key = _key(query.sql)
+        cached = self._static.get(key)
+        if cached is not None:
+            return cached, "builtin:" + key[:40]
+        res = self._special(query, key)
+        if res is not None:
+            return res, "builtin:" + key[:40]
+        ev = _evaluate_select(query.sql)
+        if ev is None:
+            return None, None
+        res, pure = self._run(ev, query)
+        if res is None:
+            return None, None
+        if pure and not query.params and res.error is None:
+            res.static = True
+            self._static[key] = res
+        return res, "builtin:" + key[:40]
+
+    def describe(self, query: Query) -> tuple[Column, ...] | None:
+        """Columns of a builtin answer without running it (Describe Statement)."""
+        key = _key(query.sql)
+        for pat, cols in _PROBES:
+            if pat.search(key):
+                return cols
+        ev = _evaluate_select(query.sql)
+        if ev is None:
+            res = self._special(query, key)
+            return res.columns if res is not None else None
+        return resolve_param_types(tuple(Column(name, t) for name, t, _ in ev), query)
+
+    # -- fixed answers --------------------------------------------------------------------
+    def _special(self, query: Query, key: str) -> Result | None:
+        for pat, cols in _PROBES:
+            if pat.search(key):
+                return Result(columns=cols, rows=[], static=True)
+        if key.startswith("select pg_advisory_unlock_all()") and "close all" in key:
+            return None  # asyncpg's reset batch arrives split into statements; each is answered alone
+        if "current_setting('jit') as cur" in key and "set_config('jit', 'off', false) as new" in key:
+            return Result(columns=_cols(("cur", "text"), ("new", "text")), rows=[("off", "off")])
+        return None
+
+    # -- constant SELECT evaluation -------------------------------------------------------
+    def _run(self, ev, query: Query):
+        row = []
+        cols = []
+        pure = True
+        delay = 0.0
+        try:
+            for name, t, fn in ev:
+                value, is_pure, extra_delay = fn(self, query)
+                pure = pure and is_pure
+                delay += extra_delay
+                cols.append(Column(name, t))
+                row.append(value)
+        except PgError as e:
+            return Result(error=e), False
+        except _NotBuiltin:
+            return None, False
+        return Result(columns=resolve_param_types(tuple(cols), query), rows=[tuple(row)], delay=delay), pure
+
+    # values needing the connection or config
+    def session_value(self, what: str, query: Query):
+        c = query.connection
+        settings = query.settings
+        if what == "version":
+            return self.config.version_string()
+        if what == "current_database":
+            return c.database if c else "postgres"
+        if what in ("current_user", "session_user", "user", "current_role"):
+            return c.user if c else "postgres"
+        if what == "current_schema":
+            return "public"
+        if what == "pg_backend_pid":
+            return c.pid if c else 0
+        if what == "txid_current":
+            self._txid += 1
+            return self._txid
+        raise _NotBuiltin(what)
+
+
+class _NotBuiltin(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------
+# A tiny evaluator over sqlglot trees: enough for pings and driver bootstrap queries.
+
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
+
+@functools.lru_cache(maxsize=2048)
+def _evaluate_select(sql: str):
+    """[(column name, PgType, fn(builtins, query) -> (value, pure, delay))] or None if not constant."""
+    s = sql.strip().rstrip(";").strip()
+    if not s[:6].lower() == "select":
+        return None
+    try:
+        import sqlglot
+        from sqlglot import exp
+
+        tree = sqlglot.parse_one(s, read="postgres")
+    except Exception:  # noqa: BLE001 - anything sqlglot cannot parse is simply not a builtin
+        return None
+    if not isinstance(tree, exp.Select):
+        return None
+    for arg in ("from", "from_", "joins", "where", "group", "having", "order", "limit", "offset", "with", "with_",
+                "distinct", "into", "laterals"):
+        if tree.args.get(arg):
+            return None
+    out = []
+    for e in tree.expressions:
+        alias = None
+        if isinstance(e, exp.Alias):
+            alias = e.alias
+            e = e.this
+        compiled = _compile(e)
+        if compiled is None:
+            return None
+        t, fn, default_name = compiled
+        out.append((alias or default_name, t, fn))
+    return out or None
+
+
+def _const(value, t):
+    return lambda b, q: (value, True, 0.0)
+
+
+def _compile(e):
+    """(PgType, fn, default column name) or None."""
+    from sqlglot import exp
+
+    if isinstance(e, exp.Paren):
+        return _compile(e.this)
+    if isinstance(e, exp.Literal):
+        if e.is_string:
+            return TEXT, _const(e.this, TEXT), "?column?"
+        text = e.this
+        try:
+            v = int(text)
+            if -(2**31) <= v < 2**31:
+                return INT4, _const(v, INT4), "?column?"
+            if -(2**63) <= v < 2**63:
+                return INT8, _const(v, INT8), "?column?"
+            return NUMERIC, _const(Decimal(text), NUMERIC), "?column?"
+        except ValueError:
+            return NUMERIC, _const(Decimal(text), NUMERIC), "?column?"
+    if isinstance(e, exp.Boolean):
+        return BOOL, _const(bool(e.this), BOOL), "bool"
+    if isinstance(e, exp.Null):
+        return TEXT, _const(None, TEXT), "?column?"
+    if isinstance(e, exp.Neg):
+        inner = _compile(e.this)
+        if inner is None or inner[0] not in (INT4, INT8, NUMERIC, FLOAT8):
+            return None
+        t, fn, _ = inner
+
+        def neg(b, q, fn=fn):
+            v, pure, d = fn(b, q)
+            return (None if v is None else -v), pure, d
+
+        return t, neg, "?column?"
+    if isinstance(e, (exp.Placeholder, exp.Parameter)) or (isinstance(e, exp.Var) and str(e.name).startswith("$")):
+        idx = _param_index(e)
+        if idx is None:
+            return None
+
+        def param(b, q, idx=idx):
+            if idx >= len(q.params):
+                raise PgError("42P02", f"there is no parameter ${idx + 1}")
+            return q.params[idx], False, 0.0
+
+        return _ParamType(idx), param, "?column?"
+    if isinstance(e, exp.Cast):
+        inner = _compile(e.this)
+        if inner is None:
+            return None
+        try:
+            t, _mod = REGISTRY.parse_type_spec(e.to.sql(dialect="postgres"))
+        except Exception:  # noqa: BLE001
+            return None
+        _, fn, _ = inner
+
+        def cast(b, q, fn=fn, t=t):
+            v, pure, d = fn(b, q)
+            if v is None:
+                return None, pure, d
+            try:
+                if isinstance(v, str):
+                    v = t.decode_text(v.encode())
+                else:
+                    v = t.coerce(v)
+            except (TypeError, ValueError) as err:
+                raise PgError("22P02", str(err)) from None
+            return v, pure, d
+
+        return t, cast, t.name
+    if isinstance(e, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)):
+        left, right = _compile(e.this), _compile(e.expression)
+        if left is None or right is None:
+            return None
+        t = _arith_type(left[0], right[0])
+        if t is None:
+            return None
+        op = type(e).__name__
+
+        def arith(b, q, lf=left[1], rf=right[1], op=op, t=t):
+            a, p1, d1 = lf(b, q)
+            c, p2, d2 = rf(b, q)
+            if a is None or c is None:
+                return None, p1 and p2, d1 + d2
+            a, c = _num(a), _num(c)
+            if op == "Add":
+                v = a + c
+            elif op == "Sub":
+                v = a - c
+            elif op == "Mul":
+                v = a * c
+            else:
+                if c == 0:
+                    raise PgError("22012", "division by zero")
+                if op == "Div":
+                    v = a // c if (isinstance(a, int) and isinstance(c, int)) else a / c
+                    if isinstance(a, int) and isinstance(c, int) and (a < 0) != (c < 0) and a % c:
+                        v += 1  # PostgreSQL truncates toward zero
+                else:
+                    v = a % c
+            if t is INT4 and not -(2**31) <= v < 2**31:
+                raise PgError("22003", "integer out of range")
+            return v, p1 and p2, d1 + d2
+
+        return t, arith, "?column?"
+    return _compile_function(e)
+
+
+class _ParamType:
+    """Placeholder type for `SELECT $1`: resolved per query from the bound parameter's type."""
+
+    def __init__(self, idx: int):
+        self.idx = idx
+
+
+def _param_index(e) -> int | None:
+    text = e.sql(dialect="postgres") if hasattr(e, "sql") else str(e)
+    m = re.match(r"^\$(\d+)$", text.strip())
+    return int(m.group(1)) - 1 if m else None
+
+
+def _num(v):
+    if isinstance(v, str):
+        try:
+            return int(v)
+        except ValueError:
+            return Decimal(v)
+    return v
+
+
+def _arith_type(a, b):
+    if isinstance(a, _ParamType) or isinstance(b, _ParamType):
+        other = b if isinstance(a, _ParamType) else a
+        return other if other in (INT4, INT8, NUMERIC, FLOAT8) else None
+    if a in (INT4, INT8) and b in (INT4, INT8):
+        return INT8 if INT8 in (a, b) else INT4
+    if FLOAT8 in (a, b) and {a, b} <= {INT4, INT8, NUMERIC, FLOAT8}:
+        return FLOAT8
+    if {a, b} <= {INT4, INT8, NUMERIC}:
+        return NUMERIC
+    return None
+
+
+_SESSION_FUNCS = {
+    "version": TEXT,
+    "current_database": NAME,
+    "current_schema": NAME,
+    "current_user": NAME,
+    "session_user": NAME,
+    "user": NAME,
+    "current_role": NAME,
+    "pg_backend_pid": INT4,
+    "txid_current": INT8,
+}
+
+
+def _compile_function(e):
+    from sqlglot import exp
+
+    name = None
+    args = []
+    if isinstance(e, exp.Anonymous):
+        name = str(e.this).lower()
+        args = list(e.expressions)
+    elif isinstance(e, exp.Func):
+        name = e.sql_name().lower() if hasattr(e, "sql_name") else type(e).__name__.lower()
+        args = [a for a in e.args.values() if isinstance(a, exp.Expression)]
+        if isinstance(e, (exp.CurrentTimestamp,)):
+            name = "now" if "now" in e.sql(dialect="postgres").lower() else "current_timestamp"
+        elif isinstance(e, exp.CurrentDate):
+            name = "current_date"
+        elif isinstance(e, exp.CurrentUser):
+            name = "current_user"
+        elif isinstance(e, exp.CurrentSchema):
+            name = "current_schema"
+    elif isinstance(e, exp.Column) and not e.table and str(e.name).lower() in (
+        "current_user", "session_user", "user", "current_role", "current_timestamp", "current_date", "current_schema",
+        "localtimestamp",
+    ):
+        name = str(e.name).lower()
+    elif isinstance(e, exp.Dot):
+        # pg_catalog.version() and friends
+        if isinstance(e.this, exp.Identifier) and str(e.this.this).lower() == "pg_catalog":
+            return _compile_function(e.expression)
+        return None
+    if name is None:
+        return None
+    name = name.split(".")[-1]
+    if name in _SESSION_FUNCS:
+        t = _SESSION_FUNCS[name]
+        return t, lambda b, q, n=name: (b.session_value(n, q), n in ("version",), 0.0), name
+    if name in ("now", "current_timestamp", "statement_timestamp", "transaction_timestamp", "clock_timestamp",
+                "localtimestamp"):
+        return TIMESTAMPTZ, lambda b, q: (dt.datetime.now(dt.timezone.utc), False, 0.0), name
+    if name == "current_date":
+        return DATE, lambda b, q: (dt.date.today(), False, 0.0), name
+    if name == "gen_random_uuid":
+        return UUID, lambda b, q: (uuid.uuid4(), False, 0.0), name
+    if name in ("pg_advisory_unlock_all", "pg_advisory_lock", "pg_advisory_xact_lock", "pg_advisory_unlock_shared"):
+        return VOID, lambda b, q: ("", True, 0.0), name
+    if name in ("pg_try_advisory_lock", "pg_advisory_unlock", "pg_try_advisory_xact_lock"):
+        return BOOL, lambda b, q: (True, True, 0.0), name
+    if name == "pg_sleep" and len(args) == 1:
+        inner = _compile(args[0])
+        if inner is None:
+            return None
+
+        def sleep(b, q, fn=inner[1]):
+            v, _p, _d = fn(b, q)
+            return "", False, max(0.0, float(_num(v) if v is not None else 0))
+
+        return VOID, sleep, "pg_sleep"
+    if name == "current_setting" and args:
+        inner = _compile(args[0])
+        if inner is None:
+            return None
+
+        def setting(b, q, fn=inner[1]):
+            v, _p, _d = fn(b, q)
+            key = str(v).lower()
+            if key not in q.settings:
+                raise PgError("42704", f'unrecognized configuration parameter "{v}"')
+            return q.settings[key], False, 0.0
+
+        return TEXT, setting, "current_setting"
+    if name == "set_config" and len(args) == 3:
+        a, v = _compile(args[0]), _compile(args[1])
+        if a is None or v is None:
+            return None
+
+        def set_config(b, q, af=a[1], vf=v[1]):
+            key, _p, _d = af(b, q)
+            val, _p, _d = vf(b, q)
+            q.settings[str(key).lower()] = "" if val is None else str(val)
+            return ("" if val is None else str(val)), False, 0.0
+
+        return TEXT, set_config, "set_config"
+    return None
+
+
+def resolve_param_types(columns: tuple[Column, ...], query: Query) -> tuple[Column, ...]:
+    """Replace `$n` placeholder column types with the bound parameter's type (text if unknown)."""
+    out = []
+    for c in columns:
+        if isinstance(c.type, _ParamType):
+            idx = c.type.idx
+            t = query.param_types[idx] if idx < len(query.param_types) and query.param_types[idx] else TEXT
+            out.append(Column(c.name, t))
+        else:
+            out.append(c)
+    return tuple(out)

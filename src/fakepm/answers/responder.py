@@ -1,0 +1,95 @@
+"""The Responder: one place that turns a Query into an answer, for every session.
+
+Order: user rules (Python and YAML share one RuleSet), then -- decided by the session --
+session commands (BEGIN, SET, cursors, ...), then builtins, then the "no rule matched" error.
+"""
+
+from __future__ import annotations
+
+from ..protocol.errors import NO_RULE_MATCHED, PgError
+from ..protocol.types import REGISTRY
+from .builtin import Builtins
+from .match import infer_param_types
+from .result import Query, Result
+from .rules import RuleSet
+
+
+class Responder:
+    def __init__(self, rules: RuleSet, builtins: Builtins, tables=None):
+        self.rules = rules
+        self.builtins = builtins
+        self.tables = tables  # scenario-declared tables (name -> columns), used for type inference
+
+    def answer(self, query: Query):
+        """(Result | Deferred, label) from the user rules, or (None, None)."""
+        match = self.rules.find(query)
+        if match is None:
+            return None, None
+        return self.rules.answer(match, query), match.rule.label
+
+    def builtin(self, query: Query):
+        return self.builtins.answer(query)
+
+    def describe(self, query: Query, session=None):
+        """Result columns for Describe Statement (None = NoData)."""
+        rule = self.rules.describe(query)
+        if rule is not None:
+            if rule.handler is not None:
+                return rule.columns
+            ans = rule.answers[0] if rule.answers else None
+            return ans.columns if ans is not None else None
+        if session is not None:
+            from ..session import commands
+
+            cols = commands.describe(session, query)
+            if cols is not commands.UNKNOWN:
+                return cols
+        return self.builtins.describe(query)
+
+    def infer_param_types(self, query: Query, n: int) -> list:
+        """PgTypes (or None) for parameters sent with OID 0, as PostgreSQL would infer them."""
+        names = infer_param_types(query.shape, self._column_type if self.tables else None)
+        out = [None] * n
+        for i, name in enumerate(names[:n]):
+            if name:
+                try:
+                    out[i] = REGISTRY.parse_type_spec(name)[0]
+                except Exception:  # noqa: BLE001 - an unknown type name: leave it to text
+                    out[i] = None
+        # a rule with `param_types:` or typed `params:` values fills the gaps
+        query.describe_only = True
+        m = self.rules.find(query, consume=False)
+        query.describe_only = False
+        if m is not None:
+            rule = m.rule
+            for i in range(n):
+                if out[i] is not None:
+                    continue
+                if rule.param_types and i < len(rule.param_types) and rule.param_types[i]:
+                    out[i] = REGISTRY.parse_type_spec(rule.param_types[i])[0]
+                elif rule.params is not None and i < len(rule.params) and rule.params[i] is not None:
+                    out[i] = REGISTRY.infer(rule.params[i])
+        return out
+
+    def _column_type(self, schema, table, column):
+        cols = self.tables.column_types(schema, table) if self.tables else None
+        if not cols:
+            return None
+        return cols.get(column)
+
+    def no_match_error(self, query: Query) -> PgError:
+        near = self.rules.nearest(query)
+        hint = None
+        if near:
+            hint = "nearest rules:\n  " + "\n  ".join(near)
+        else:
+            hint = "no rules are defined; add one with pg.on(...) or a scenario file"
+        return PgError(
+            NO_RULE_MATCHED,
+            f"fakepm: no rule matches this query: {query.sql[:500]}",
+            detail=f"params: {query.params!r}" if query.params else None,
+            hint=hint,
+        )
+
+
+__all__ = ["Responder", "Result"]

@@ -1,0 +1,530 @@
+"""The I/O loop: one background thread runs a plain `selectors` loop for every connection.
+
+Why this shape (see DESIGN.md, "The I/O model"): a thread per connection is capped by the
+GIL with many clients; asyncio adds ~20 us per round trip. So: one selector thread, rule
+answers served inline from prebuilt bytes, Python handlers on worker threads, delays and
+keepalives as loop timers (never sleeps), TLS through ssl.MemoryBIO so it fits the loop.
+
+Only this module (and server.py, which drives it) touches sockets and threads.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import os
+import queue
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from .session.connection import NEED_INPUT, OUTPUT_FULL, START_TLS, Await, Session
+
+RECV_SIZE = 256 * 1024
+WRITE_HIGH_WATER = 4 * 1024 * 1024  # stop reading from a client that does not read its answers
+
+
+class _Workers:
+    """A small pool of daemon threads for user handlers (which may block on a test's Event)."""
+
+    def __init__(self, size: int = 16):
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._size = size
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle == 0 and len(self._threads) < self._size:
+                t = threading.Thread(target=self._run, name=f"fakepm-worker-{len(self._threads)}", daemon=True)
+                self._threads.append(t)
+                t.start()
+        self._q.put(fn)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            fn = self._q.get()
+            with self._lock:
+                self._idle -= 1
+            if fn is None:
+                return
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - the callable reports its own errors
+                pass
+
+    def stop(self, timeout: float = 1.0) -> list[threading.Thread]:
+        """Ask every worker to end; returns the ones still busy after `timeout` (stuck handlers)."""
+        for _ in self._threads:
+            self._q.put(None)
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t for t in self._threads if t.is_alive()]
+        self._threads = []
+        return stuck
+
+
+class Conn:
+    __slots__ = (
+        "sock", "session", "out", "out_size", "tls", "tls_in", "tls_out", "handshaking", "closing",
+        "events", "timer_at", "peer", "reading", "key", "rst",
+    )
+
+    def __init__(self, sock: socket.socket, session: Session, peer):
+        self.sock = sock
+        self.session = session
+        self.out: deque = deque()
+        self.out_size = 0
+        self.tls: ssl.SSLObject | None = None
+        self.tls_in: ssl.MemoryBIO | None = None
+        self.tls_out: ssl.MemoryBIO | None = None
+        self.handshaking = False
+        self.closing = False
+        self.events = 0
+        self.timer_at: float | None = None
+        self.peer = peer
+        self.reading = True
+        self.rst = False
+
+
+class Loop:
+    """Runs the selector thread. Everything that touches sessions happens on this thread;
+    other threads hand work over with `call_soon_threadsafe`."""
+
+    def __init__(self, make_session: Callable[[Any, bool], Session], *, ssl_context: ssl.SSLContext | None = None):
+        self.make_session = make_session
+        self.ssl_context = ssl_context
+        self.sel = selectors.DefaultSelector()
+        self.listeners: list[socket.socket] = []
+        self.conns: set[Conn] = set()
+        self._calls: deque = deque()
+        self._timers: list = []
+        self._seq = itertools.count()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._stopping = False
+        self.thread: threading.Thread | None = None
+        self.workers = _Workers()
+        self.errors: list[str] = []
+        self.refuse_new = False
+        self.stuck_handlers: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ setup / teardown
+    def add_listener(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.listeners.append(sock)
+        self.sel.register(sock, selectors.EVENT_READ, "listener")
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="fakepm-loop", daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.thread is None:
+            return
+        self._stopping = True
+        self._wake()
+        self.thread.join(timeout)
+        self.thread = None
+        self.stuck_handlers = self.workers.stop()
+
+    def call_soon_threadsafe(self, fn: Callable[[], None]) -> None:
+        self._calls.append(fn)
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wakeup is already pending (buffer full) or we are shutting down
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> list:
+        """Schedule fn on the loop thread (call from the loop thread). Returns a cancellable entry."""
+        entry = [time.monotonic() + delay, next(self._seq), fn]
+        heapq.heappush(self._timers, entry)
+        return entry
+
+    @staticmethod
+    def cancel_timer(entry: list) -> None:
+        entry[2] = None
+
+    # ------------------------------------------------------------------ the loop
+    def _run(self) -> None:
+        sel = self.sel
+        try:
+            while not self._stopping:
+                timeout = None
+                if self._timers:
+                    timeout = max(0.0, self._timers[0][0] - time.monotonic())
+                if self._calls:
+                    timeout = 0
+                for key, mask in sel.select(timeout):
+                    data = key.data
+                    if data is None:
+                        try:
+                            self._wake_r.recv(4096)
+                        except OSError:
+                            pass
+                    elif data == "listener":
+                        self._accept(key.fileobj)
+                    else:
+                        if mask & selectors.EVENT_WRITE:
+                            self._on_writable(data)
+                        if mask & selectors.EVENT_READ and data in self.conns:
+                            self._on_readable(data)
+                while self._calls:
+                    fn = self._calls.popleft()
+                    self._guard(fn)
+                if self._timers:
+                    now = time.monotonic()
+                    while self._timers and self._timers[0][0] <= now:
+                        _, _, fn = heapq.heappop(self._timers)
+                        if fn is not None:
+                            self._guard(fn)
+        finally:
+            self._shutdown()
+
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - one bad callback must not kill every connection
+            import traceback
+
+            self.errors.append(traceback.format_exc())
+
+    def _shutdown(self) -> None:
+        for sock in self.listeners:
+            try:
+                self.sel.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+            sock.close()
+        self.listeners = []
+        for conn in list(self.conns):
+            self._close(conn, "server stopped")
+        try:
+            self.sel.unregister(self._wake_r)
+        except (KeyError, ValueError):
+            pass
+        self._wake_r.close()
+        self._wake_w.close()
+        self.sel.close()
+
+    # ------------------------------------------------------------------ connections
+    def _accept(self, lsock: socket.socket) -> None:
+        for _ in range(64):  # bounded: let other connections run too
+            try:
+                sock, peer = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self.errors.append(f"accept failed: {e}")
+                return
+            if self.refuse_new:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                session = self.make_session(peer, sock.family == socket.AF_UNIX)
+            except Exception:  # noqa: BLE001
+                import traceback
+
+                self.errors.append(traceback.format_exc())
+                sock.close()
+                continue
+            conn = Conn(sock, session, peer)
+            session.on_output = lambda c=conn: self._flush(c)
+            self.conns.add(conn)
+            conn.events = selectors.EVENT_READ
+            self.sel.register(sock, selectors.EVENT_READ, conn)
+            session.now = time.monotonic()
+            self._after(conn)
+
+    def _on_readable(self, conn: Conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+            return
+        except OSError:
+            self._close(conn, "connection reset by client")
+            return
+        if not data:
+            conn.session.receive_eof()
+            self._close(conn, "client closed the connection")
+            return
+        if conn.tls is not None:
+            conn.tls_in.write(data)
+            if conn.handshaking:
+                if not self._handshake(conn):
+                    return
+            plain = []
+            while True:
+                try:
+                    chunk = conn.tls.read(RECV_SIZE)
+                except ssl.SSLWantReadError:
+                    break
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    conn.session.receive_eof()
+                    self._close(conn, "client closed the TLS connection")
+                    return
+                except ssl.SSLError as e:
+                    self._close(conn, f"TLS error: {e}")
+                    return
+                if not chunk:
+                    break
+                plain.append(chunk)
+            self._pump_tls_out(conn)
+            if not plain:
+                return
+            data = b"".join(plain)
+        conn.session.receive(data, time.monotonic())
+        self._after(conn)
+
+    def _after(self, conn: Conn) -> None:
+        """After the session ran: send its output, then serve what it waits for."""
+        s = conn.session
+        out = s.data_to_send()
+        if out:
+            self._write(conn, out)
+        if conn not in self.conns:
+            return
+        if s.closed or s.close_reason is not None and s.waiting is NEED_INPUT and s.closed:
+            self._close_after_flush(conn)
+            return
+        w = s.waiting
+        if isinstance(w, Await):
+            self._serve_await(conn, w)
+        elif w is START_TLS:
+            self._start_tls(conn)
+        elif w is OUTPUT_FULL and conn.out_size == 0:
+            s.resume_output()
+            self._after(conn)
+            return
+        if s.closed:
+            self._close_after_flush(conn)
+            return
+        dl = s.deadline
+        if dl is not None and dl != conn.timer_at:
+            conn.timer_at = dl
+            self.call_later(max(0.0, dl - time.monotonic()), lambda c=conn, d=dl: self._fire_deadline(c, d))
+
+    def _fire_deadline(self, conn: Conn, dl: float) -> None:
+        if conn not in self.conns or conn.timer_at != dl:
+            return
+        conn.timer_at = None
+        conn.session.on_timer(time.monotonic())
+        self._after(conn)
+
+    def _flush(self, conn: Conn) -> None:
+        """Output appeared outside receive() (a notification, a cancel, a wake)."""
+        if conn in self.conns:
+            self._after(conn)
+
+    def wake_session(self, session: Session, data: Any = None) -> None:
+        """(loop thread) give a session news from outside; then serve its output."""
+        for conn in self.conns:
+            if conn.session is session:
+                session.wake(data)
+                self._after(conn)
+                return
+
+    def _serve_await(self, conn: Conn, w: Await) -> None:
+        work = w.work
+        s = conn.session
+        token = w.token
+
+        def resume(value):
+            if conn in self.conns:
+                s.resume(token, value)
+                self._after(conn)
+
+        def run_compute():
+            try:
+                value = work.compute()
+            except BaseException as e:  # noqa: BLE001 - handed to the session as a PgError/exception
+                value = e
+            self.call_soon_threadsafe(lambda: resume(value))
+
+        def after_delay():
+            if work.compute is not None:
+                self.workers.submit(run_compute)
+            else:
+                resume(None)
+
+        key = ("await", token)
+        if getattr(conn, "key", None) == key:
+            return  # already scheduled
+        conn.key = key
+        if work.delay and work.delay > 0:
+            self.call_later(work.delay, after_delay)
+        else:
+            after_delay()
+
+    # ------------------------------------------------------------------ TLS
+    def _start_tls(self, conn: Conn) -> None:
+        if conn.tls is not None or self.ssl_context is None:
+            return
+        conn.tls_in = ssl.MemoryBIO()
+        conn.tls_out = ssl.MemoryBIO()
+        conn.tls = self.ssl_context.wrap_bio(conn.tls_in, conn.tls_out, server_side=True)
+        conn.handshaking = True
+
+    def _handshake(self, conn: Conn) -> bool:
+        try:
+            conn.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._pump_tls_out(conn)
+            return False
+        except ssl.SSLError as e:
+            self._pump_tls_out(conn)
+            self._close(conn, f"TLS handshake failed: {e}")
+            return False
+        conn.handshaking = False
+        self._pump_tls_out(conn)
+        conn.session.resume_tls()
+        self._after(conn)
+        return True
+
+    def _pump_tls_out(self, conn: Conn) -> None:
+        data = conn.tls_out.read() if conn.tls_out is not None else b""
+        if data:
+            self._raw_write(conn, data)
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, conn: Conn, data: bytes) -> None:
+        if conn.tls is not None and not conn.handshaking:
+            try:
+                conn.tls.write(data)
+            except ssl.SSLError as e:
+                self._close(conn, f"TLS error: {e}")
+                return
+            self._pump_tls_out(conn)
+        else:
+            self._raw_write(conn, data)
+
+    def _raw_write(self, conn: Conn, data: bytes) -> None:
+        if conn.out:
+            conn.out.append(data)
+            conn.out_size += len(data)
+            return
+        try:
+            n = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:
+            self._close(conn, "connection reset while writing")
+            return
+        if n < len(data):
+            rest = data[n:]
+            conn.out.append(rest)
+            conn.out_size += len(rest)
+            self._set_events(conn)
+
+    def _on_writable(self, conn: Conn) -> None:
+        while conn.out:
+            chunk = conn.out[0]
+            try:
+                n = conn.sock.send(chunk)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._close(conn, "connection reset while writing")
+                return
+            conn.out_size -= n
+            if n < len(chunk):
+                conn.out[0] = chunk[n:]
+                break
+            conn.out.popleft()
+        self._set_events(conn)
+        if not conn.out:
+            if conn.closing:
+                self._close(conn, conn.session.close_reason or "closed")
+                return
+            if conn.session.waiting is OUTPUT_FULL:
+                conn.session.resume_output()
+                self._after(conn)
+
+    def _set_events(self, conn: Conn) -> None:
+        if conn not in self.conns:
+            return
+        ev = 0
+        conn.reading = conn.out_size < WRITE_HIGH_WATER and not conn.closing
+        if conn.reading:
+            ev |= selectors.EVENT_READ
+        if conn.out:
+            ev |= selectors.EVENT_WRITE
+        if ev == 0:
+            ev = selectors.EVENT_WRITE  # keep it registered; closing with nothing to send
+        if ev != conn.events:
+            conn.events = ev
+            self.sel.modify(conn.sock, ev, conn)
+
+    def _close_after_flush(self, conn: Conn) -> None:
+        if conn.out:
+            conn.closing = True
+            self._set_events(conn)
+        else:
+            self._close(conn, conn.session.close_reason or "closed")
+
+    def _close(self, conn: Conn, reason: str) -> None:
+        if conn not in self.conns:
+            return
+        self.conns.discard(conn)
+        conn.session.close(reason)
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        try:
+            if conn.rst:
+                import struct
+
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.sock.close()
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------------ helpers for the API
+    def close_all(self, reason: str = "closed by the test") -> None:
+        for conn in list(self.conns):
+            self._close(conn, reason)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def listen_tcp(host: str, port: int, backlog: int = 512) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    return sock
+
+
+def listen_unix(directory: str, port: int, backlog: int = 512) -> tuple[socket.socket, str]:
+    """libpq's socket path convention: <dir>/.s.PGSQL.<port>."""
+    path = os.path.join(directory, f".s.PGSQL.{port}")
+    if os.path.exists(path):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(backlog)
+    return sock, path

@@ -1,0 +1,85 @@
+"""pytest plugin (registered through the `pytest11` entry point).
+
+* `fakepm` fixture: a started FakePostgres per test, stopped afterwards.
+* `@pytest.mark.fakepm(scenario="path.yaml", verify=True, **FakePostgres kwargs)` configures it.
+* At teardown `pg.verify()` runs (unless `verify=False`): unmet `expect:` rules, unmatched
+  queries and handler failures fail the test.
+* When a test fails, the report gets a "fakepm transcript" section: the journal and the
+  recent protocol summaries of every connection.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .server import FakePostgres
+
+_PG_KEY = pytest.StashKey[FakePostgres]()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "fakepm(scenario=None, verify=True, **kwargs): configure the `fakepm` fixture "
+        "(a scenario file, whether to verify at teardown, FakePostgres keyword arguments)",
+    )
+
+
+def _resolve(path: str, request) -> str:
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    candidate = os.path.join(os.path.dirname(str(request.node.fspath)), path)
+    return candidate if os.path.exists(candidate) else path
+
+
+@pytest.fixture
+def fakepm(request):
+    """A started FakePostgres for this test (127.0.0.1, free port); verified at teardown."""
+    marker = request.node.get_closest_marker("fakepm")
+    kwargs = dict(marker.kwargs) if marker else {}
+    scenario = kwargs.pop("scenario", None)
+    if marker and marker.args and scenario is None:
+        scenario = marker.args[0]
+    verify = kwargs.pop("verify", True)
+    scenarios = scenario if isinstance(scenario, (list, tuple)) else ([scenario] if scenario else [])
+    pg = FakePostgres(**kwargs)
+    for sc in scenarios:
+        pg.load(_resolve(str(sc), request))
+    pg.start()
+    request.node.stash[_PG_KEY] = pg
+    try:
+        yield pg
+        if verify:
+            rep = getattr(request.node, "rep_call", None)
+            if rep is None or rep.passed:
+                pg.verify()
+    finally:
+        pg.stop()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+    if rep.failed:
+        pg = item.stash.get(_PG_KEY, None)
+        if pg is not None:
+            try:
+                rep.sections.append(("fakepm transcript", transcript_text(pg)))
+            except Exception as e:  # noqa: BLE001 - a report must never fail
+                rep.sections.append(("fakepm transcript", f"(unavailable: {e})"))
+
+
+def transcript_text(pg: FakePostgres, limit: int = 200) -> str:
+    lines = ["journal (most recent last):"]
+    for q in pg.queries[-limit:]:
+        params = f" params={q.params!r}" if q.params else ""
+        outcome = f" -> ERROR {q.error}" if q.error else ""
+        lines.append(f"  #{q.connection} [{q.protocol}] {q.sql!r}{params} <- {q.rule or 'NO RULE MATCHED'}{outcome}")
+    for conn_id, items in sorted(pg.transcripts().items()):
+        lines.append(f"connection #{conn_id}:")
+        lines.extend(f"  {d}> {text}" for d, text in items[-limit:])
+    return "\n".join(lines)

@@ -1,0 +1,446 @@
+"""FakePostgres: the embeddable server a test starts in a few milliseconds.
+
+    with FakePostgres() as pg:
+        pg.on("SELECT name FROM users WHERE id = $1").reply(columns={"name": "text"}, rows=[["ada"]])
+        psycopg.connect(pg.dsn)...
+        pg.verify()
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import urllib.parse
+from typing import Any, Callable
+
+from .answers.builtin import Builtins
+from .answers.responder import Responder
+from .answers.result import Column, Query, Result, make_columns
+from .answers.rules import Rule, RuleSet, RuleState, reply_result
+from .loop import Loop, listen_tcp, listen_unix
+from .protocol.auth import UserAuth
+from .protocol.errors import PgError
+from .session.config import DEFAULT_VERSION, ServerConfig
+from .session.connection import Session
+from .session.hub import Hub, Journal
+
+
+class RuleBuilder:
+    """What `pg.on(...)` returns: finish it with `.reply(...)`, `.error(...)`, `.respond(...)`
+    or use it as a decorator for a handler."""
+
+    def __init__(self, pg: "FakePostgres", kwargs: dict):
+        self._pg = pg
+        self._kwargs = kwargs
+
+    def _add(self, **more) -> Rule:
+        kw = dict(self._kwargs)
+        kw.update(more)
+        return self._pg._add_rule(Rule(**kw))
+
+    def reply(self, columns=None, rows=None, tag: str | None = None, *, notices=(), notify=(),
+              delay: float = 0.0) -> Rule:
+        """Answer with rows (natural Python values, checked against the column types now)."""
+        result = reply_result(columns, rows, tag, notices=_notices(notices), notify=_notify_list(notify), delay=delay)
+        return self._add(answers=[result])
+
+    def error(self, code: str = "XX000", message: str = "error", *, severity: str = "ERROR", delay: float = 0.0,
+              **fields) -> Rule:
+        """Answer with an ErrorResponse (`code` is a SQLSTATE or a condition name)."""
+        err = PgError(code=code, message=message, severity=severity, **fields)
+        return self._add(answers=[Result(error=err, delay=delay)])
+
+    def respond(self, *results: Result) -> Rule:
+        """Answer with prepared Result objects; several make a sequence (the last repeats)."""
+        return self._add(answers=list(results))
+
+    def sequence(self, *answers: dict) -> Rule:
+        """Successive calls get successive answers (dicts of reply()/error() arguments)."""
+        out = []
+        for a in answers:
+            if "error" in a:
+                e = a["error"]
+                out.append(Result(error=e if isinstance(e, PgError) else PgError(**e)))
+            else:
+                out.append(reply_result(a.get("columns"), a.get("rows"), a.get("tag")))
+        return self._add(answers=out)
+
+    def handle(self, fn: Callable[[Query], Any]) -> Callable:
+        self._add(handler=fn)
+        return fn
+
+    __call__ = handle
+
+
+def _notices(notices) -> tuple:
+    out = []
+    for n in notices:
+        if isinstance(n, PgError):
+            out.append(n)
+        elif isinstance(n, dict):
+            d = dict(n)
+            d.setdefault("severity", "NOTICE")
+            d.setdefault("code", "00000")
+            out.append(PgError(**d))
+        else:
+            out.append(PgError("00000", str(n), severity="NOTICE"))
+    return tuple(out)
+
+
+def _notify_list(notify) -> tuple:
+    out = []
+    for n in notify:
+        if isinstance(n, dict):
+            out.append((n["channel"], n.get("payload", "")))
+        else:
+            ch, payload = n
+            out.append((ch, payload))
+    return tuple(out)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _caller_source() -> str:
+    """file:line of the user code that added a rule (for messages naming rules)."""
+    frame = inspect.currentframe()
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(_PACKAGE_DIR):
+            return f"{os.path.basename(filename)}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
+class FakePostgres:
+    """A fake PostgreSQL server on 127.0.0.1 (free port), ready when `start()`/`with` returns."""
+
+    def __init__(
+        self,
+        scenario: str | os.PathLike | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        unix_socket_dir: str | bool | None = None,
+        version: str = DEFAULT_VERSION,
+        database: str | None = None,
+        users: dict | None = None,
+        tls: bool = False,
+        require_tls: bool = False,
+        parameters: dict | None = None,
+        user: str = "postgres",
+        max_connections: int = 1000,
+        max_message_size: int = 1 << 30,
+        journal_limit: int = 100_000,
+    ):
+        self.host = host
+        self._requested_port = port
+        self.port = 0
+        self.user = user
+        self._unix_dir_opt = unix_socket_dir
+        self.unix_socket_dir: str | None = None
+        self._own_unix_dir = False
+        self.config = ServerConfig(
+            version=str(version),
+            database=database,
+            parameters=dict(parameters or {}),
+            users=_users(users),
+            tls=tls,
+            require_tls=require_tls,
+            max_connections=max_connections,
+            max_message_size=max_message_size,
+            journal_limit=journal_limit,
+        )
+        self.rules = RuleSet()
+        self.journal = Journal(limit=journal_limit)
+        self.builtins = Builtins(self.config)
+        self.responder = Responder(self.rules, self.builtins)
+        self.hub = Hub(self.journal, time.monotonic)
+        self.certificates = None
+        self._loop: Loop | None = None
+        self._started = False
+        self._scenarios: list = []
+        self._extensions: list = []  # hooks other rooms attach (walsender, copy, scenario)
+        self.replication_factory: Callable | None = None
+        if scenario is not None:
+            self.load(scenario)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "FakePostgres":
+        if self._started:
+            return self
+        ssl_context = None
+        if self.config.tls:
+            from .certs import make_test_certificates
+
+            self.certificates = make_test_certificates()
+            ssl_context = self.certificates.server_ssl_context()
+            self._endpoint_hash = self.certificates.tls_endpoint_hash
+        loop = Loop(self._make_session, ssl_context=ssl_context)
+        sock = listen_tcp(self.host, self._requested_port)
+        self.port = sock.getsockname()[1]
+        loop.add_listener(sock)
+        if self._unix_dir_opt:
+            if self._unix_dir_opt is True:
+                self.unix_socket_dir = tempfile.mkdtemp(prefix="fakepm-")
+                self._own_unix_dir = True
+            else:
+                self.unix_socket_dir = str(self._unix_dir_opt)
+            usock, self._unix_path = listen_unix(self.unix_socket_dir, self.port)
+            loop.add_listener(usock)
+        self._loop = loop
+        loop.start()
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self._loop.stop()
+        if self.unix_socket_dir:
+            try:
+                os.unlink(self._unix_path)
+            except OSError:
+                pass
+            if self._own_unix_dir:
+                shutil.rmtree(self.unix_socket_dir, ignore_errors=True)
+        if self.certificates is not None:
+            self.certificates.cleanup()
+            self.certificates = None
+
+    close = stop
+
+    def __enter__(self) -> "FakePostgres":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    def _make_session(self, peer, is_unix: bool) -> Session:
+        s = Session(
+            self.hub,
+            self.config,
+            self.responder,
+            peer="[local]" if is_unix else peer,
+            tls_available=self.config.tls and not is_unix,
+            tls_endpoint_hash=(lambda: self._endpoint_hash) if self.config.tls else None,
+            replication_factory=self.replication_factory,
+        )
+        for ext in self._extensions:
+            hook = getattr(ext, "on_session", None)
+            if hook is not None:
+                hook(s)
+        return s
+
+    # ------------------------------------------------------------------ addresses
+    @property
+    def dsn(self) -> str:
+        """A libpq URI every driver accepts (postgresql://user@127.0.0.1:port/db)."""
+        return self.url()
+
+    def url(self, user: str | None = None, password: str | None = None, database: str | None = None,
+            **params: str) -> str:
+        self._require_started()
+        user = user or self.user
+        database = database or self.config.database or "postgres"
+        auth = urllib.parse.quote(user, safe="")
+        if password is not None:
+            auth += ":" + urllib.parse.quote(password, safe="")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.config.tls and "sslmode" not in params:
+            params = {"sslmode": "require", **params}
+        query = ("?" + urllib.parse.urlencode(params)) if params else ""
+        return f"postgresql://{auth}@{host}:{self.port}/{urllib.parse.quote(database, safe='')}{query}"
+
+    def conninfo(self, **kw) -> str:
+        """Key/value form (host=... port=...), for tools that prefer it."""
+        self._require_started()
+        parts = {"host": self.host, "port": str(self.port), "user": self.user,
+                 "dbname": self.config.database or "postgres"}
+        if self.config.tls:
+            parts["sslmode"] = "require"
+        parts.update({k: str(v) for k, v in kw.items()})
+        return " ".join(f"{k}={_kv(v)}" for k, v in parts.items())
+
+    @property
+    def ca_file(self) -> str | None:
+        return self.certificates.ca_file if self.certificates else None
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise RuntimeError("FakePostgres is not started: use `with FakePostgres() as pg:` or pg.start()")
+
+    # ------------------------------------------------------------------ rules
+    def on(self, query: str | None = None, *, regex: str | None = None, params: list | None = None,
+           times: int | None = None, expect: int | bool | None = None, priority: int = 0, user: str | None = None,
+           database: str | None = None, application_name: str | None = None, name: str | None = None,
+           columns=None, param_types: list | None = None, state: dict | None = None) -> RuleBuilder:
+        """Start a rule: `pg.on("SELECT ...", params=[1]).reply(columns=..., rows=...)`."""
+        if query is None and regex is None:
+            raise ValueError("pg.on() needs a query or regex=")
+        kw = dict(query=query, regex=regex, params=list(params) if params is not None else None, times=times,
+                  expect=expect, priority=priority, user=user, database=database, application_name=application_name,
+                  name=name, source=_caller_source(),
+                  columns=make_columns(columns) if columns is not None else None,
+                  param_types=tuple(param_types) if param_types else None,
+                  state=RuleState(**state) if state else None)
+        return RuleBuilder(self, kw)
+
+    def handler(self, query: str | None = None, *, regex: str | None = None, columns=None, **kw) -> Callable:
+        """Decorator: a Python function answers matching queries on a worker thread.
+
+        It receives a Query (sql, params, connection, ...) and returns rows (needs
+        `columns=`), a Result, a tag string, or None; raising PgError answers with that error.
+        """
+        builder = self.on(query, regex=regex, columns=columns, **kw)
+        return builder.handle
+
+    def _add_rule(self, rule: Rule) -> Rule:
+        return self.rules.add(rule)
+
+    def load(self, path) -> Any:
+        """Add the rules (and server settings) of a YAML scenario file."""
+        from .scenario import load_scenario  # the scenario room
+
+        sc = load_scenario(path)
+        sc.apply(self)
+        self._scenarios.append(sc)
+        return sc
+
+    # ------------------------------------------------------------------ journal & verification
+    @property
+    def queries(self) -> list:
+        """Every statement received, in order (JournalEntry: sql, params, protocol, connection, rule ...)."""
+        return list(self.journal.queries)
+
+    @property
+    def unmatched(self) -> list:
+        return list(self.journal.unmatched)
+
+    @property
+    def events(self) -> list:
+        return list(self.journal.events)
+
+    def verify(self) -> None:
+        """Raise AssertionError listing unmet expectations, unmatched queries and handler failures."""
+        problems = []
+        for rule in self.rules.rules:
+            if rule.expect is None or rule.expect is False:
+                continue
+            if rule.expect is True:
+                if rule.calls < 1:
+                    problems.append(f"expected at least one call, got none: {rule.label}")
+            elif rule.calls != int(rule.expect):
+                problems.append(f"expected {int(rule.expect)} call(s), got {rule.calls}: {rule.label}")
+        for entry in self.journal.unmatched:
+            q = Query(sql=entry.sql, params=entry.params)
+            near = self.rules.nearest(q)
+            msg = f"no rule matched {entry.sql!r}" + (f" params={entry.params!r}" if entry.params else "")
+            if near:
+                msg += "\n    nearest: " + "\n             ".join(near)
+            problems.append(msg)
+        for failure in self.rules.handler_failures:
+            problems.append(failure)
+        if self._loop is not None and self._loop.errors:
+            problems.extend(f"fakepm internal error:\n{e}" for e in self._loop.errors)
+        if problems:
+            raise AssertionError("fakepm verification failed:\n- " + "\n- ".join(problems))
+
+    def reset(self) -> None:
+        """Forget rules, journal, state and handler failures (connections stay open)."""
+
+        def do():
+            self.rules.clear()
+            self.journal.clear()
+
+        self._call(do)
+
+    # ------------------------------------------------------------------ interacting with live connections
+    def _call(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Run fn on the loop thread and wait for it (or run it directly when not started)."""
+        if not self._started or self._loop is None:
+            return fn()
+        if threading.current_thread() is self._loop.thread:
+            return fn()
+        done = threading.Event()
+        box: list = []
+
+        def run():
+            try:
+                box.append((True, fn()))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                box.append((False, e))
+            finally:
+                done.set()
+
+        self._loop.call_soon_threadsafe(run)
+        if not done.wait(timeout):
+            raise TimeoutError("fakepm server loop did not answer in time")
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def notify(self, channel: str, payload: str = "") -> int:
+        """Send a NOTIFY to every connection LISTENing on channel; returns how many got it."""
+        return self._call(lambda: self.hub.notify(channel, payload, 0))
+
+    def disconnect_all(self) -> None:
+        """Close every client connection (as if the server went away)."""
+        self._call(lambda: self._loop.close_all())
+
+    @property
+    def connections(self) -> list:
+        """Facts about currently open, authenticated connections."""
+        return self._call(lambda: [s.info for s in self.hub.sessions.values() if s.info is not None])
+
+    def transcripts(self) -> dict:
+        """Recent protocol summaries per open connection id (for failure reports)."""
+        def collect():
+            out = dict(self.hub.closed_transcripts)
+            out.update({s.id: list(s.transcript) for s in self.hub.sessions.values()})
+            return out
+
+        return self._call(collect)
+
+    def __repr__(self) -> str:
+        state = f"{self.host}:{self.port}" if self._started else "stopped"
+        return f"<FakePostgres {state} rules={len(self.rules.rules)}>"
+
+
+def _kv(v: str) -> str:
+    if v == "" or re.search(r"[\s'\\]", v):
+        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return v
+
+
+def _users(users) -> dict | None:
+    if users is None:
+        return None
+    out = {}
+    for name, spec in users.items():
+        if isinstance(spec, UserAuth):
+            out[name] = spec
+        elif isinstance(spec, str):
+            out[name] = UserAuth("scram-sha-256", spec)  # a bare password: PostgreSQL's default method
+        elif isinstance(spec, dict):
+            method = spec.get("auth", spec.get("method", "scram-sha-256" if spec.get("password") else "trust"))
+            out[name] = UserAuth(method, spec.get("password"))
+        elif spec is None:
+            out[name] = UserAuth("trust")
+        else:
+            raise TypeError(f"user {name!r}: expected a password string, a dict or UserAuth, got {spec!r}")
+    return out
+
+
+__all__ = ["FakePostgres", "RuleBuilder", "Column", "Result"]
