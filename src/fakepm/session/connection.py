@@ -279,8 +279,7 @@ class Session:
     def _drive(self, value: Any = None) -> None:
         if not self._started:
             self._started = True
-            next(self._prog)  # run to the first yield
-            self._waiting = NEED_INPUT
+            self._waiting = next(self._prog)  # run to the first yield (waiting for the startup packet)
         gen = self._prog
         while not self.closed:
             if value is None:
@@ -337,7 +336,6 @@ class Session:
 
     # ------------------------------------------------------------------ the conversation
     def _program(self):
-        yield NEED_INPUT  # primed by _drive
         ok = yield from self._startup()
         if not ok:
             return
