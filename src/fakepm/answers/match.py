@@ -1105,8 +1105,10 @@ class _Builder:
         while isinstance(node, e.Cast):
             cast_to = node.args.get("to")
             if cast_to is not None:
-                try:
-                    self.extra_words.update(_tok_words(cast_to.sql(dialect="postgres"))[0])
+                try:  # the cast leaves the template: account for its words and numbers
+                    words, nlit = _tok_words(cast_to.sql(dialect="postgres"))
+                    self.extra_words.update(words)
+                    self.nlit += nlit
                 except Exception:  # noqa: BLE001
                     pass
             node = node.this
