@@ -19,6 +19,7 @@ import urllib.parse
 from typing import Any, Callable
 
 from .answers.builtin import Builtins
+from .answers.catalog import Catalog, Table
 from .answers.responder import Responder
 from .answers.result import Column, Query, Result, make_columns
 from .answers.rules import Rule, RuleSet, RuleState, reply_result
@@ -159,7 +160,8 @@ class FakePostgres:
         self.rules = RuleSet()
         self.journal = Journal(limit=journal_limit)
         self.builtins = Builtins(self.config)
-        self.responder = Responder(self.rules, self.builtins)
+        self.catalog = Catalog()
+        self.responder = Responder(self.rules, self.builtins, self.catalog)
         self.hub = Hub(self.journal, time.monotonic)
         self.certificates = None
         self._loop: Loop | None = None
@@ -307,6 +309,10 @@ class FakePostgres:
 
     def _add_rule(self, rule: Rule) -> Rule:
         return self.rules.add(rule)
+
+    def table(self, name: str, columns, *, key=(), rows=(), replica_identity: str = "d") -> Table:
+        """Declare a table (`public.products`): used for parameter types, COPY, \\d and the walsender."""
+        return self.catalog.add(name, columns, key=key, rows=rows, replica_identity=replica_identity)
 
     def load(self, path) -> Any:
         """Add the rules (and server settings) of a YAML scenario file."""

@@ -48,7 +48,7 @@ class Responder:
 
     def infer_param_types(self, query: Query, n: int) -> list:
         """PgTypes (or None) for parameters sent with OID 0, as PostgreSQL would infer them."""
-        names = infer_param_types(query.shape, self._column_type if self.tables else None)
+        names = infer_param_types(query.shape, self._column_type)
         out = [None] * n
         for i, name in enumerate(names[:n]):
             if name:
