@@ -137,6 +137,11 @@ POSITIVE = [
     ("BEGIN", "begin;", (), []),
     ("SAVEPOINT _pg3_1", 'SAVEPOINT "_pg3_1"', (), []),
     ("DECLARE c CURSOR FOR SELECT $1", "declare c cursor for select $1", [5], [5]),
+    # DECLARE ... FOR <query> and EXPLAIN <query>: the inner query unifies as usual
+    ('DECLARE "srvcur" CURSOR WITHOUT HOLD FOR SELECT * FROM t WHERE id = $1',
+     "DECLARE srvcur CURSOR WITHOUT HOLD FOR select * from t where id = 5", (), [5]),
+    ("EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM t WHERE id = $1",
+     "explain (analyze, buffers) select * from t where id = 5;", (), [5]),
     ('COPY copytest (a, b) FROM STDIN', 'COPY "copytest"("a", "b") FROM stdin', (), []),
     ("SELECT $1::oid[]", "select $1 :: oid[]", [[1007]], [[1007]]),
     ("NOTIFY chan, $$payload$$", "NOTIFY chan, 'payload'", (), []),
@@ -199,6 +204,8 @@ NEGATIVE = [
     ("SHOW search_path", "SHOW work_mem", ()),
     ("SET TIME ZONE 'UTC'", "SET TIME ZONE 'Europe/Paris'", ()),
     ("SELECT 1", "SELECT 1; SELECT 1", ()),
+    ("DECLARE a CURSOR FOR SELECT * FROM t WHERE id = $1", "DECLARE b CURSOR FOR SELECT * FROM t WHERE id = 5", ()),
+    ("EXPLAIN SELECT * FROM t WHERE id = $1", "EXPLAIN ANALYZE SELECT * FROM t WHERE id = 5", ()),
 ]
 
 
@@ -633,7 +640,10 @@ INFER = [
     ("SELECT 1", [], []),
     # fallback shapes: casts and LIMIT/OFFSET only
     ("SELECT $1::oid[], $2", ["oid[]", None], ["oid[]", None]),
-    ("DECLARE c CURSOR FOR SELECT * FROM users WHERE id = $1::int8 LIMIT $2", ["int8", "int8"], ["int8", "int8"]),
+    ("DECLARE c CURSOR FOR SELECT $1::oid[] LIMIT $2", ["oid[]", "int8"], ["oid[]", "int8"]),
+    # DECLARE / EXPLAIN: the inner query's inference
+    ("DECLARE c CURSOR FOR SELECT * FROM users WHERE id = $1 LIMIT $2", ["int4", "int8"], [None, "int8"]),
+    ("EXPLAIN SELECT * FROM users WHERE name = $1", ["text"], [None]),
 ]
 
 

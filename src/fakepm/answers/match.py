@@ -90,6 +90,7 @@ __all__ = [
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 _CACHE_SIZE = 4096
+_CACHE_MAX_CHARS = 65536  # longer texts are computed every time instead of pinned in a cache
 
 
 class _Missing:
@@ -653,6 +654,8 @@ def classify(sql: str) -> str:
     parentheses. "" for an empty statement; the upper-cased first word for unknown ones.
     """
     try:
+        if len(sql) > _CACHE_MAX_CHARS:
+            return _classify.__wrapped__(sql)
         return _classify(sql)
     except Exception:  # noqa: BLE001 - never raise
         return ""
@@ -664,7 +667,7 @@ _ROWCOUNT_TAGS = {"UPDATE", "DELETE", "MERGE", "FETCH", "MOVE", "COPY"}
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _tag_base(sql: str) -> str:
     """default_tag without the row count; '{n}' marks where it goes."""
-    kind = _classify(sql)
+    kind = classify(sql)
     words, _ = _words(sql)
     w1 = words[1] if len(words) > 1 else ""
     if kind in ("SELECT", "VALUES", "EXECUTE"):
@@ -716,7 +719,7 @@ def default_tag(sql: str, rowcount: int) -> str:
     otherwise classify(sql).
     """
     try:
-        base = _tag_base(sql)
+        base = _tag_base.__wrapped__(sql) if len(sql) > _CACHE_MAX_CHARS else _tag_base(sql)
     except Exception:  # noqa: BLE001 - never raise
         return ""
     if "{n}" in base:
@@ -1284,10 +1287,15 @@ def _parsed(sql: str, kind: str) -> Shape | None:
     return Shape(text=text, slots=tuple(b.slots), parsed=True, kind=kind, nparams=nparams, hints=hints)
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
-def _shape_cached(sql: str) -> Shape:
-    kind = _classify(sql)
-    if kind in _SQLGLOT_KINDS:
+# sqlglot needs ~0.3 s for a 25 kB multi-row INSERT (psycopg2's execute_values): longer
+# statements take the fallback (~20 ms for 25 kB), and texts beyond _CACHE_MAX_CHARS are
+# not cached at all, so the cache cannot pin megabytes of bulk SQL.
+_SQLGLOT_MAX_CHARS = 16384
+
+
+def _shape_compute(sql: str) -> Shape:
+    kind = classify(sql)
+    if kind in _SQLGLOT_KINDS and len(sql) <= _SQLGLOT_MAX_CHARS:
         stmts = split_statements(sql)
         if len(stmts) == 1:
             try:
@@ -1296,12 +1304,60 @@ def _shape_cached(sql: str) -> Shape:
                 shape = None
             if shape is not None:
                 return shape
+    elif kind in ("DECLARE", "EXPLAIN"):
+        shape = _compound(sql, kind)
+        if shape is not None:
+            return shape
     return _fallback(sql, kind)
+
+
+_INNER_VERBS = frozenset({"select", "insert", "update", "delete", "merge", "values", "table", "with"})
+
+
+def _compound(sql: str, kind: str) -> Shape | None:
+    """DECLARE c CURSOR FOR <query> / EXPLAIN [...] <query>: the prefix as fallback tokens,
+    then the inner query's own shape (so its literals and $n unify as usual)."""
+    stmts = split_statements(sql)
+    if len(stmts) != 1:
+        return None
+    one = stmts[0]
+    toks = list(_lex(one))
+    depth = 0
+    cut = -1
+    seen_cursor = False
+    for i, t in enumerate(toks):
+        if t.kind == "c" and t.value in "([":
+            depth += 1
+        elif t.kind == "c" and t.value in ")]":
+            depth -= 1
+        elif t.kind == "w" and depth == 0 and i > 0:
+            if kind == "DECLARE":
+                if t.value == "cursor":
+                    seen_cursor = True
+                elif t.value == "for" and seen_cursor:
+                    cut = i + 1
+                    break
+            elif t.value in _INNER_VERBS:
+                cut = i
+                break
+    if cut <= 0 or cut >= len(toks):
+        return None
+    inner = shape_of(one[toks[cut].start:])
+    if not inner.parsed:
+        return None
+    prefix = " ".join(_render_tok(t) for t in toks[:cut])
+    return Shape(text=f"{prefix} {inner.text}", slots=inner.slots, parsed=True, kind=kind,
+                 nparams=inner.nparams, hints=inner.hints)
+
+
+_shape_cached = functools.lru_cache(maxsize=_CACHE_SIZE)(_shape_compute)
 
 
 def shape_of(sql: str) -> Shape:
     """The Shape of one statement (cached per distinct text; never raises)."""
     try:
+        if len(sql) > _CACHE_MAX_CHARS:
+            return _shape_compute(sql)
         return _shape_cached(sql)
     except Exception:  # noqa: BLE001 - last resort: never raise on the hot path
         return Shape(text=" ".join(str(sql).split()), slots=(), parsed=False, kind="")
