@@ -21,14 +21,20 @@ quotes (``"users"`` == ``users`` but ``"Users"`` != ``users``), keyword case, wh
 comments and a trailing ``;`` disappear, and sqlglot's own equivalences apply (``!=`` and
 ``<>``, ``x::int`` and ``CAST(x AS INTEGER)``, ``int4`` and ``integer`` ...).
 
-Everything else -- utility statements (BEGIN, SHOW, DECLARE, COPY, DDL ...), replication
-commands, and any statement sqlglot raises on or might mangle -- takes the *fallback*:
-``parsed=False``, ``slots=()``, and a text made by this module's own PostgreSQL lexer:
-tokens joined by single spaces, comments and trailing ``;`` removed, unquoted words
-lower-cased (PostgreSQL folds them anyway), quoted identifiers unquoted under the same rule
-as above, and string constants re-rendered as standard ``'...'`` strings (so ``E'it\\'s'``,
-``$$it's$$`` and ``'it''s'`` are the same). Literal values then have to match exactly; a
-``$n`` in the rule pairs with the same ``$n`` in the query.
+``DECLARE c CURSOR FOR <query>`` and ``EXPLAIN [...] <query>`` keep their prefix as
+fallback tokens followed by the inner query's sqlglot template, so the inner values unify.
+
+Everything else -- utility statements (BEGIN, SHOW, COPY, DDL ...), replication commands,
+statements longer than 16 kB (sqlglot needs ~0.3 s for a 25 kB multi-row INSERT), and any
+statement sqlglot raises on or might mangle (it cannot tokenize ``$1::oid[]``, so asyncpg's
+typeinfo query lands here) -- takes the *fallback*: ``parsed=False``, ``slots=()``, and a
+text made by this module's own PostgreSQL lexer: tokens joined by single spaces, comments
+and trailing ``;`` removed, unquoted words lower-cased (PostgreSQL folds them anyway; this
+deliberately differs from a case-preserving normalisation so ``show transaction isolation
+level`` matches ``SHOW TRANSACTION ISOLATION LEVEL``), quoted identifiers unquoted under the
+same rule as above, and string constants re-rendered as standard ``'...'`` strings (so
+``E'it\\'s'``, ``$$it's$$`` and ``'it''s'`` are the same). Literal values then have to
+match exactly; a ``$n`` in the rule pairs with the same ``$n`` in the query.
 
 Safety against sqlglot losing meaning
 -------------------------------------
@@ -53,12 +59,20 @@ str of ``0``/``1`` digits for ``B'101'`` / ``X'1F'`` bit strings; the interval t
 whose value is the tuple of element Slots. ``ORDER BY 1`` / ``GROUP BY 1`` and the
 NULL/TRUE of ``IS NULL`` / ``IS TRUE`` are syntax, not slots.
 
-Measured (this machine, CPython 3.11, sqlglot 30.30): ``shape_of`` cold parse of
-``SELECT name FROM users WHERE id = $1`` about 0.5-1 ms (the 3 kB SQLAlchemy
-get_columns query ~25 ms, fallback statements ~10-60 us); a cached ``shape_of`` hit
-~0.15 us; ``unify`` of a matching one-slot pair ~1.1 us (same cached shape, the exact-text
-fast path: ~0.4 us); cached ``shape_of`` x2 + ``unify`` ~1.5 us. ``split_statements`` of a
-short single statement ~0.6 us; ``classify`` cached ~0.15 us.
+Caching: shape_of, classify, default_tag and split_statements cache per distinct text
+(functools.lru_cache, 4096 entries); texts over 64 kB are computed each time instead.
+
+Measured (2 vCPU machine, CPython 3.11, sqlglot 30.30, timeit medians):
+  shape_of cold, ``SELECT name FROM users WHERE id = $1``      0.5-1.0 ms
+  shape_of cold, SQLAlchemy's 3 kB get_columns query           17-30 ms
+  shape_of cold, fallback statement (``BEGIN``)                 ~6 us
+  shape_of cached hit                                           ~0.17 us
+  unify, matching pair with one literal slot                    ~1.1 us (3 slots ~1.6 us)
+  unify, the same cached shape (exact-text fast path)           ~0.7 us
+  unify, different templates                                    ~0.3 us
+  shape_of(rule) + shape_of(query) + unify, all cached          ~1.5 us
+  split_statements (cached / no ';')  ~0.25 us; classify cached ~0.16 us;
+  default_tag cached ~0.6 us; values_equal(5, '5') ~0.4 us
 """
 
 from __future__ import annotations
@@ -165,13 +179,14 @@ _RE_WS = re.compile(r"[ \t\n\r\f\v]+")
 _RE_IDENT = re.compile(f"[{_IDENT_START}][{_IDENT_CONT}]*")
 _RE_NUMBER = re.compile(
     r"0[xX][0-9A-Fa-f_]+|0[oO][0-7_]+|0[bB][01_]+"
-    r"|(?:\d[\d_]*(?:\.(?!\.)[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?"
+    r"|(?:[0-9][0-9_]*(?:\.(?!\.)[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9]+)?"
 )
-_RE_PARAM = re.compile(r"\$\d+")
-_RE_DOLLAR = re.compile(f"\\$(?:[{_IDENT_START.replace('$', '')}][A-Za-z0-9_\x80-\U0010ffff]*)?\\$")
+_RE_PARAM = re.compile(r"\$[0-9]+")
+_RE_DOLLAR = re.compile(f"\\$(?:[{_IDENT_START}][A-Za-z0-9_\x80-\U0010ffff]*)?\\$")
 _RE_OP = re.compile(r"[+\-*/<>=~!@#%^&|`?]+")
 _OP_SPECIAL = set("~!@#%^&|`?")
 _WS_CHARS = " \t\n\r\f\v"
+_DIGITS = "0123456789"
 
 
 class _Tok:
@@ -383,7 +398,7 @@ def _lex(sql: str) -> Iterator[_Tok]:
             i += 1
             yield _Tok("c", start, i, "$")
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and sql[i + 1].isdigit()):
+        if ch in _DIGITS or (ch == "." and i + 1 < n and sql[i + 1] in _DIGITS):
             m = _RE_NUMBER.match(sql, i)
             if m and m.end() > i:
                 i = m.end()
