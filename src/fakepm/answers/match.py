@@ -526,7 +526,7 @@ def split_statements(sql: str) -> list[str]:
         if ";" not in sql and "-" not in sql and "/" not in sql:
             s = sql.strip()
             return [s] if s else []
-        if len(sql) > 65536:
+        if len(sql) > _CACHE_MAX_CHARS:
             return list(_scan_split(sql))
         return list(_split_cached(sql))
     except Exception:  # noqa: BLE001 - never raise; treat as one statement
@@ -541,12 +541,6 @@ _REPLICATION = frozenset(
     {"IDENTIFY_SYSTEM", "START_REPLICATION", "CREATE_REPLICATION_SLOT", "DROP_REPLICATION_SLOT",
      "ALTER_REPLICATION_SLOT", "READ_REPLICATION_SLOT", "TIMELINE_HISTORY", "BASE_BACKUP",
      "UPLOAD_MANIFEST"}
-)
-_SIMPLE_VERBS = frozenset(
-    {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "SAVEPOINT", "RELEASE", "SET", "RESET", "SHOW",
-     "DISCARD", "DEALLOCATE", "DECLARE", "FETCH", "MOVE", "CLOSE", "LISTEN", "UNLISTEN", "NOTIFY", "COPY",
-     "VALUES", "TRUNCATE", "DO", "EXPLAIN", "VACUUM", "GRANT", "REVOKE", "LOCK", "EXECUTE", "CALL",
-     "CHECKPOINT", "LOAD", "CLUSTER", "REINDEX", "COMMENT"}
 )
 _CREATE_MODIFIERS = frozenset(
     {"OR", "REPLACE", "GLOBAL", "LOCAL", "TEMP", "TEMPORARY", "UNLOGGED", "UNIQUE", "RECURSIVE", "TRUSTED",
