@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY, PgType
+from .match import classify, shape_of
 
 
 @dataclass(frozen=True)
@@ -156,15 +157,11 @@ class Query:
     @property
     def shape(self):
         if self._shape is None:
-            from .match import shape_of
-
             self._shape = shape_of(self.sql)
         return self._shape
 
     @property
     def kind(self) -> str:
-        from .match import classify
-
         return classify(self.sql)
 
 

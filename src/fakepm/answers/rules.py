@@ -189,6 +189,8 @@ class RuleSet:
 
     def find(self, query: Query, *, consume: bool = True) -> Match | None:
         """The first matching rule and the parameters it sees; counts the call when consume."""
+        if not self._rules:
+            return None
         for rule in self._candidates(query):
             if rule.exhausted() or not rule.fits_connection(query) or not self._state_fits(rule, query):
                 continue
