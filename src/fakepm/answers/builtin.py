@@ -212,6 +212,8 @@ def _compile(e):
             return NUMERIC, _const(Decimal(text), NUMERIC), "?column?"
         except ValueError:
             return NUMERIC, _const(Decimal(text), NUMERIC), "?column?"
+    if isinstance(e, exp.RawString):  # a dollar-quoted string ($$x$$): psql scripts use them
+        return TEXT, _const(e.this, TEXT), "?column?"
     if isinstance(e, exp.Boolean):
         return BOOL, _const(bool(e.this), BOOL), "bool"
     if isinstance(e, exp.Null):
