@@ -609,6 +609,10 @@ def column_types(schema, table, column):
     return COLUMNS.get(key)
 
 
+# Checked against PostgreSQL 15's ParameterDescription (Parse + Describe of each statement
+# over tables with these column types): every non-None answer below is what PostgreSQL
+# infers; None is where PostgreSQL says text (the caller's default) -- except
+# `id = ANY(ARRAY[$1, $2])`, which PostgreSQL rejects (integer = text) and we type int4.
 INFER = [
     ("SELECT name FROM users WHERE id = $1", ["int4"], [None]),
     ("SELECT name FROM users WHERE $1 = id", ["int4"], [None]),
