@@ -431,7 +431,7 @@ COMMIT;
         "BEGIN", "CREATE TABLE", "INSERT", "CREATE FUNCTION", "SELECT", "SELECT", "COMMIT"]
     assert stmts[0] == "-- setup script, as psql -f would read it\nBEGIN"
     assert stmts[3].endswith("$fn$") and "RETURN NEW;" in stmts[3]
-    assert stmts[4].startswith("/* a block comment") is False  # the comment sits before CREATE FUNCTION
+    assert stmts[3].startswith("/* a block comment")  # comments stay with the statement they precede
     assert stmts[5] == "SELECT 2 AS two"
 
 

@@ -1046,15 +1046,18 @@ class _Builder:
         self.nlit = 0
         e = exp
         self.skip_nodes = (e.DataType, e.Identifier)
-        self.slot_types = (e.Parameter, e.Literal, e.Neg, e.Boolean, e.Null, e.ByteString, e.RawString,
-                           e.National, e.BitString, e.HexString, e.Interval, e.Cast, e.Array)
+        names = ("Parameter", "Literal", "Neg", "Boolean", "Null", "ByteString", "RawString", "National",
+                 "BitString", "HexString", "Interval", "Cast", "Array")
+        self.slot_types = tuple(c for c in (getattr(e, n, None) for n in names) if c is not None)
+        names = ("ByteString", "RawString", "National", "BitString", "HexString")
+        self.string_types = tuple(c for c in (getattr(e, n, None) for n in names) if c is not None)
 
     # -- values
 
     def _tok_value(self, node, default):
         """The value of the original string token behind `node` (PostgreSQL's unescaping),
         `default` if the node has no position (sqlglot synthesised or rewrote it)."""
-        meta = node._meta
+        meta = getattr(node, "_meta", None)
         if meta:
             t = self.toks.get(meta.get("start"))
             if t is not None and t.kind in "sb":
@@ -1089,7 +1092,7 @@ class _Builder:
         if isinstance(node, e.Null):
             self.extra_words.add("null")
             return ("literal", None, None, 0)
-        if isinstance(node, (e.ByteString, e.RawString, e.National, e.BitString, e.HexString)):
+        if isinstance(node, self.string_types):
             v = self._tok_value(node, MISSING)
             return None if v is MISSING else ("literal", v, None, 1)
         if isinstance(node, e.Interval):
@@ -1460,9 +1463,9 @@ _CMP = None
 def _param_hints(markers: list, nparams: int, exp) -> tuple:
     global _CMP
     if _CMP is None:
-        _CMP = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.NullSafeEQ,
-                exp.NullSafeNEQ, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.DPipe, exp.SimilarTo,
-                exp.RegexpLike, exp.RegexpILike)
+        names = ("EQ", "NEQ", "GT", "GTE", "LT", "LTE", "Like", "ILike", "NullSafeEQ", "NullSafeNEQ", "Add",
+                 "Sub", "Mul", "Div", "Mod", "DPipe", "SimilarTo", "RegexpLike", "RegexpILike")
+        _CMP = tuple(c for c in (getattr(exp, n, None) for n in names) if c is not None)
     hints: list[list] = [[] for _ in range(nparams)]
     marker_slots = {id(m): s for m, s in markers}
 
