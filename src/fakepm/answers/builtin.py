@@ -103,6 +103,8 @@ class Builtins:
                 return Result(columns=cols, rows=[], static=True)
         if key.startswith("select pg_advisory_unlock_all()") and "close all" in key:
             return None  # asyncpg's reset batch arrives split into statements; each is answered alone
+        if key.startswith("with recursive typeinfo_tree(") and "any($1::oid[])" in key:
+            return asyncpg_typeinfo(query)
         if "current_setting('jit') as cur" in key and "set_config('jit', 'off', false) as new" in key:
             return Result(columns=_cols(("cur", "text"), ("new", "text")), rows=[("off", "off")])
         return None
@@ -445,3 +447,40 @@ def resolve_param_types(columns: tuple[Column, ...], query: Query) -> tuple[Colu
         else:
             out.append(c)
     return tuple(out)
+
+
+_TYPEINFO_COLUMNS = _cols(
+    ("oid", "oid"), ("ns", "name"), ("name", "name"), ("kind", "char"), ("basetype", "oid"), ("elemtype", "oid"),
+    ("elemdelim", "char"), ("range_subtype", "oid"), ("attrtypoids", "oid[]"), ("attrnames", "text[]"),
+    ("depth", "int4"), ("basetype_name", "text"), ("elemtype_name", "text"), ("range_subtype_name", "text"),
+)
+
+
+def asyncpg_typeinfo(query: Query) -> Result:
+    """asyncpg's `typeinfo_tree` introspection ($1 = oid[]), answered from the type registry.
+
+    asyncpg knows only scalar builtins natively; the first time it meets an array (int4[],
+    uuid[], ...) or a registry type it asks this. Rows as PostgreSQL gives them: each
+    requested type at depth 0, an array's element at depth 1, deepest first.
+    """
+    wanted = query.params[0] if query.params and isinstance(query.params[0], list) else []
+    rows: dict[tuple[int, int], tuple] = {}
+    for oid in wanted:
+        t = REGISTRY.get_oid(oid) if oid is not None else None
+        if t is None:
+            continue  # unknown: asyncpg reports it as an unknown type, as with a real server
+        if t.is_array:
+            rows[(t.oid, 0)] = _typeinfo_row(t, 0)
+            rows[(t.elem.oid, 1)] = _typeinfo_row(t.elem, 1)
+        else:
+            rows[(t.oid, 0)] = _typeinfo_row(t, 0)
+    ordered = sorted(rows.values(), key=lambda r: -r[10])
+    return Result(columns=_TYPEINFO_COLUMNS, rows=ordered)
+
+
+def _typeinfo_row(t, depth: int) -> tuple:
+    kind = "e" if t.category == "E" else "b"
+    ns = "pg_catalog" if t.oid < 16384 else "public"
+    if t.is_array:
+        return (t.oid, ns, t.name, kind, None, t.elem.oid, t.delim, None, None, None, depth, None, t.elem.display, None)
+    return (t.oid, ns, t.name, kind, None, 0, None, None, None, None, depth, None, "-", None)
