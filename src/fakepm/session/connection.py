@@ -410,7 +410,8 @@ class Session:
                 )
             )
             return False
-        # authentication
+        # authentication: password messages are tagged ('p'), so leave the startup framing now
+        self.reader.expect_tagged()
         auth = Authenticator(
             cfg.users,
             self.user,
