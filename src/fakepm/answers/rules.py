@@ -28,6 +28,9 @@ from .result import Column, Deferred, Query, Result, coerce_rows, make_columns
 
 _seq = itertools.count(1)
 
+#: The scenario state before any rule `set` one (global, and per connection): `when: start`.
+INITIAL_STATE = "start"
+
 
 @dataclass
 class RuleState:
@@ -177,7 +180,7 @@ class RuleSet:
             current = self.connection_state.get(cid)
         else:
             current = self.global_state
-        return current == st.when
+        return (INITIAL_STATE if current is None else current) == st.when
 
     def _candidates(self, query: Query) -> Sequence[Rule]:
         exact = self._by_text.get(query.shape.text, ())
@@ -241,8 +244,10 @@ class RuleSet:
 
     def _current_state(self, rule: Rule, query: Query):
         if rule.state and rule.state.scope == "connection":
-            return self.connection_state.get(query.connection.id if query.connection else 0)
-        return self.global_state
+            current = self.connection_state.get(query.connection.id if query.connection else 0)
+        else:
+            current = self.global_state
+        return INITIAL_STATE if current is None else current
 
     # -- answering --------------------------------------------------------------------
     def answer(self, match: Match, query: Query) -> Result | Deferred:

@@ -1,0 +1,302 @@
+"""Scenario files: read, follow `include:`, validate, and apply to a FakePostgres.
+
+Every problem is reported as `file:line:col: message` and validation goes on after the
+first one, so `fakepm check` shows them all. Loading a file with problems raises
+ScenarioError (a ValueError) listing them.
+
+Order when files include others: a file's own rules come before the rules of the files it
+includes (so they win ties), and its `server:` settings and `tables:` override theirs.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import registry
+from .context import Ctx, Problem, ScenarioError
+from .nodes import Node, parse
+from .rulespec import parse_columns, parse_rows, parse_rule
+
+TOP_KEYS = ("server", "include", "rules", "tables", "description")
+SERVER_KEYS = ("version", "database", "parameters", "users", "tls", "require_tls")
+USER_KEYS = ("password", "auth")
+AUTH_METHODS = ("trust", "password", "md5", "scram-sha-256")
+TABLE_KEYS = ("columns", "key", "rows", "replica_identity")
+
+
+@dataclass
+class TableSpec:
+    name: str
+    columns: tuple
+    key: tuple = ()
+    rows: list = field(default_factory=list)
+    replica_identity: str = "d"
+
+
+@dataclass
+class Scenario:
+    """A validated scenario; `apply(pg)` adds its settings, tables and rules to a FakePostgres."""
+
+    path: str
+    server: dict = field(default_factory=dict)
+    rules: list = field(default_factory=list)  # Rule keyword arguments, in order
+    tables: dict = field(default_factory=dict)  # qualified name -> TableSpec
+    appliers: list = field(default_factory=list)  # from registered sections: fn(pg)
+    files: list = field(default_factory=list)  # every file read (the main one first)
+
+    def apply(self, pg) -> None:
+        from ..answers.rules import Rule
+
+        _apply_server(pg, self.server)
+        for t in self.tables.values():
+            pg.table(t.name, t.columns, key=t.key, rows=t.rows, replica_identity=t.replica_identity)
+        for kw in self.rules:
+            pg._add_rule(Rule(**kw))  # fresh Rule objects: call counts belong to this server
+        for fn in self.appliers:
+            fn(pg)
+
+
+def _apply_server(pg, s: dict) -> None:
+    from ..server import _users
+
+    cfg = pg.config
+    if "tls" in s and s["tls"] != cfg.tls and pg.running:
+        raise ValueError("server.tls cannot change on a running server: load the scenario before start()")
+    for key in ("version", "database", "tls", "require_tls"):
+        if key in s:
+            setattr(cfg, key, s[key])
+    if "parameters" in s:
+        cfg.parameters.update(s["parameters"])
+    if "users" in s:
+        users = dict(cfg.users or {})
+        users.update(_users(s["users"]))
+        cfg.users = users
+        if pg.user not in users and users:
+            pg.user = next(iter(s["users"]))  # the DSN should name a user who may log in
+
+
+# ------------------------------------------------------------------------------ loading
+def load_scenario(path) -> Scenario:
+    """Read and validate a scenario file (and its includes); raise ScenarioError on problems."""
+    sc, problems = _load(os.fspath(path))
+    if problems:
+        raise ScenarioError(problems)
+    return sc
+
+
+def check_file(path) -> list[Problem]:
+    _, problems = _load(os.fspath(path))
+    return problems
+
+
+def check_paths(paths) -> list[str]:
+    """`fakepm check`: every problem of every file (directories: their *.yaml / *.yml files)."""
+    out: list[str] = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            files = sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith((".yaml", ".yml")))
+            if not files:
+                out.append(f"{p}:1:1: no .yaml or .yml files in this directory")
+        else:
+            files = [p]
+        for f in files:
+            out.extend(str(x) for x in check_file(f))
+    return out
+
+
+def _load(path: str) -> tuple[Scenario, list[Problem]]:
+    sc = Scenario(path=path)
+    ctx = Ctx(path)
+    _load_into(sc, ctx, path, stack=[])
+    problems = sorted(set(ctx.problems), key=lambda p: (sc.files.index(p.file) if p.file in sc.files else 99,
+                                                        p.line, p.col, p.message))
+    return sc, problems
+
+
+def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str]) -> None:
+    real = os.path.realpath(path)
+    if path not in sc.files:
+        sc.files.append(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        ctx.problems.append(Problem(path, 1, 1, "file not found"))
+        return
+    except (OSError, UnicodeDecodeError) as e:
+        ctx.problems.append(Problem(path, 1, 1, f"cannot read file: {e}"))
+        return
+    root, syntax = parse(text, path)
+    ctx.problems.extend(Problem(path, line, col, msg) for line, col, msg in syntax)
+    if root is None:
+        return
+    if not ctx.want_map(root, "a scenario file"):
+        return
+    ctx.keys(root, list(TOP_KEYS) + registry.section_names(), "the scenario file")
+
+    own_rules: list = []
+    if (n := root.get("rules")) is not None and ctx.want_seq(n, "rules"):
+        for i, item in enumerate(n):
+            kw = parse_rule(ctx, item, i)
+            if kw is not None:
+                own_rules.append(kw)
+    own_server = _server(ctx, root.get("server")) if root.get("server") is not None else {}
+    own_tables = _tables(ctx, root.get("tables")) if root.get("tables") is not None else {}
+    own_appliers = []
+    for key, sub in root.items():
+        if key in TOP_KEYS:
+            continue
+        parser = registry.section_parser(key)
+        if parser is None:
+            if key in registry.RESERVED_SECTIONS:
+                ctx.error(root.keys[key], f'"{key}:" is not supported yet (reserved for the {key} feature)')
+            continue
+        fn = parser(ctx, sub)
+        if fn is not None:
+            own_appliers.append(fn)
+
+    # the file's own rules first, then the included files' (in include order)
+    sc.rules.extend(own_rules)
+    inc = root.get("include")
+    if inc is not None:
+        items = list(inc) if inc.kind == "seq" else [inc]
+        for item in items:
+            if not ctx.want_str(item, "include item"):
+                continue
+            target = os.path.join(os.path.dirname(path), item.value)
+            real_target = os.path.realpath(target)
+            chain = stack + [real]
+            if real_target in chain:
+                names = [os.path.basename(p) for p in chain[chain.index(real_target):]] + [os.path.basename(target)]
+                ctx.error(item, f'include "{item.value}" is circular: {" -> ".join(names)}')
+                continue
+            if not os.path.isfile(target):
+                ctx.error(item, f'include "{item.value}": file not found ({target})')
+                continue
+            sub = Scenario(path=target)
+            sub.files = sc.files
+            _load_into(sub, ctx, target, chain)
+            sc.rules.extend(sub.rules)
+            for k, v in sub.server.items():
+                sc.server.setdefault(k, v)
+            for k, v in sub.tables.items():
+                sc.tables.setdefault(k, v)
+            sc.appliers.extend(sub.appliers)
+    for k, v in own_server.items():
+        if k in ("parameters", "users") and k in sc.server:
+            sc.server[k] = {**sc.server[k], **v}
+        else:
+            sc.server[k] = v
+    sc.tables.update(own_tables)
+    sc.appliers[:0] = own_appliers
+
+
+def _server(ctx: Ctx, n: Node) -> dict:
+    out: dict[str, Any] = {}
+    if not ctx.want_map(n, "server"):
+        return out
+    ctx.keys(n, SERVER_KEYS, "server")
+    if (v := n.get("version")) is not None and ctx.want_str(v, "server version", allow_numbers=True):
+        text = v.text()
+        if not text[:1].isdigit():
+            ctx.error(v, f'server version must start with a number such as "16.4", got "{text}"')
+        else:
+            out["version"] = text
+    if (v := n.get("database")) is not None and ctx.want_str(v, "server database", allow_numbers=True):
+        out["database"] = v.text()
+    if (v := n.get("parameters")) is not None and ctx.want_map(v, "server parameters"):
+        params = {}
+        for key, sub in v.items():
+            if sub.kind != "scalar" or sub.value is None:
+                ctx.error(sub, f'server parameter "{key}" must be a single value, got {sub.describe()}')
+            else:
+                params[key] = sub.text()
+        out["parameters"] = params
+    if (v := n.get("users")) is not None and ctx.want_map(v, "server users"):
+        out["users"] = _users(ctx, v)
+    for key in ("tls", "require_tls"):
+        if (v := n.get(key)) is not None and ctx.want_bool(v, f"server {key}"):
+            out[key] = v.value
+    return out
+
+
+def _users(ctx: Ctx, n: Node) -> dict:
+    from ..protocol.auth import UserAuth
+
+    users = {}
+    for name, spec in n.items():
+        if spec.kind == "scalar" and spec.value is None:
+            users[name] = UserAuth("trust")
+            continue
+        if spec.kind == "scalar":
+            if ctx.want_str(spec, f'password of user "{name}"', allow_numbers=True):
+                users[name] = UserAuth("scram-sha-256", spec.text())
+            continue
+        if not ctx.want_map(spec, f'user "{name}"'):
+            continue
+        ctx.keys(spec, USER_KEYS, f'user "{name}"')
+        password = None
+        if (p := spec.get("password")) is not None and ctx.want_str(p, f'password of user "{name}"',
+                                                                     allow_numbers=True):
+            password = p.text()
+        method = "scram-sha-256" if password else "trust"
+        a = spec.get("auth")
+        if a is not None and ctx.want_str(a, f'auth of user "{name}"'):
+            if a.value not in AUTH_METHODS:
+                from .context import did_you_mean
+
+                ctx.error(a, f'auth of user "{name}" must be one of {", ".join(AUTH_METHODS)}, got "{a.value}"'
+                             + did_you_mean(a.value, AUTH_METHODS))
+                continue
+            method = a.value
+        try:
+            users[name] = UserAuth(method, password)
+        except ValueError as e:
+            ctx.error(spec, f'user "{name}": {e}')
+    return users
+
+
+def _tables(ctx: Ctx, n: Node) -> dict:
+    from ..answers.catalog import split_name
+
+    out: dict[str, TableSpec] = {}
+    if not ctx.want_map(n, "tables"):
+        return out
+    for name, spec in n.items():
+        where = f'table "{name}"'
+        if not ctx.want_map(spec, where):
+            continue
+        ctx.keys(spec, TABLE_KEYS, where, required=("columns",))
+        cols_node = spec.get("columns")
+        if cols_node is None:
+            continue
+        before = len(ctx.problems)
+        columns, _ = parse_columns(ctx, cols_node)
+        if columns is None or len(ctx.problems) > before:
+            continue
+        names = [c.name for c in columns]
+        key: tuple = ()
+        if (k := spec.get("key")) is not None:
+            items = list(k) if k.kind == "seq" else [k]
+            for item in items:
+                if ctx.want_str(item, f"{where} key", allow_numbers=True) and item.text() not in names:
+                    from .context import did_you_mean
+
+                    ctx.error(item, f'{where} key column "{item.text()}" is not one of its columns '
+                                    f'({", ".join(names)})' + did_you_mean(item.text(), names))
+            key = tuple(i.text() for i in items)
+        rows = parse_rows(ctx, spec.get("rows"), columns, f"{where} rows") if spec.get("rows") is not None else []
+        ri = "d"
+        if (r := spec.get("replica_identity")) is not None and ctx.want_str(r, f"{where} replica_identity"):
+            ri = {"default": "d", "full": "f", "nothing": "n", "index": "i"}.get(r.value, r.value)
+            if ri not in ("d", "f", "n", "i"):
+                ctx.error(r, f"{where} replica_identity must be default, full, nothing or index, got \"{r.value}\"")
+        schema, tname = split_name(name)
+        out[f"{schema}.{tname}"] = TableSpec(name, columns, key, rows, ri)
+    return out
+
+
+Applier = Callable[[Any], None]

@@ -1,0 +1,154 @@
+"""YAML -> located nodes: every value keeps the file, line and column it came from.
+
+PyYAML's `compose` gives nodes with marks; scalars are then resolved with the safe
+constructor (so `1` is an int, `true` a bool, `null` None) while `raw` keeps the text as
+written (a version like `16.10` or a parameter like `on` must not become a float/bool).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import yaml
+
+
+class Node:
+    """A located YAML value. kind: "map" (value: dict key -> Node), "seq" (list of Node), "scalar"."""
+
+    __slots__ = ("kind", "value", "raw", "file", "line", "col", "keys", "quoted")
+
+    def __init__(self, kind: str, value: Any, file: str, line: int, col: int, raw: str | None = None,
+                 keys: dict | None = None, quoted: bool = False):
+        self.kind = kind
+        self.value = value
+        self.raw = raw
+        self.file = file
+        self.line = line  # 1-based
+        self.col = col  # 1-based
+        self.keys = keys or {}  # map only: key -> the Node of the key itself (for "unknown key" positions)
+        self.quoted = quoted
+
+    # -- convenience for section parsers ------------------------------------------------
+    @property
+    def is_map(self) -> bool:
+        return self.kind == "map"
+
+    @property
+    def is_seq(self) -> bool:
+        return self.kind == "seq"
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.kind == "scalar"
+
+    def get(self, key: str, default=None) -> "Node | None":
+        return self.value.get(key, default) if self.kind == "map" else default
+
+    def __contains__(self, key: str) -> bool:
+        return self.kind == "map" and key in self.value
+
+    def items(self) -> Iterator[tuple[str, "Node"]]:
+        return iter(self.value.items()) if self.kind == "map" else iter(())
+
+    def __iter__(self):
+        return iter(self.value) if self.kind == "seq" else iter(())
+
+    def plain(self) -> Any:
+        """The plain Python value (dicts, lists, scalars) without locations."""
+        if self.kind == "map":
+            return {k: v.plain() for k, v in self.value.items()}
+        if self.kind == "seq":
+            return [v.plain() for v in self.value]
+        return self.value
+
+    def text(self) -> str:
+        """A scalar as written in the file (`16.10` stays "16.10", `on` stays "on")."""
+        if self.kind == "scalar" and self.value is not None and self.raw is not None:
+            return self.raw
+        return "" if self.value is None else str(self.value)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def describe(self) -> str:
+        """Short description of the value for messages: `a string "abc"`, `a list`, ..."""
+        if self.kind == "map":
+            return "a mapping"
+        if self.kind == "seq":
+            return "a list"
+        v = self.value
+        if v is None:
+            return "null"
+        if isinstance(v, bool):
+            return f"a boolean ({str(v).lower()})"
+        if isinstance(v, int):
+            return f"an integer ({v})"
+        if isinstance(v, float):
+            return f"a number ({v})"
+        if isinstance(v, str):
+            return f'a string "{v}"' if len(v) < 60 else f'a string "{v[:57]}..."'
+        return f"a {type(v).__name__} ({self.raw})"
+
+    def __repr__(self) -> str:
+        return f"<Node {self.kind} {self.where}>"
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key: str, first: Node, again: Node):
+        super().__init__(key)
+        self.key, self.first, self.again = key, first, again
+
+
+def parse(text: str, file: str) -> tuple[Node | None, list[tuple[int, int, str]]]:
+    """Parse YAML text into a Node tree. Returns (node, problems as (line, col, message)).
+
+    A syntax error stops parsing (node None); duplicate keys are reported and the later
+    value is kept, as most YAML loaders do.
+    """
+    loader = yaml.SafeLoader(text)
+    problems: list[tuple[int, int, str]] = []
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, problems
+        return _convert(loader, root, file, problems), problems
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = e.problem or "invalid YAML"
+        if e.context:
+            what = f"{e.context}: {what}" if "found" in what else f"{what} ({e.context})"
+        return None, [(line, col, f"YAML syntax error: {what}")]
+    except yaml.YAMLError as e:
+        return None, [(1, 1, f"YAML error: {e}")]
+    finally:
+        loader.dispose()
+
+
+def _convert(loader, node, file: str, problems: list, depth: int = 0) -> Node:
+    line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    if depth > 100:
+        problems.append((line, col, "nesting too deep (more than 100 levels)"))
+        return Node("scalar", None, file, line, col)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
+        values: dict[str, Node] = {}
+        keys: dict[str, Node] = {}
+        for knode, vnode in node.value:
+            k = _convert(loader, knode, file, problems, depth + 1)
+            key = k.text() if k.kind == "scalar" else str(k.plain())
+            if key in keys:
+                first = keys[key]
+                problems.append((k.line, k.col, f'duplicate key "{key}" (first given at line {first.line})'))
+            keys[key] = k
+            values[key] = _convert(loader, vnode, file, problems, depth + 1)
+        return Node("map", values, file, line, col, keys=keys)
+    if isinstance(node, yaml.SequenceNode):
+        return Node("seq", [_convert(loader, v, file, problems, depth + 1) for v in node.value], file, line, col)
+    try:
+        value = loader.construct_object(node, deep=True)
+    except yaml.constructor.ConstructorError as e:
+        problems.append((line, col, f"cannot read value: {e.problem}"))
+        value = node.value
+    return Node("scalar", value, file, line, col, raw=node.value, quoted=node.style in ("'", '"'))
