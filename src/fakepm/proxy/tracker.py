@@ -27,8 +27,10 @@ def type_name(oid: int, typmod: int = -1) -> str:
     t = REGISTRY.get_oid(oid)
     if t is None:
         return "text"
+    if typmod < 0:  # the short canonical names ("int4", "timestamptz", "text[]") read best in YAML
+        return t.elem.name + "[]" if t.is_array else t.name
     try:
-        return format_type(t, typmod if typmod >= 0 else None)
+        return format_type(t, typmod)
     except Exception:  # noqa: BLE001 - a name is always better than a crash in a recorder
         return t.display
 
