@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate scenario files; prints file:line:col: message per problem")
     c.add_argument("paths", nargs="+")
     c.set_defaults(func=cmd_check)
+    from .proxy.cli import add_subcommands as _proxy_subcommands  # record | drift | proxy
+
+    _proxy_subcommands(sub)
     return p
 
 

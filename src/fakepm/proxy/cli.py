@@ -1,0 +1,135 @@
+"""`fakepm record | drift | proxy` (registered into fakepm/cli.py's parser).
+
+    fakepm record --upstream postgresql://user:pw@host:port/db --out FILE.yaml [--listen HOST:PORT]
+                  [--mode once|new|all] [--redact REGEX]...
+    fakepm drift FILE.yaml --upstream URL
+    fakepm proxy --upstream URL [--plugin module:obj]... [--listen HOST:PORT]
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+import threading
+
+
+def _listen(text: str | None) -> tuple[str, int]:
+    if not text:
+        return "127.0.0.1", 0
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text
+    try:
+        return host.strip("[]") or "127.0.0.1", int(port)
+    except ValueError:
+        raise SystemExit(f"fakepm: --listen {text!r}: expected HOST:PORT or PORT") from None
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def load_plugin(spec: str):
+    """'module:obj' -> a hook instance (obj may be a ProxyHooks instance, class or factory)."""
+    from .hooks import ProxyHooks
+
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise ValueError(f"--plugin {spec!r}: expected module:object")
+    try:
+        obj = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise ValueError(f"--plugin {spec!r}: cannot import {mod_name!r}: {e}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"--plugin {spec!r}: module {mod_name!r} has no attribute {attr!r}") from None
+    if isinstance(obj, type) or (callable(obj) and not isinstance(obj, ProxyHooks)):
+        obj = obj()
+    if not isinstance(obj, ProxyHooks) and not any(
+            hasattr(obj, n) for n in ("on_query", "on_row", "on_change", "on_exchange")):
+        raise ValueError(f"--plugin {spec!r}: {obj!r} is not a ProxyHooks (no on_query/on_row/on_change/on_exchange)")
+    return obj
+
+
+def cmd_record(args) -> int:
+    from .record import RecordError, Recording
+    from .upstream import UpstreamURL
+
+    host, port = _listen(args.listen)
+    try:
+        rec = Recording(args.upstream, args.out, mode=args.mode, redact=args.redact or (), host=host, port=port)
+        rec.start()
+    except (RecordError, ValueError, OSError) as e:
+        print(f"fakepm record: {e}", file=sys.stderr)
+        return 1
+    print(rec.dsn, flush=True)
+    print(f"# recording {UpstreamURL.redacted_text(args.upstream)} into {args.out}; stop with Ctrl-C",
+          file=sys.stderr, flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        path = rec.stop()
+        print(f"# wrote {path}", file=sys.stderr, flush=True)
+    return 0
+
+
+def cmd_drift(args) -> int:
+    from .drift import drift
+    from .upstream import UpstreamError
+
+    try:
+        report = drift(args.file, args.upstream)
+    except (OSError, UpstreamError, ValueError) as e:
+        print(f"fakepm drift: {e}", file=sys.stderr)
+        return 2
+    for line in report:
+        print(line)
+    if not report:
+        print(f"no drift: {args.file} matches the server", file=sys.stderr)
+    return 1 if report else 0
+
+
+def cmd_proxy(args) -> int:
+    from .relay import Proxy
+
+    host, port = _listen(args.listen)
+    try:
+        hooks = [load_plugin(p) for p in args.plugin or ()]
+        px = Proxy(args.upstream, hooks=hooks, host=host, port=port).start()
+    except (ValueError, OSError) as e:
+        print(f"fakepm proxy: {e}", file=sys.stderr)
+        return 1
+    print(px.dsn, flush=True)
+    try:
+        _wait_for_signal()
+    finally:
+        px.stop()
+    return 0
+
+
+def add_subcommands(sub) -> None:
+    r = sub.add_parser("record", help="relay clients to a real PostgreSQL and record a scenario YAML")
+    r.add_argument("--upstream", required=True, help="postgresql://user:password@host:port/db of the real server")
+    r.add_argument("--out", required=True, help="scenario file to write")
+    r.add_argument("--listen", help="HOST:PORT to accept clients on (default 127.0.0.1 and a free port)")
+    r.add_argument("--mode", default="once", choices=["once", "new", "all"],
+                   help="once: refuse if FILE exists (default); new: append unseen exchanges; all: re-record")
+    r.add_argument("--redact", action="append", metavar="REGEX",
+                   help="replace matches in literals, parameters and values with [REDACTED] (repeatable)")
+    r.set_defaults(func=cmd_record)
+    d = sub.add_parser("drift", help="replay a recording's queries on a real server and report differences")
+    d.add_argument("file")
+    d.add_argument("--upstream", required=True)
+    d.set_defaults(func=cmd_drift)
+    p = sub.add_parser("proxy", help="a pass-through proxy to a real PostgreSQL with Python hooks")
+    p.add_argument("--upstream", required=True)
+    p.add_argument("--plugin", action="append", metavar="MODULE:OBJ", help="a ProxyHooks object/class (repeatable)")
+    p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1 and a free port)")
+    p.set_defaults(func=cmd_proxy)
