@@ -75,6 +75,14 @@ class RuleBuilder:
         self._add(handler=fn)
         return fn
 
+    def copy_both(self, handler: Callable | None = None, *, script: list | None = None, binary: bool = False,
+                  columns: int = 0, tag: str | None = None) -> Rule:
+        """Answer with CopyBothResponse: `handler(channel)` runs on its own thread (channel.recv()/
+        send()/done()), or `script=[{"recv": ..., "send": ...}, ...]` is played. See README "COPY"."""
+        from .answers.copyspec import copy_both
+
+        return self._add(answers=[copy_both(handler, script=script, binary=binary, columns=columns, tag=tag)])
+
     __call__ = handle
 
 
@@ -238,6 +246,7 @@ class FakePostgres:
             tls_endpoint_hash=(lambda: self._endpoint_hash) if self.config.tls else None,
             replication_factory=self.replication_factory,
         )
+        s.post_threadsafe = lambda data, s=s: self._post_to_session(s, data)
         for ext in self._extensions:
             hook = getattr(ext, "on_session", None)
             if hook is not None:
@@ -396,6 +405,17 @@ class FakePostgres:
         if not ok:
             raise value
         return value
+
+    def _post_to_session(self, session: Session, data: Any) -> None:
+        """(any thread) hand `data` to a session as a wake Event on the loop thread (COPY both, walsender)."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(lambda: loop.wake_session(session, data))
+
+    @property
+    def copies(self) -> list:
+        """Every COPY, in order (CopyRecord: direction, table, columns, format, options, rows, count, error)."""
+        return list(self.journal.copies)
 
     def notify(self, channel: str, payload: str = "") -> int:
         """Send a NOTIFY to every connection LISTENing on channel; returns how many got it."""

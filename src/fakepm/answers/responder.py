@@ -28,6 +28,11 @@ class Responder:
         return self.rules.answer(match, query), match.rule.label
 
     def builtin(self, query: Query):
+        if query.kind == "COPY":
+            from .copyspec import builtin_copy
+
+            res = builtin_copy(query, self.tables)
+            return (res, "builtin:copy") if res is not None else (None, None)
         return self.builtins.answer(query)
 
     def describe(self, query: Query, session=None):
@@ -44,6 +49,11 @@ class Responder:
             cols = commands.describe(session, query)
             if cols is not commands.UNKNOWN:
                 return cols
+        from .copyspec import describe_declared_select  # asyncpg's `SELECT a, b FROM t LIMIT 1` before COPY
+
+        cols = describe_declared_select(query.sql, self.tables)
+        if cols is not None:
+            return cols
         return self.builtins.describe(query)
 
     def infer_param_types(self, query: Query, n: int) -> list:

@@ -150,6 +150,7 @@ class Session:
         self._waiting: Any = NEED_INPUT
         self._cancel_requested = False
         self.on_output: Callable[[], None] | None = None  # server hook: output appeared outside receive()
+        self.post_threadsafe: Callable[[Any], None] | None = None  # server hook: wake(data) from any thread
         self.transcript: deque = deque(maxlen=400)  # (direction, summary) for test reports
         self._prog = self._program()
         self._started = False
@@ -677,6 +678,10 @@ class Session:
             value = yield Await(Deferred(delay=answer.delay, label="delay"), token)
             if value is CANCELED:
                 answer = Result(error=PgError("57014", "canceling statement due to user request"))
+        if kind == "COPY" and answer.copy is None and answer.error is None:
+            from ..answers.copyspec import copy_from_rule  # a rule's plain Result answering a COPY
+
+            answer = copy_from_rule(sql, answer, self.responder.tables)
         self._journal(query, label, answer.error)
         if label is not None and not label.startswith("session:"):
             # a rule answered a transaction-control statement: the session still follows it

@@ -42,6 +42,7 @@ class Journal:
     queries: deque = field(default_factory=deque)
     unmatched: list = field(default_factory=list)
     events: deque = field(default_factory=deque)  # connection/auth/replication events
+    copies: deque = field(default_factory=deque)  # session.copy.CopyRecord per COPY (pg.copies)
 
     def record(self, entry: JournalEntry) -> None:
         q = self.queries
@@ -61,6 +62,7 @@ class Journal:
         self.queries.clear()
         self.unmatched.clear()
         self.events.clear()
+        self.copies.clear()
 
 
 class Hub:

@@ -1,0 +1,661 @@
+"""COPY statements: parse them and decide the COPY a client gets (a `CopySpec` in `Result.copy`).
+
+Understands what PostgreSQL 15 accepts (and what clients send):
+
+* ``COPY t [(a, b)] FROM STDIN [WITH] (FORMAT csv, HEADER, DELIMITER ';', ...)``;
+* ``COPY {t [(a, b)] | (SELECT ...)} TO STDOUT [WITH] (...)``;
+* the legacy option spellings psycopg2 and psql still send: ``WITH DELIMITER AS '\\t' NULL AS
+  '\\N'``, ``CSV HEADER QUOTE AS '"' ESCAPE AS '\\\\' FORCE NOT NULL a`` / ``FORCE QUOTE *``,
+  ``BINARY``.
+
+Who answers a COPY (in this order, like every statement): a user rule on the COPY text (an
+error; ``columns`` for an undeclared table; ``columns`` + ``rows`` for COPY TO; or a
+ready-made ``Result(copy=CopySpec(...))``, e.g. a COPY-both channel), then the builtin here:
+column types from the declared table (``pg.table(...)`` / YAML ``tables:``); COPY FROM an
+undeclared table is accepted and its rows stay text fields; COPY TO an undeclared table has
+nothing to send and is "unmatched" (FP000) unless a rule gives rows; ``COPY (query) TO`` runs
+the inner query through the rules and builtins (the session does that).
+
+No wire bytes here: the session's copy module (session/copy.py) runs the sub-protocol.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..protocol.copyformat import CopyOptionError, CopyOptions
+from ..protocol.errors import PgError
+from ..protocol.types import PgType
+from .result import Column, Query, Result, make_columns
+
+__all__ = ["CopyStatement", "CopySpec", "CopyFault", "parse_copy", "builtin_copy", "copy_from_rule",
+           "copy_both", "describe_declared_select"]
+
+
+@dataclass(frozen=True)
+class CopyStatement:
+    """A parsed COPY statement."""
+
+    table: str | None  # relation name as written (unquoted), without schema
+    schema: str | None
+    columns: tuple[str, ...] | None  # the column list, if any
+    query: str | None  # the inner query of COPY (query) TO
+    direction: str  # "in" (FROM) | "out" (TO)
+    endpoint: str  # "stdin" | "stdout" | "file" | "program"
+    filename: str | None
+    given: dict  # options as written (lower-case names)
+    options: CopyOptions
+    where: str | None = None
+
+
+@dataclass
+class CopyFault:
+    """The seam for COPY faults (the fault-injection room fills it):
+    COPY OUT: after `after_rows` rows, `disconnect` (close the socket) or send `error`;
+    COPY IN: after `after_rows` rows received, answer `error` (a PgError) and stop."""
+
+    after_rows: int
+    disconnect: bool = False
+    error: PgError | None = None
+
+
+@dataclass
+class CopySpec:
+    """What the session's COPY sub-protocol runs.
+
+    direction "in": CopyInResponse, then rows typed by `types` (None entries = text fields;
+    `types` None = column count unknown, every row kept as text fields).
+    direction "out": rows from `rows` (a list or zero-argument callable returning an
+    iterator), or from running `query` (the inner SELECT) through the rules.
+    direction "both": CopyBothResponse, then a channel: `handler(channel)` runs on its own
+    thread, or `script` (a list of steps) is played; see session/copy.py.
+    """
+
+    direction: str
+    table: str | None = None
+    schema: str | None = None
+    names: tuple[str, ...] = ()
+    types: tuple[PgType | None, ...] | None = ()
+    options: CopyOptions = field(default_factory=CopyOptions)
+    rows: Any = None
+    query: str | None = None
+    handler: Callable | None = None
+    script: list | None = None
+    fault: CopyFault | None = None
+    tag: str | None = None
+    column_formats: tuple | None = None  # COPY both: per-column formats to announce
+
+    @property
+    def ncolumns(self) -> int:
+        return len(self.types) if self.types is not None else 0
+
+
+# ----------------------------------------------------------------------------------------
+# lexer
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+|--[^\n]*|/\*.*?\*/)
+  | (?P<estr>[eE]'(?:[^'\\]|\\.|'')*')
+  | (?P<str>'(?:[^']|'')*')
+  | (?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$)
+  | (?P<qid>"(?:[^"]|"")*")
+  | (?P<word>[A-Za-z_\x80-\U0010ffff][\w$\x80-\U0010ffff]*)
+  | (?P<num>[+-]?\d+(?:\.\d*)?)
+  | (?P<punct>[(),.;*=])
+  | (?P<other>.)
+    """,
+    re.X | re.S,
+)
+
+
+@dataclass
+class _Tok:
+    kind: str  # word | qid | str | num | punct | other
+    value: str  # words lower-cased; strings unescaped; quoted identifiers unquoted
+    raw: str
+    pos: int  # 0-based offset in the statement
+
+
+_E_ESC = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescape_e(body: str) -> str:
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            n = body[i + 1]
+            if n in _E_ESC:
+                out.append(_E_ESC[n])
+                i += 2
+            elif n in "01234567":
+                j = i + 1
+                while j < len(body) and j < i + 4 and body[j] in "01234567":
+                    j += 1
+                out.append(chr(int(body[i + 1:j], 8)))
+                i = j
+            elif n == "x":
+                m = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2:])
+                if m:
+                    out.append(chr(int(m.group(), 16)))
+                    i += 2 + len(m.group())
+                else:
+                    out.append("x")
+                    i += 2
+            else:
+                out.append(n)
+                i += 2
+        elif c == "'" and body[i + 1:i + 2] == "'":
+            out.append("'")
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _lex(sql: str) -> list[_Tok]:
+    toks = []
+    for m in _TOKEN.finditer(sql):
+        kind = m.lastgroup
+        raw = m.group()
+        if kind == "ws":
+            continue
+        if kind == "tag":
+            kind = "dollar"
+        if kind == "word":
+            toks.append(_Tok("word", raw.lower(), raw, m.start()))
+        elif kind == "qid":
+            toks.append(_Tok("qid", raw[1:-1].replace('""', '"'), raw, m.start()))
+        elif kind == "str":
+            toks.append(_Tok("str", raw[1:-1].replace("''", "'"), raw, m.start()))
+        elif kind == "estr":
+            toks.append(_Tok("str", _unescape_e(raw[2:-1]), raw, m.start()))
+        elif kind == "dollar":
+            body = raw[raw.index("$", 1) + 1:]
+            toks.append(_Tok("str", body[:body.rindex("$", 0, len(body) - 1)], raw, m.start()))
+        else:
+            toks.append(_Tok(kind, raw, raw, m.start()))
+    return toks
+
+
+class _Parser:
+    def __init__(self, sql: str):
+        self.sql = sql
+        self.toks = _lex(sql)
+        self.i = 0
+
+    def peek(self, k: int = 0) -> _Tok | None:
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else None
+
+    def next(self) -> _Tok | None:
+        t = self.peek()
+        if t is not None:
+            self.i += 1
+        return t
+
+    def error(self, tok: _Tok | None = None) -> PgError:
+        tok = tok if tok is not None else self.peek()
+        if tok is None:
+            return PgError("42601", "syntax error at end of input", position=len(self.sql) + 1)
+        return PgError("42601", f'syntax error at or near "{tok.raw}"', position=tok.pos + 1)
+
+    def word(self, *words: str) -> bool:
+        t = self.peek()
+        if t is not None and t.kind == "word" and t.value in words:
+            self.i += 1
+            return True
+        return False
+
+    def expect_word(self, *words: str) -> str:
+        t = self.peek()
+        if t is None or t.kind != "word" or t.value not in words:
+            raise self.error(t)
+        self.i += 1
+        return t.value
+
+    def punct(self, p: str) -> bool:
+        t = self.peek()
+        if t is not None and t.kind == "punct" and t.value == p:
+            self.i += 1
+            return True
+        return False
+
+    def expect_punct(self, p: str) -> None:
+        if not self.punct(p):
+            raise self.error()
+
+    def ident(self) -> str:
+        t = self.peek()
+        if t is None or t.kind not in ("word", "qid"):
+            raise self.error(t)
+        self.i += 1
+        return t.value
+
+    def string(self) -> str:
+        t = self.peek()
+        if t is None or t.kind != "str":
+            raise self.error(t)
+        self.i += 1
+        return t.value
+
+    def at_end(self) -> bool:
+        t = self.peek()
+        return t is None or (t.kind == "punct" and t.value == ";" and self.i == len(self.toks) - 1)
+
+
+def parse_copy(sql: str) -> CopyStatement:
+    """Parse one COPY statement; PgError (42601 and friends, PostgreSQL's wording) when invalid."""
+    p = _Parser(sql)
+    p.expect_word("copy")
+    given: dict = {}
+    legacy_binary = p.word("binary")  # COPY BINARY t ... (pre-7.3 syntax, still accepted)
+    table = schema = query = None
+    columns = None
+    if p.punct("("):
+        start = p.peek()
+        if start is None:
+            raise p.error()
+        depth = 1
+        end_tok = None
+        while True:
+            t = p.next()
+            if t is None:
+                raise p.error()
+            if t.kind == "punct" and t.value == "(":
+                depth += 1
+            elif t.kind == "punct" and t.value == ")":
+                depth -= 1
+                if depth == 0:
+                    end_tok = t
+                    break
+        query = sql[start.pos:end_tok.pos].strip()
+    else:
+        name = p.ident()
+        if p.punct("."):
+            schema, name = name, p.ident()
+            if p.punct("."):  # database.schema.table
+                schema, name = name, p.ident()
+        table = name
+        if p.punct("("):
+            columns = [p.ident()]
+            while p.punct(","):
+                columns.append(p.ident())
+            p.expect_punct(")")
+            columns = tuple(columns)
+    t = p.peek()
+    direction = p.expect_word("from", "to")
+    direction = "in" if direction == "from" else "out"
+    if query is not None and direction == "in":
+        raise p.error(t)
+    filename = None
+    if p.word("stdin", "stdout"):
+        endpoint = p.toks[p.i - 1].value
+        if (endpoint == "stdin") != (direction == "in"):
+            raise p.error(p.toks[p.i - 1])
+    elif p.word("program"):
+        endpoint, filename = "program", p.string()
+    else:
+        endpoint, filename = "file", p.string()
+    if legacy_binary:
+        given["format"] = "binary"
+    p.word("with")
+    if p.punct("("):
+        _parse_new_options(p, given)
+    else:
+        _parse_legacy_options(p, given)
+    where = None
+    if direction == "in" and p.word("where"):
+        rest = p.peek()
+        where = sql[rest.pos:].strip().rstrip(";") if rest is not None else ""
+        p.i = len(p.toks)
+    if not p.at_end():
+        raise p.error()
+    try:
+        options = CopyOptions.build(given, direction=direction)
+    except CopyOptionError as e:
+        raise PgError(e.sqlstate, e.message) from None
+    return CopyStatement(table, schema, columns, query, direction, endpoint, filename, given, options, where)
+
+
+_BOOL_TRUE = {"true", "on", "1", "yes"}
+_BOOL_FALSE = {"false", "off", "0", "no"}
+_NEW_OPTIONS = {"format", "freeze", "delimiter", "null", "header", "quote", "escape", "force_quote",
+                "force_not_null", "force_null", "encoding"}
+
+
+def _set_option(given: dict, name: str, value) -> None:
+    if name in given:
+        raise PgError("42601", "conflicting or redundant options")
+    given[name] = value
+
+
+def _option_value(p: _Parser):
+    """An option argument: string, number, word, '*', or a parenthesised list; None when absent."""
+    t = p.peek()
+    if t is None or (t.kind == "punct" and t.value in ",)"):
+        return None
+    if t.kind == "punct" and t.value == "*":
+        p.next()
+        return "*"
+    if t.kind == "punct" and t.value == "(":
+        p.next()
+        items = [p.ident()]
+        while p.punct(","):
+            items.append(p.ident())
+        p.expect_punct(")")
+        return tuple(items)
+    if t.kind in ("str", "word", "qid", "num"):
+        p.next()
+        return t.value
+    raise p.error(t)
+
+
+def _bool(name: str, v, allow_match: bool = False):
+    if v is None:
+        return True
+    s = str(v).lower()
+    if s in _BOOL_TRUE:
+        return True
+    if s in _BOOL_FALSE:
+        return False
+    if allow_match and s == "match":
+        return "match"
+    raise PgError("22023", f"{name} requires a Boolean value" if not allow_match else
+                  f"{name} requires a Boolean value or \"match\"")
+
+
+def _parse_new_options(p: _Parser, given: dict) -> None:
+    while True:
+        t = p.peek()
+        if t is None or t.kind not in ("word", "qid"):
+            raise p.error(t)
+        name = p.ident().lower()
+        value = _option_value(p)
+        if name not in _NEW_OPTIONS:
+            raise PgError("42601", f'option "{name}" not recognized', position=t.pos + 1)
+        if name in ("freeze",):
+            value = _bool(name, value)
+        elif name == "header":
+            value = _bool(name, value, allow_match=True)
+        elif name in ("force_quote", "force_not_null", "force_null"):
+            if value is None or (isinstance(value, str) and (value != "*" or name != "force_quote")):
+                raise PgError("22023", f'argument to option "{name}" must be a list of column names')
+        elif value is None or isinstance(value, tuple) or value == "*":
+            raise PgError("22023", f'{name} requires a string value' if name != "format" else
+                          f'{name} requires a string value')
+        else:
+            value = str(value)
+        _set_option(given, name, value)
+        if p.punct(")"):
+            return
+        p.expect_punct(",")
+
+
+def _parse_legacy_options(p: _Parser, given: dict) -> None:
+    while True:
+        if p.word("binary"):
+            _set_option(given, "format", "binary")
+        elif p.word("csv"):
+            _set_option(given, "format", "csv")
+        elif p.word("oids"):
+            raise PgError("0A000", "COPY with OIDS is not supported")
+        elif p.word("delimiter"):
+            p.word("as")
+            _set_option(given, "delimiter", p.string())
+        elif p.word("null"):
+            p.word("as")
+            _set_option(given, "null", p.string())
+        elif p.word("header"):
+            _set_option(given, "header", True)
+        elif p.word("quote"):
+            p.word("as")
+            _set_option(given, "quote", p.string())
+        elif p.word("escape"):
+            p.word("as")
+            _set_option(given, "escape", p.string())
+        elif p.word("encoding"):
+            p.word("as")
+            _set_option(given, "encoding", p.string())
+        elif p.word("freeze"):
+            _set_option(given, "freeze", True)
+        elif p.word("force"):
+            if p.word("quote"):
+                name = "force_quote"
+                if p.punct("*"):
+                    _set_option(given, name, "*")
+                    continue
+            elif p.word("not"):
+                p.expect_word("null")
+                name = "force_not_null"
+            else:
+                p.expect_word("null")
+                name = "force_null"
+            cols = [p.ident()]
+            while p.punct(","):
+                cols.append(p.ident())
+            _set_option(given, name, tuple(cols))
+        else:
+            return
+
+
+# ----------------------------------------------------------------------------------------
+# deciding the COPY
+
+
+def _parse_or_error(sql: str):
+    try:
+        return parse_copy(sql), None
+    except PgError as e:
+        return None, Result(error=e)
+
+
+def _server_file_error(st: CopyStatement) -> Result:
+    what = "program" if st.endpoint == "program" else "file"
+    return Result(error=PgError(
+        "0A000", f"fakepm: COPY {'FROM' if st.direction == 'in' else 'TO'} a server {what} is not supported",
+        hint="Use COPY ... FROM STDIN / TO STDOUT (psql's \\copy does that)."))
+
+
+def _table_columns(st: CopyStatement, table) -> tuple[tuple[str, ...], tuple] | Result:
+    """(names, types) of the columns this COPY moves, or an error Result."""
+    if st.columns is None:
+        return tuple(c.name for c in table.columns), tuple(c.type for c in table.columns)
+    seen = set()
+    types = []
+    for name in st.columns:
+        if name in seen:
+            return Result(error=PgError("42701", f'column "{name}" specified more than once'))
+        seen.add(name)
+        col = table.column(name)
+        if col is None:
+            return Result(error=PgError("42703", f'column "{name}" of relation "{table.name}" does not exist'))
+        types.append(col.type)
+    return tuple(st.columns), tuple(types)
+
+
+def _check_force_columns(st: CopyStatement, names) -> Result | None:
+    for opt in ("force_quote", "force_not_null", "force_null"):
+        cols = st.given.get(opt)
+        if isinstance(cols, tuple):
+            for c in cols:
+                if c not in names:
+                    word = opt.upper().replace("_", " ")
+                    return Result(error=PgError("42P10", f'{word} column "{c}" not referenced by COPY'))
+    return None
+
+
+def _lookup(catalog, st: CopyStatement):
+    if not catalog or st.table is None:
+        return None
+    return catalog.get(st.table, st.schema or "public")
+
+
+def builtin_copy(query: Query, catalog) -> Result | None:
+    """The builtin answer to a COPY statement; None = nothing to say (COPY TO an undeclared table)."""
+    st, err = _parse_or_error(query.sql)
+    if err is not None:
+        return err
+    if st.endpoint in ("file", "program"):
+        return _server_file_error(st)
+    table = _lookup(catalog, st)
+    spec = CopySpec(direction=st.direction, table=st.table, schema=st.schema, options=st.options)
+    if st.query is not None:
+        spec.query = st.query
+        return Result(copy=spec)
+    if table is None:
+        if st.direction == "out":
+            return None
+        spec.names = st.columns or ()
+        spec.types = (None,) * len(st.columns) if st.columns is not None else None
+        return Result(copy=spec)
+    cols = _table_columns(st, table)
+    if isinstance(cols, Result):
+        return cols
+    spec.names, spec.types = cols
+    bad = _check_force_columns(st, spec.names)
+    if bad is not None:
+        return bad
+    if st.direction == "out":
+        idx = [table.column_names.index(n) for n in spec.names]
+        rows = table.rows
+        spec.rows = lambda: (tuple(r[i] for i in idx) for r in rows)
+    return Result(copy=spec)
+
+
+def copy_from_rule(sql: str, answer: Result, catalog) -> Result:
+    """A user rule answered a COPY statement with a plain Result: make it a COPY.
+
+    `columns` name the columns (and types) of the COPY; for COPY TO, `rows` are sent.
+    Without columns the table's declaration (or text fields) applies, as for the builtin.
+    """
+    if answer.copy is not None or answer.error is not None:
+        return answer
+    st, err = _parse_or_error(sql)
+    if err is not None:
+        return err
+    if st.endpoint in ("file", "program"):
+        return _server_file_error(st)
+    if answer.columns is None:
+        res = builtin_copy(Query(sql=sql), catalog)
+        if res is None:  # COPY TO an undeclared table, and the rule gave no rows: send none
+            res = Result(copy=CopySpec(direction="out", table=st.table, schema=st.schema, options=st.options,
+                                       names=st.columns or (), types=(), rows=[]))
+            if st.columns:
+                from ..protocol.types import REGISTRY
+
+                res.copy.types = (REGISTRY.by_name("text"),) * len(st.columns)
+        if res.copy is not None:
+            res.copy.tag = answer.tag
+        return _with_notices(res, answer)
+    cols = answer.columns
+    spec = CopySpec(direction=st.direction, table=st.table, schema=st.schema, options=st.options,
+                    names=tuple(c.name for c in cols), types=tuple(c.type for c in cols), tag=answer.tag)
+    if st.direction == "out":
+        spec.rows = answer.rows if not callable(answer.rows) else answer.rows
+    bad = _check_force_columns(st, spec.names)
+    if bad is not None:
+        return bad
+    return _with_notices(Result(copy=spec), answer)
+
+
+def _with_notices(res: Result, answer: Result) -> Result:
+    res.notices = answer.notices
+    res.notify = answer.notify
+    res.delay = answer.delay
+    res.fault = answer.fault
+    return res
+
+
+def copy_both(handler: Callable | None = None, *, script: list | None = None, binary: bool = False,
+              columns: int = 0, tag: str | None = None) -> Result:
+    """A Result that answers a statement with CopyBothResponse and opens a two-way channel.
+
+    handler(channel) runs on its own thread: `channel.recv(timeout)` -> bytes, or None after
+    the client's CopyDone; `channel.send(data)`; returning (or `channel.done()`) sends CopyDone.
+    script: a list of steps played in order: {"send": data} sends, {"expect": data} waits for
+    the next CopyData (checked when given as bytes/str), {"recv": data, "send": ...} both.
+    """
+    if (handler is None) == (script is None):
+        raise ValueError("copy_both() needs exactly one of handler= or script=")
+    if script is not None:
+        script = normalize_script(script)
+    fmt = 1 if binary else 0
+    spec = CopySpec(direction="both", options=CopyOptions(format="binary" if binary else "text"), handler=handler,
+                    script=script, tag=tag, column_formats=(fmt,) * columns)
+    return Result(copy=spec)
+
+
+def _as_bytes(v, where: str) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    raise ValueError(f"{where}: expected a string or bytes, got {type(v).__name__}")
+
+
+def normalize_script(script) -> list:
+    """Validate a COPY-both script (YAML or Python) into [("expect", bytes|None) | ("send", bytes)]."""
+    out = []
+    if not isinstance(script, (list, tuple)):
+        raise ValueError("copy_both script: expected a list of steps")
+    for i, step in enumerate(script):
+        where = f"copy_both script step {i + 1}"
+        if isinstance(step, (tuple, list)) and len(step) == 2:
+            step = {"recv": step[0], "send": step[1]}
+        if not isinstance(step, dict) or not step:
+            raise ValueError(f"{where}: expected a mapping with recv/expect and/or send, got {step!r}")
+        unknown = set(step) - {"recv", "expect", "send"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; use recv/expect and send")
+        for key in ("recv", "expect"):
+            if key in step:
+                v = step[key]
+                out.append(("expect", None if v is None or v is True else _as_bytes(v, where)))
+        if "send" in step:
+            sends = step["send"]
+            for s in sends if isinstance(sends, list) else [sends]:
+                out.append(("send", _as_bytes(s, where)))
+    return out
+
+
+_SELECT_TABLE = re.compile(
+    r"^\s*select\s+(?P<cols>\*|(?:\"?[\w$]+\"?\s*,\s*)*\"?[\w$]+\"?)\s+from\s+"
+    r"(?P<name>(?:\"?[\w$]+\"?\.)?\"?[\w$]+\"?)\s*(?:limit\s+\d+\s*)?;?\s*$",
+    re.I | re.S,
+)
+
+
+def describe_declared_select(sql: str, catalog) -> tuple[Column, ...] | None:
+    """Columns of `SELECT a, b FROM t [LIMIT n]` over a declared table (asyncpg asks this
+    before copy_records_to_table), else None."""
+    if not catalog:
+        return None
+    m = _SELECT_TABLE.match(sql)
+    if m is None:
+        return None
+    from .catalog import split_name
+
+    schema, name = split_name(m.group("name"))
+    table = catalog.get(name, schema)
+    if table is None:
+        return None
+    if m.group("cols") == "*":
+        return tuple(table.columns)
+    out = []
+    for raw in m.group("cols").split(","):
+        raw = raw.strip()
+        col = table.column(raw[1:-1] if raw.startswith('"') else raw.lower())
+        if col is None:
+            return None
+        out.append(col)
+    return tuple(out)
+
+
+def columns_spec(columns) -> tuple[Column, ...]:
+    """Columns from any spec make_columns accepts (re-exported for handlers building CopySpecs)."""
+    return make_columns(columns)

@@ -1,0 +1,703 @@
+"""COPY data formats (text, csv, binary), sans-I/O: rows <-> the bytes inside CopyData.
+
+PostgreSQL's COPY chapter ("File Formats") is the spec; behaviour and messages were checked
+against a real PostgreSQL 15.
+
+* :class:`CopyOptions` - the options of one COPY (format, delimiter, null, header, quote,
+  escape, force_quote/force_null/force_not_null, encoding), already validated.
+* :class:`CopyDecoder` - incremental: ``feed(chunk)`` any slice of the stream (CopyData
+  boundaries cut rows anywhere), ``finish()`` at CopyDone. Each returns the complete rows
+  found so far as lists of *raw fields* (bytes, or None for NULL) - typing them is
+  :class:`RowTyper`'s job. The text ``\\.`` end-of-data line and the binary trailer end
+  the data; what follows is ignored (text) or rejected (binary), as PostgreSQL does.
+* :class:`RowTyper` - raw fields -> natural Python values through the type registry
+  (protocol/types.py); without a column type a field stays ``str`` (text/csv) or ``bytes``
+  (binary).
+* :class:`CopyEncoder` - natural values -> one CopyData payload per row (plus the header
+  and, for binary, the trailer).
+
+Bad input raises :class:`CopyDataError` carrying PostgreSQL's SQLSTATE, message and the
+parts of its CONTEXT line (line number, column, the offending text); the session turns it
+into an ErrorResponse with ``CONTEXT: COPY t, line 3, column b: "x"``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from .types import InvalidValue, PgType
+
+__all__ = [
+    "CopyOptions",
+    "CopyOptionError",
+    "CopyDataError",
+    "CopyDecoder",
+    "RowTyper",
+    "CopyEncoder",
+    "BINARY_SIGNATURE",
+    "python_encoding",
+    "encode_rows",
+    "decode_stream",
+]
+
+BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_BIN_HEADER = BINARY_SIGNATURE + b"\x00\x00\x00\x00\x00\x00\x00\x00"
+_BIN_TRAILER = b"\xff\xff"
+_I16 = struct.Struct("!h")
+_I32 = struct.Struct("!i")
+
+# PostgreSQL encoding names (upper case, as pg_char_to_encoding normalises them) -> Python codecs
+_ENCODINGS = {
+    "UTF8": "utf-8", "UNICODE": "utf-8", "SQL_ASCII": "latin-1", "LATIN1": "latin-1", "LATIN2": "iso8859-2",
+    "LATIN3": "iso8859-3", "LATIN4": "iso8859-4", "LATIN5": "iso8859-9", "LATIN6": "iso8859-10",
+    "LATIN7": "iso8859-13", "LATIN8": "iso8859-14", "LATIN9": "iso8859-15", "LATIN10": "iso8859-16",
+    "WIN1250": "cp1250", "WIN1251": "cp1251", "WIN1252": "cp1252", "WIN1253": "cp1253", "WIN1254": "cp1254",
+    "WIN1255": "cp1255", "WIN1256": "cp1256", "WIN1257": "cp1257", "WIN1258": "cp1258", "WIN866": "cp866",
+    "WIN874": "cp874", "KOI8R": "koi8-r", "KOI8U": "koi8-u", "EUC_JP": "euc-jp", "EUC_KR": "euc-kr",
+    "EUC_CN": "gb2312", "SJIS": "shift-jis", "GBK": "gbk", "GB18030": "gb18030", "BIG5": "big5", "UHC": "cp949",
+    "ISO_8859_5": "iso8859-5", "ISO_8859_6": "iso8859-6", "ISO_8859_7": "iso8859-7", "ISO_8859_8": "iso8859-8",
+}
+
+
+def python_encoding(name: str) -> str | None:
+    """The Python codec for a PostgreSQL encoding name ('latin1', 'UTF-8', 'win1252'), or None."""
+    key = re.sub(r"[^A-Za-z0-9]", "", name).upper()
+    for pg, py in _ENCODINGS.items():
+        if pg.replace("_", "") == key:
+            return py
+    return None
+
+
+class CopyOptionError(ValueError):
+    """An invalid COPY option combination (PostgreSQL's SQLSTATE and message)."""
+
+    def __init__(self, sqlstate: str, message: str):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
+
+
+class CopyDataError(ValueError):
+    """Bad COPY data: SQLSTATE, message and where (line, column, the field or line text)."""
+
+    def __init__(self, sqlstate: str, message: str, *, line: int = 0, column: str | None = None,
+                 text: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
+        self.line = line
+        self.column = column
+        self.text = text
+        self.hint = hint
+
+    def context(self, table: str) -> str:
+        """PostgreSQL's CONTEXT line: ``COPY t, line 3, column b: "x"``."""
+        out = f"COPY {table}"
+        if self.line:
+            out += f", line {self.line}"
+        if self.column is not None:
+            out += f", column {self.column}"
+        if self.text is not None:
+            out += f': "{self.text}"'
+        return out
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """Validated options. Strings are str; `null`/`delimiter`... are as PostgreSQL stores them."""
+
+    format: str = "text"  # text | csv | binary
+    delimiter: str = "\t"
+    null: str = "\\N"
+    header: bool | str = False  # False | True | "match"
+    quote: str = '"'
+    escape: str = '"'
+    force_quote: tuple | str = ()  # column names, or "*"
+    force_not_null: tuple | str = ()
+    force_null: tuple | str = ()
+    encoding: str | None = None  # PostgreSQL encoding name as given
+    freeze: bool = False
+
+    @property
+    def binary(self) -> bool:
+        return self.format == "binary"
+
+    @property
+    def csv(self) -> bool:
+        return self.format == "csv"
+
+    @classmethod
+    def build(cls, given: dict, *, direction: str = "in") -> "CopyOptions":
+        """Options as parsed from the statement (name -> value; None = given without value), checked
+        like PostgreSQL's ProcessCopyOptions. Raises CopyOptionError."""
+        fmt = str(given.get("format", "text")).lower()
+        if fmt not in ("text", "csv", "binary"):
+            raise CopyOptionError("22023", f'COPY format "{fmt}" not recognized')
+        csv = fmt == "csv"
+        binary = fmt == "binary"
+        if binary and "delimiter" in given:
+            raise CopyOptionError("42601", "cannot specify DELIMITER in BINARY mode")
+        if binary and "null" in given:
+            raise CopyOptionError("42601", "cannot specify NULL in BINARY mode")
+        delimiter = given.get("delimiter", "," if csv else "\t")
+        null = given.get("null", "" if csv else "\\N")
+        if len(delimiter.encode()) != 1:
+            raise CopyOptionError("0A000", "COPY delimiter must be a single one-byte character")
+        if delimiter in "\r\n":
+            raise CopyOptionError("0A000", "COPY delimiter cannot be newline or carriage return")
+        if "\r" in null or "\n" in null:
+            raise CopyOptionError("0A000", "COPY null representation cannot use newline or carriage return")
+        if not csv and delimiter in "\\.abcdefghijklmnopqrstuvwxyz0123456789":
+            raise CopyOptionError("22023", f'COPY delimiter cannot be "{delimiter}"')
+        header = given.get("header", False)
+        if header is not False and binary:
+            raise CopyOptionError("0A000", "cannot specify HEADER in BINARY mode")
+        if header == "match" and direction == "out":
+            raise CopyOptionError("0A000", 'cannot use "match" with HEADER in COPY TO')
+        quote = given.get("quote")
+        escape = given.get("escape")
+        if quote is not None and not csv:
+            raise CopyOptionError("0A000", "COPY quote available only in CSV mode")
+        if escape is not None and not csv:
+            raise CopyOptionError("0A000", "COPY escape available only in CSV mode")
+        quote = '"' if quote is None else quote
+        escape = quote if escape is None else escape
+        if csv and len(quote.encode()) != 1:
+            raise CopyOptionError("0A000", "COPY quote must be a single one-byte character")
+        if csv and len(escape.encode()) != 1:
+            raise CopyOptionError("0A000", "COPY escape must be a single one-byte character")
+        if csv and delimiter == quote:
+            raise CopyOptionError("0A000", "COPY delimiter and quote must be different")
+        for opt, only, word in (("force_quote", "out", "force quote"), ("force_not_null", "in", "force not null"),
+                                ("force_null", "in", "force null")):
+            if opt in given:
+                if not csv:
+                    raise CopyOptionError("0A000", f"COPY {word} available only in CSV mode")
+                if direction != only:
+                    raise CopyOptionError(
+                        "0A000", f"COPY {word} only available using COPY {'TO' if only == 'out' else 'FROM'}")
+        if delimiter in null:
+            raise CopyOptionError("0A000", "COPY delimiter must not appear in the NULL specification")
+        if csv and quote in null:
+            raise CopyOptionError("0A000", "CSV quote character must not appear in the NULL specification")
+        encoding = given.get("encoding")
+        if encoding is not None and python_encoding(encoding) is None:
+            raise CopyOptionError("22023", 'argument to option "encoding" must be a valid encoding name')
+        return cls(fmt, delimiter, null, header, quote, escape, given.get("force_quote", ()),
+                   given.get("force_not_null", ()), given.get("force_null", ()), encoding,
+                   bool(given.get("freeze", False)))
+
+    def as_dict(self) -> dict:
+        """The options in effect (for the journal)."""
+        d = {"format": self.format}
+        if not self.binary:
+            d.update(delimiter=self.delimiter, null=self.null, header=self.header)
+        if self.csv:
+            d.update(quote=self.quote, escape=self.escape, force_quote=self.force_quote,
+                     force_not_null=self.force_not_null, force_null=self.force_null)
+        if self.encoding:
+            d["encoding"] = self.encoding
+        return d
+
+
+# ---------------------------------------------------------------------------------------
+# decoding
+
+_TEXT_ESCAPES = {ord("b"): b"\b", ord("f"): b"\f", ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t",
+                 ord("v"): b"\v"}
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def _show(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _unescape_text(raw: bytes) -> bytes:
+    """Text-format de-escaping: \\b \\f \\n \\r \\t \\v, \\ooo octal, \\xhh hex, \\c = c."""
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        j = raw.find(b"\\", i)
+        if j < 0:
+            out += raw[i:]
+            break
+        out += raw[i:j]
+        if j + 1 >= n:
+            break  # a lone trailing backslash is dropped (PostgreSQL does the same)
+        c = raw[j + 1]
+        i = j + 2
+        if 48 <= c <= 55:  # octal: up to 3 digits
+            val = c - 48
+            for _ in range(2):
+                if i < n and 48 <= raw[i] <= 55:
+                    val = val * 8 + raw[i] - 48
+                    i += 1
+                else:
+                    break
+            out.append(val & 0xFF)
+        elif c == 120 and i < n and raw[i] in _HEX:  # \x with 1-2 hex digits
+            k = i + 1 if (i + 1 < n and raw[i + 1] in _HEX) else i
+            out.append(int(raw[i:k + 1], 16))
+            i = k + 1
+        else:
+            esc = _TEXT_ESCAPES.get(c)
+            out += esc if esc is not None else bytes([c])
+    return bytes(out)
+
+
+def _split_text_fields(line: bytes, delim: int) -> list[bytes]:
+    """Split on unescaped delimiters, keeping escapes for the caller (who compares with NULL first)."""
+    fields = []
+    start = i = 0
+    n = len(line)
+    while i < n:
+        c = line[i]
+        if c == 92:  # backslash: skip the escaped byte
+            i += 2
+            continue
+        if c == delim:
+            fields.append(line[start:i])
+            start = i + 1
+        i += 1
+    fields.append(line[start:])
+    return fields
+
+
+class CopyDecoder:
+    """Incremental COPY FROM parser. Rows come out as (line_number, [raw field bytes | None])."""
+
+    def __init__(self, options: CopyOptions, ncolumns: int | None, column_names: Sequence[str] = ()):
+        self.options = options
+        self.ncolumns = ncolumns  # None: unknown (undeclared table) - any field count is kept
+        self.column_names = list(column_names)
+        self.line = 0  # lines (records) consumed, for CONTEXT
+        self.ended = False  # saw \. or the binary trailer
+        self._buf = bytearray()
+        self._header_pending = bool(options.header) and not options.binary
+        self._eol: bytes | None = None
+        self._bin_header_done = False
+        enc = python_encoding(options.encoding) if options.encoding else None
+        self._transcode = None
+        if enc not in (None, "utf-8") and not options.binary:
+            self._transcode = codecs.getincrementaldecoder(enc)(errors="strict")
+        self._delim = ord(options.delimiter)
+        self._null = options.null.encode()
+        self._quote = options.quote.encode()
+        self._escape = options.escape.encode()
+        self.rows_seen = 0
+
+    # -- public ---------------------------------------------------------------------
+    def feed(self, data: bytes) -> list:
+        if self.ended:
+            if self.options.binary and data:
+                raise CopyDataError("22P04", "received copy data after EOF marker", line=self.line)
+            return []
+        if self._transcode is not None:
+            try:
+                data = self._transcode.decode(data).encode("utf-8")
+            except UnicodeDecodeError as e:
+                raise CopyDataError("22021", f"invalid byte sequence for encoding \"{self.options.encoding}\": "
+                                             f"0x{data[e.start:e.start + 1].hex()}", line=self.line + 1) from None
+        self._buf += data
+        if self.options.binary:
+            return self._binary_rows(final=False)
+        return self._text_rows(final=False)
+
+    def finish(self) -> list:
+        """CopyDone arrived: the rest of the buffer must be whole rows."""
+        if self.ended:
+            return []
+        if self.options.binary:
+            rows = self._binary_rows(final=True)
+            if self._buf:  # a partial row (a missing trailer alone is accepted, as PostgreSQL does)
+                raise CopyDataError("22P04", "unexpected EOF in COPY data", line=self.line + 1)
+            return rows
+        return self._text_rows(final=True)
+
+    # -- text and csv -----------------------------------------------------------------
+    def _text_rows(self, final: bool) -> list:
+        # scan with an index and cut the consumed prefix once: deleting per line is quadratic
+        data = bytes(self._buf)
+        pos, n = 0, len(data)
+        rows = []
+        csv = self.options.csv
+        quote = self._quote
+        delim_b = bytes((self._delim,))
+        while not self.ended and pos < n:
+            nl = data.find(b"\n", pos)
+            if self._eol is None and nl >= 0:
+                self._eol = b"\r\n" if nl > pos and data[nl - 1] == 13 else b"\n"
+            if csv and quote in data[pos:nl if nl >= 0 else n]:
+                fields, end, line = self._scan_csv(data, pos, final)
+                if end < 0:
+                    break
+                pos = end
+            else:
+                if nl < 0:
+                    if not final:
+                        break
+                    line, pos = data[pos:], n
+                else:
+                    line, pos = data[pos:nl], nl + 1
+                if line.endswith(b"\r"):
+                    if csv or self._eol == b"\r\n":
+                        line = line[:-1]
+                    else:
+                        raise CopyDataError("22P04", "literal carriage return found in data", line=self.line + 1,
+                                            hint='Use "\\r" to represent carriage return.')
+                elif self._eol == b"\r\n" and not csv and nl >= 0:
+                    raise CopyDataError("22P04", "literal newline found in data", line=self.line + 1,
+                                        hint='Use "\\n" to represent newline.')
+                fields = None
+            self.line += 1
+            if line == b"\\.":
+                self.ended = True
+                pos = n
+                break
+            if fields is None:
+                if csv:
+                    fields = self._csv_plain_fields(line, delim_b)
+                elif b"\\" in line:
+                    null = self._null
+                    fields = [None if f == null else (_unescape_text(f) if b"\\" in f else f)
+                              for f in _split_text_fields(line, self._delim)]
+                else:
+                    null = self._null
+                    fields = [None if f == null else f for f in line.split(delim_b)]
+            if self._header_pending:
+                self._header_pending = False
+                if self.options.header == "match":
+                    self._check_header(line, fields)
+                continue
+            rows.append((self.line, fields, line))
+        del self._buf[:pos]
+        return rows
+
+    def _csv_plain_fields(self, line: bytes, delim_b: bytes) -> list:
+        null = self._null
+        parts = line.split(delim_b)
+        if self.options.force_not_null:
+            return self._csv_nulls(parts, [False] * len(parts))
+        return [None if f == null else f for f in parts]
+
+    def _scan_csv(self, data: bytes, start: int, final: bool):
+        """One CSV record from data[start:] (quoted fields may hold newlines and delimiters).
+
+        Returns (fields, end index, record text), or (None, -1, None) when more data is needed."""
+        delim, quote, escape = self._delim, self._quote[0], self._escape[0]
+        fields: list = []
+        quoted_flags: list = []
+        cur = bytearray()
+        quoted = in_quotes = False
+        i, n = start, len(data)
+        while True:
+            if i >= n:
+                if not final:
+                    return None, -1, None
+                if in_quotes:
+                    raise CopyDataError("22P04", "unterminated CSV quoted field", line=self.line + 1,
+                                        text=_show(data[start:]))
+                end = n
+                break
+            c = data[i]
+            if in_quotes:
+                if c == escape:
+                    if i + 1 >= n:
+                        if not final:
+                            return None, -1, None  # the next byte decides: "" or a closing quote
+                    elif data[i + 1] == quote or data[i + 1] == escape:
+                        cur.append(data[i + 1])
+                        i += 2
+                        continue
+                if c == quote:
+                    in_quotes = False
+                else:
+                    cur.append(c)
+                i += 1
+                continue
+            if c == quote:
+                in_quotes = quoted = True
+            elif c == delim:
+                fields.append(bytes(cur))
+                quoted_flags.append(quoted)
+                cur.clear()
+                quoted = False
+            elif c == 10:
+                end = i + 1
+                break
+            else:
+                cur.append(c)
+            i += 1
+        if cur.endswith(b"\r") and not quoted:
+            del cur[-1:]
+        fields.append(bytes(cur))
+        quoted_flags.append(quoted)
+        text = data[start:end].rstrip(b"\n").rstrip(b"\r")
+        return self._csv_nulls(fields, quoted_flags), end, text
+
+    def _csv_nulls(self, fields: list, quoted: list) -> list:
+        opts = self.options
+        null = self._null
+        names = self.column_names
+        fnn = set(names) if opts.force_not_null == "*" else set(opts.force_not_null or ())
+        fn = set(names) if opts.force_null == "*" else set(opts.force_null or ())
+        out = []
+        for i, (f, q) in enumerate(zip(fields, quoted)):
+            name = names[i] if i < len(names) else None
+            if f == null and ((not q and name not in fnn) or (q and name in fn)):
+                out.append(None)
+            else:
+                out.append(f)
+        return out
+
+    def _check_header(self, line: bytes, fields) -> None:
+        got = fields
+        names = self.column_names
+        if self.ncolumns is not None and len(got) != len(names):
+            raise CopyDataError("22P04", f"wrong number of fields in header line: got {len(got)}, "
+                                         f"expected {len(names)}", line=self.line, text=_show(line))
+        for i, (g, want) in enumerate(zip(got, names)):
+            if g is None:
+                raise CopyDataError("22P04", f'column name mismatch in header line field {i + 1}: got null value '
+                                             f'("{self.options.null}"), expected "{want}"', line=self.line,
+                                    text=_show(line))
+            if _show(g) != want:
+                raise CopyDataError("22P04", f'column name mismatch in header line field {i + 1}: '
+                                             f'got "{_show(g)}", expected "{want}"', line=self.line, text=_show(line))
+
+    # -- binary ---------------------------------------------------------------------
+    def _binary_rows(self, final: bool) -> list:
+        buf = self._buf
+        rows = []
+        pos = 0
+        if not self._bin_header_done:
+            head = bytes(buf[:11])
+            if head != BINARY_SIGNATURE[:len(head)] or (final and len(head) < 11):
+                raise CopyDataError("22P04", "COPY file signature not recognized")
+            if len(buf) < 19:
+                if final:
+                    raise CopyDataError("22P04", "invalid COPY file header (missing flags)" if len(buf) < 15
+                                        else "invalid COPY file header (missing length)")
+                return rows
+            flags = _I32.unpack_from(buf, 11)[0]
+            if flags & (1 << 16):
+                raise CopyDataError("22P04", "invalid COPY file header (WITH OIDS)")
+            if (flags >> 16) & 0x7FFF:
+                raise CopyDataError("22P04", "unrecognized critical flags in COPY file header")
+            ext = _I32.unpack_from(buf, 15)[0]
+            if ext < 0:
+                raise CopyDataError("22P04", "invalid COPY file header (missing length)")
+            if len(buf) < 19 + ext:
+                if final:
+                    raise CopyDataError("22P04", "invalid COPY file header (wrong length)")
+                return rows
+            pos = 19 + ext
+            self._bin_header_done = True
+        n = len(buf)
+        ncols = self.ncolumns
+        unpack16, unpack32 = _I16.unpack_from, _I32.unpack_from
+        while True:
+            if n - pos < 2:
+                break
+            count = unpack16(buf, pos)[0]
+            if count == -1:
+                self.ended = True
+                pos += 2
+                if pos < n:
+                    raise CopyDataError("22P04", "received copy data after EOF marker", line=self.line + 1)
+                break
+            p = pos + 2
+            fields = []
+            complete = True
+            for _ in range(count):
+                if n - p < 4:
+                    complete = False
+                    break
+                ln = unpack32(buf, p)[0]
+                p += 4
+                if ln == -1:
+                    fields.append(None)
+                    continue
+                if ln < 0:
+                    raise CopyDataError("22P03", "invalid field size", line=self.line + 1)
+                if n - p < ln:
+                    complete = False
+                    break
+                fields.append(bytes(buf[p:p + ln]))
+                p += ln
+            if not complete:
+                break
+            self.line += 1
+            if ncols is not None and count != ncols:
+                raise CopyDataError("22P04", f"row field count is {count}, expected {ncols}", line=self.line)
+            rows.append((self.line, fields, None))
+            pos = p
+        if pos:
+            del buf[:pos]
+        return rows
+
+
+class RowTyper:
+    """Raw fields -> typed row tuples, checking the field count like PostgreSQL."""
+
+    def __init__(self, options: CopyOptions, types: Sequence[PgType | None] | None,
+                 names: Sequence[str] = ()):
+        self.options = options
+        self.types = list(types) if types is not None else None
+        self.names = list(names)
+        binary = options.binary
+        if self.types is None:
+            self._decoders = None
+        else:
+            self._decoders = [
+                (t.decode_binary if binary else t.decode_text) if t is not None else None for t in self.types
+            ]
+
+    def row(self, line: int, fields: list, text: bytes | None) -> tuple:
+        decs = self._decoders
+        binary = self.options.binary
+        if decs is None:
+            if binary:
+                return tuple(fields)
+            return tuple(None if f is None else f.decode("utf-8", "replace") for f in fields)
+        n = len(decs)
+        if len(fields) != n and not binary:
+            if len(fields) < n:
+                raise CopyDataError("22P04", f'missing data for column "{self.names[len(fields)]}"', line=line,
+                                    text=_show(text or b""))
+            raise CopyDataError("22P04", "extra data after last expected column", line=line, text=_show(text or b""))
+        out = []
+        for i, (dec, f) in enumerate(zip(decs, fields)):
+            if f is None:
+                out.append(None)
+            elif dec is None:
+                out.append(f if binary else f.decode("utf-8", "replace"))
+            else:
+                try:
+                    out.append(dec(f))
+                except (InvalidValue, ValueError, TypeError, UnicodeDecodeError, struct.error, OverflowError) as e:
+                    code = getattr(e, "sqlstate", None) or ("22P03" if binary else "22P02")
+                    msg = str(e) if not binary or code != "22P03" else \
+                        "incorrect binary data format"
+                    if isinstance(e, UnicodeDecodeError):
+                        code, msg = "22021", 'invalid byte sequence for encoding "UTF8"'
+                    raise CopyDataError(code, msg, line=line, column=self.names[i],
+                                        text=None if binary else _show(f)) from None
+        return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------
+# encoding
+
+_TEXT_OUT_ESC = {
+    "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
+}
+
+
+class CopyEncoder:
+    """Rows of natural values -> CopyData payloads for COPY TO / CopyOut."""
+
+    def __init__(self, options: CopyOptions, types: Sequence[PgType], names: Sequence[str] = ()):
+        self.options = options
+        self.types = list(types)
+        self.names = list(names)
+        binary = options.binary
+        self._enc = [t.encode_binary if binary else t.encode_text for t in self.types]
+        d = options.delimiter
+        esc = dict(_TEXT_OUT_ESC)
+        if d not in esc:
+            esc[d] = "\\" + d
+        self._text_re = re.compile("[" + re.escape("".join(esc)) + "]")
+        self._text_esc = esc
+        self._text_special = frozenset(esc)
+        self._null = options.null
+        self._out_encoding = python_encoding(options.encoding) if options.encoding else "utf-8"
+        if options.csv:
+            fq = options.force_quote
+            self._force = [True] * len(names) if fq == "*" else [n in set(fq or ()) for n in names]
+            q = options.quote
+            self._csv_special = re.compile("[" + re.escape(options.delimiter + q + "\r\n") + "]")
+            e = options.escape
+            self._csv_esc = re.compile("[" + re.escape(q + e) + "]")
+
+    def header(self) -> bytes:
+        """What comes before the first row (binary signature; or the HEADER line)."""
+        if self.options.binary:
+            return _BIN_HEADER
+        if self.options.header:
+            return self._line([n for n in self.names], header=True)
+        return b""
+
+    def trailer(self) -> bytes:
+        return _BIN_TRAILER if self.options.binary else b""
+
+    def row(self, row: Sequence) -> bytes:
+        if self.options.binary:
+            parts = [_I16.pack(len(row))]
+            for enc, v in zip(self._enc, row):
+                if v is None:
+                    parts.append(b"\xff\xff\xff\xff")
+                else:
+                    b = enc(v)
+                    parts.append(_I32.pack(len(b)))
+                    parts.append(b)
+            return b"".join(parts)
+        values = [None if v is None else enc(v).decode("utf-8") for enc, v in zip(self._enc, row)]
+        return self._line(values)
+
+    def _line(self, values: list, header: bool = False) -> bytes:
+        if self.options.csv:
+            return self._csv_line(values, header)
+        out = []
+        special = self._text_special
+        for v in values:
+            if v is None:
+                out.append(self._null)
+            elif any(c in special for c in v) if len(v) < 16 else self._text_re.search(v):
+                out.append(self._text_re.sub(lambda m: self._text_esc[m.group()], v))
+            else:
+                out.append(v)
+        line = self.options.delimiter.join(out) + "\n"
+        return line.encode(self._out_encoding)
+
+    def _csv_line(self, values: list, header: bool) -> bytes:
+        o = self.options
+        q = o.quote
+        out = []
+        single = len(values) == 1
+        for i, v in enumerate(values):
+            if v is None:
+                out.append(o.null)
+                continue
+            force = not header and i < len(self._force) and self._force[i]
+            if force or v == o.null or self._csv_special.search(v) or (single and v == "\\."):
+                out.append(q + self._csv_esc.sub(lambda m: o.escape + m.group(), v) + q)
+            else:
+                out.append(v)
+        return (o.delimiter.join(out) + "\n").encode(self._out_encoding)
+
+
+def encode_rows(options: CopyOptions, types: Sequence[PgType], names: Sequence[str], rows: Iterable) -> bytes:
+    """The whole COPY TO stream for rows (tests and small outputs)."""
+    enc = CopyEncoder(options, types, names)
+    parts = [enc.header()]
+    parts += [enc.row(r) for r in rows]
+    parts.append(enc.trailer())
+    return b"".join(parts)
+
+
+def decode_stream(options: CopyOptions, types: Sequence[PgType] | None, names: Sequence[str],
+                  chunks: Iterable[bytes]) -> list[tuple]:
+    """Decode a whole COPY FROM stream given as chunks (tests and tools)."""
+    dec = CopyDecoder(options, len(types) if types is not None else None, names)
+    typer = RowTyper(options, types, names)
+    out = []
+    for c in chunks:
+        out += [typer.row(*r) for r in dec.feed(c)]
+    out += [typer.row(*r) for r in dec.finish()]
+    return out
+

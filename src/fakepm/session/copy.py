@@ -1,0 +1,489 @@
+"""The COPY sub-protocol, sans-I/O: COPY IN, COPY OUT and COPY BOTH, run inside a Session.
+
+``run(session, result, sql, portal)`` is a generator the session's conversation delegates to
+(``yield from``) when a statement's Result carries ``copy`` (an answers.copyspec.CopySpec).
+It yields what the session yields (NEED_INPUT, OUTPUT_FULL, Await) and returns True when the
+statement completed, False after an error (the session then sends ReadyForQuery / skips
+to Sync, as for any failed statement).
+
+COPY IN (``COPY ... FROM STDIN``)
+    CopyInResponse with the overall format and one format per column; CopyData payloads are
+    fed to an incremental decoder (protocol/copyformat.py), so rows may be cut anywhere;
+    the text ``\\.`` line ends the data; Sync and Flush are ignored (pg8000 and libpq send
+    them); CopyFail answers 57014 ``COPY from stdin failed: <message>``; bad data answers
+    PostgreSQL's SQLSTATE with ``CONTEXT: COPY t, line 3, column b: "x"`` at once, and the
+    rest of the client's COPY messages are then ignored by the main loop (as PostgreSQL
+    does). Only a COPY that reached CopyDone is journaled as loaded (``pg.copies``).
+COPY OUT (``COPY ... TO STDOUT``)
+    CopyOutResponse, one CopyData per row (binary: header with the first row, trailer in
+    its own CopyData, as PostgreSQL sends them), CopyDone, ``COPY n``. Rows are encoded
+    lazily and the generator yields OUTPUT_FULL when the output buffer is full, so a
+    million rows stay flat in memory.
+COPY BOTH (CopyBothResponse)
+    A two-way channel run by a *mode object*. This is the generic machinery the walsender
+    reuses; its interface:
+
+    ``class MyMode(CopyBothMode)`` overrides any of
+        ``on_start()``          - after CopyBothResponse was queued;
+        ``on_data(payload)``    - a client CopyData (bytes);
+        ``on_client_done()``    - the client sent CopyDone (the server may keep sending);
+        ``on_event(event)``     - a ``connection.Event``: ``kind == "timer"`` when
+                                  ``session.deadline`` passed, ``kind == "wake"`` with
+                                  ``event.data`` posted by ``Session.wake`` (loop thread) or
+                                  ``session.post_threadsafe(data)`` (any thread);
+        ``closed()``            - the connection went away (stop threads here);
+    and calls
+        ``send(payload)``       - queue a CopyData;
+        ``finish()``            - queue the server's CopyDone;
+        ``fail(PgError)``       - end the COPY with an ErrorResponse.
+    ``yield from run_copy_both(session, mode, overall_format, column_formats, tag)`` drives
+    it until both sides sent CopyDone (or a failure), then sends CommandComplete ``tag``
+    (None: no CommandComplete, for callers that send their own).
+
+    Two modes ship here: ``ChannelMode`` (a Python handler on its own thread with a
+    ``Channel``: ``recv()``/``send()``/``done()``), and ``ScriptMode`` (steps of
+    ``expect``/``send``).
+
+Fault seam: ``CopySpec.fault`` (answers.copyspec.CopyFault) - COPY OUT disconnects or errors
+after N rows; COPY IN errors after N rows received.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+
+from ..answers.copyspec import CopySpec
+from ..protocol import messages as m
+from ..protocol.copyformat import CopyDataError, CopyDecoder, CopyEncoder, RowTyper
+from ..protocol.errors import PgError, fatal
+from ..protocol.types import REGISTRY
+from .connection import NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT  # copy.py is imported lazily by connection
+
+__all__ = ["run", "CopyRecord", "CopyBothMode", "ChannelMode", "ScriptMode", "Channel", "run_copy_both"]
+
+_TEXT = REGISTRY.by_name("text")
+
+
+@dataclass
+class CopyRecord:
+    """One COPY as the journal keeps it (`pg.copies`).
+
+    rows: typed Python values of every row loaded (COPY IN; empty when it failed); for
+    COPY OUT the rows are not kept (`count` says how many were sent); for COPY both,
+    `rows` holds the client's CopyData payloads.
+    """
+
+    direction: str  # "in" | "out" | "both"
+    table: str | None
+    columns: list
+    format: str
+    options: dict
+    rows: list | None
+    count: int
+    sql: str
+    connection: int
+    error: str | None = None  # "SQLSTATE message" when the COPY failed
+    schema: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _record(session, spec: CopySpec, sql: str, rows, count: int, error: PgError | None = None,
+            names=None) -> CopyRecord:
+    rec = CopyRecord(
+        direction=spec.direction, table=spec.table, schema=spec.schema,
+        columns=list(names if names is not None else spec.names), format=spec.options.format,
+        options=spec.options.as_dict(), rows=rows, count=count, sql=sql, connection=session.id,
+        error=f"{error.code} {error.message}" if error is not None else None,
+    )
+    copies = getattr(session.hub.journal, "copies", None)
+    if copies is not None:
+        copies.append(rec)
+    return rec
+
+
+def _context_name(spec: CopySpec) -> str:
+    return spec.table or "stdin"
+
+
+def run(session, result, sql: str, portal):
+    spec: CopySpec = result.copy
+    if spec.direction == "in":
+        return (yield from _copy_in(session, spec, sql))
+    if spec.direction == "out":
+        return (yield from _copy_out(session, spec, sql))
+    if spec.direction == "both":
+        mode = ScriptMode(session, spec.script) if spec.script is not None else ChannelMode(session, spec.handler)
+        fmt = 1 if spec.options.binary else 0
+        ok = yield from run_copy_both(session, mode, fmt, spec.column_formats or (), spec.tag or "COPY 0")
+        _record(session, spec, sql, list(mode.received), len(mode.received), mode.error)
+        return ok
+    session._statement_failed(PgError("XX000", f"fakepm: unknown COPY direction {spec.direction!r}"))
+    return False
+
+
+# ------------------------------------------------------------------------------ COPY IN
+def _copy_in(session, spec: CopySpec, sql: str):
+    opts = spec.options
+    fmt = 1 if opts.binary else 0
+    session._send(m.CopyInResponse(fmt, (fmt,) * spec.ncolumns).encode())
+    session.transcript.append(("S", f"CopyInResponse format={fmt} columns={spec.ncolumns}"))
+    known = spec.types is not None
+    decoder = CopyDecoder(opts, spec.ncolumns if known else None, spec.names)
+    typer = RowTyper(opts, spec.types, spec.names)
+    row_of = typer.row
+    rows: list = []
+    fault = spec.fault
+    table = _context_name(spec)
+
+    def failed(err: PgError):
+        session._statement_failed(err)
+        _record(session, spec, sql, [], 0, err)
+        return False
+
+    while True:
+        frame = yield NEED_INPUT
+        if isinstance(frame, Exception):
+            session._fatal(fatal("08P01", str(frame)))
+            return False
+        if not isinstance(frame, tuple):
+            continue  # an Event: nothing to do during COPY IN
+        t, body = frame
+        try:
+            if t == b"d":
+                for r in decoder.feed(body):
+                    rows.append(row_of(*r))
+                if fault is not None and len(rows) >= fault.after_rows:
+                    return failed(fault.error or PgError("57014", "canceling statement due to user request"))
+            elif t == b"c":
+                for r in decoder.finish():
+                    rows.append(row_of(*r))
+                break
+            elif t == b"f":
+                msg = m.CopyFail.decode(body).message
+                return failed(PgError("57014", f"COPY from stdin failed: {msg}",
+                                      where=f"COPY {table}, line {decoder.line + 1}" if decoder.line else None))
+            elif t in (b"S", b"H"):
+                continue  # libpq/pg8000 send these without noticing the COPY; PostgreSQL ignores them
+            elif t == b"X":
+                session.close_reason = "client sent Terminate during COPY"
+                _record(session, spec, sql, [], 0, PgError("08006", "client sent Terminate during COPY"))
+                return False
+            else:
+                return failed(PgError("08P01", f"unexpected message type 0x{t[0]:02X} during COPY from stdin",
+                                      where=f"COPY {table}, line {decoder.line + 1}"))
+        except CopyDataError as e:
+            return failed(PgError(e.sqlstate, e.message, where=e.context(table), hint=e.hint))
+        if session._cancel_requested:
+            session._cancel_requested = False
+            return failed(PgError("57014", "canceling statement due to user request",
+                                  where=f"COPY {table}, line {decoder.line}"))
+    if fault is not None and len(rows) >= fault.after_rows:
+        return failed(fault.error or PgError("57014", "canceling statement due to user request"))
+    _record(session, spec, sql, rows, len(rows))
+    session._send(m.command_complete(spec.tag or f"COPY {len(rows)}"))
+    return True
+
+
+# ------------------------------------------------------------------------------ COPY OUT
+def _copy_out(session, spec: CopySpec, sql: str):
+    names, types, rows = spec.names, spec.types, spec.rows
+    if spec.query is not None:
+        inner = yield from session._evaluate(spec.query, [], (), "simple", None)
+        if inner.error is not None:
+            session._statement_failed(inner.error)
+            _record(session, spec, sql, None, 0, inner.error)
+            return False
+        if inner.columns is None or inner.copy is not None:
+            err = PgError("0A000", "COPY query must have a RETURNING clause" if inner.copy is None
+                          else "COPY (COPY ...) TO is not allowed")
+            session._statement_failed(err)
+            return False
+        names = tuple(c.name for c in inner.columns)
+        types = tuple(c.type for c in inner.columns)
+        rows = inner.rows
+    types = tuple(t if t is not None else _TEXT for t in (types or ()))
+    opts = spec.options
+    fmt = 1 if opts.binary else 0
+    session._send(m.CopyOutResponse(fmt, (fmt,) * len(types)).encode())
+    session.transcript.append(("S", f"CopyOutResponse format={fmt} columns={len(types)}"))
+    enc = CopyEncoder(opts, types, names)
+    pending = enc.header()
+    if pending and not opts.binary:
+        session._send(m.copy_data(pending))
+        pending = b""
+    source = rows() if callable(rows) else (rows or ())
+    send = session._send
+    copy_data = m.copy_data
+    encode = enc.row
+    fault = spec.fault
+    count = 0
+    try:
+        for row in source:
+            data = encode(row)
+            if pending:
+                data = pending + data
+                pending = b""
+            send(copy_data(data))
+            count += 1
+            if fault is not None and count >= fault.after_rows:
+                if fault.disconnect:
+                    session.close_reason = f"fault: disconnect after {count} COPY rows"
+                    _record(session, spec, sql, None, count, names=names)
+                    return False
+                raise fault.error or PgError("57014", "canceling statement due to user request")
+            if session._out_size > OUTPUT_LIMIT:
+                yield OUTPUT_FULL
+                if session._cancel_requested:
+                    session._cancel_requested = False
+                    raise PgError("57014", "canceling statement due to user request")
+    except PgError as e:
+        session._statement_failed(e)
+        _record(session, spec, sql, None, count, e, names=names)
+        return False
+    except (TypeError, ValueError, OverflowError, AttributeError) as e:
+        err = PgError("XX000", f"fakepm: COPY TO row {count + 1} cannot be encoded: {e}",
+                      hint=f"columns: {list(zip(names, (t.name for t in types)))}")
+        session._statement_failed(err)
+        _record(session, spec, sql, None, count, err, names=names)
+        return False
+    trailer = pending + enc.trailer()
+    if trailer:
+        send(copy_data(trailer))
+    send(m.COPY_DONE)
+    send(m.command_complete(spec.tag or f"COPY {count}"))
+    _record(session, spec, sql, None, count, names=names)
+    return True
+
+
+# ------------------------------------------------------------------------------ COPY BOTH
+class CopyBothMode:
+    """A CopyBoth conversation (see the module docstring). Runs on the server's loop thread."""
+
+    def __init__(self, session):
+        self.session = session
+        self.client_done = False
+        self.server_done = False
+        self.error: PgError | None = None
+        self.received: list = []  # client payloads (kept for the journal by the channel modes)
+
+    # hooks
+    def on_start(self) -> None:
+        pass
+
+    def on_data(self, payload: bytes) -> None:
+        pass
+
+    def on_client_done(self) -> None:
+        pass
+
+    def on_event(self, event) -> None:
+        pass
+
+    def closed(self) -> None:
+        pass
+
+    # actions
+    def send(self, payload: bytes) -> None:
+        if not self.server_done:
+            self.session._send(m.copy_data(payload))
+
+    def finish(self) -> None:
+        if not self.server_done:
+            self.server_done = True
+            self.session._send(m.COPY_DONE)
+
+    def fail(self, err: PgError) -> None:
+        if self.error is None:
+            self.error = err
+
+
+def run_copy_both(session, mode: CopyBothMode, overall_format: int = 0, column_formats: tuple = (),
+                  tag: str | None = "COPY 0"):
+    """Drive a CopyBothMode until both sides sent CopyDone; True when it ended cleanly."""
+    session._send(m.CopyBothResponse(overall_format, tuple(column_formats)).encode())
+    session.transcript.append(("S", "CopyBothResponse"))
+    session.mode = mode
+    try:
+        mode.on_start()
+        while mode.error is None and not (mode.client_done and mode.server_done):
+            item = yield NEED_INPUT
+            if isinstance(item, Exception):
+                session._fatal(fatal("08P01", str(item)))
+                return False
+            if not isinstance(item, tuple):
+                mode.on_event(item)
+                continue
+            t, body = item
+            if t == b"d":
+                if not mode.client_done:
+                    mode.on_data(body)
+            elif t == b"c":
+                if not mode.client_done:
+                    mode.client_done = True
+                    mode.on_client_done()
+            elif t == b"f":
+                mode.fail(PgError("57014", f"COPY from stdin failed: {m.CopyFail.decode(body).message}"))
+            elif t in (b"S", b"H"):
+                continue
+            elif t == b"X":
+                session.close_reason = "client sent Terminate during COPY"
+                return False
+            else:
+                mode.fail(PgError("08P01", f"unexpected message type 0x{t[0]:02X} during COPY from stdin"))
+    finally:
+        session.mode = None
+        if mode.error is not None or session.close_reason is not None:
+            try:
+                mode.closed()
+            except Exception:  # noqa: BLE001 - a mode's cleanup must not break the session
+                pass
+    if mode.error is not None:
+        session._statement_failed(mode.error)
+        return False
+    if tag is not None:
+        session._send(m.command_complete(tag))
+    return True
+
+
+class Channel:
+    """What a COPY-both handler gets (on its own thread)."""
+
+    def __init__(self, post):
+        self._post = post
+        self._inbox: queue.Queue = queue.Queue()
+        self._closed = threading.Event()
+        self.client_done = False
+
+    def recv(self, timeout: float | None = 10.0) -> bytes | None:
+        """The next CopyData payload from the client; None once the client sent CopyDone (or went
+        away). Raises TimeoutError after `timeout` seconds without one."""
+        try:
+            item = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no CopyData from the client within {timeout} s") from None
+        if item is None:
+            self.client_done = True
+        return item
+
+    def __iter__(self):
+        while True:
+            item = self.recv()
+            if item is None:
+                return
+            yield item
+
+    def send(self, data: bytes | str) -> None:
+        """Send a CopyData to the client (any thread, any time until done())."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if self._closed.is_set():
+            raise ConnectionError("the COPY channel is closed")
+        self._post(("copy-send", bytes(data)))
+
+    def done(self) -> None:
+        """Send the server's CopyDone (also sent when the handler returns)."""
+        if not self._closed.is_set():
+            self._post(("copy-done", None))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+
+class ChannelMode(CopyBothMode):
+    """A Python handler(channel) on its own thread; its sends are marshalled to the loop thread."""
+
+    def __init__(self, session, handler):
+        super().__init__(session)
+        self.handler = handler
+        post = getattr(session, "post_threadsafe", None)
+        if post is None:
+            raise RuntimeError("COPY both handlers need a running FakePostgres (session.post_threadsafe)")
+        self.channel = Channel(post)
+        self.thread: threading.Thread | None = None
+
+    def on_start(self) -> None:
+        ch = self.channel
+
+        def work():
+            try:
+                self.handler(ch)
+            except PgError as e:
+                ch._post(("copy-error", e))
+            except BaseException as e:  # noqa: BLE001 - user code: reported as XX000
+                import traceback
+
+                ch._post(("copy-error", PgError("XX000", f"fakepm COPY both handler raised {type(e).__name__}: {e}",
+                                                detail=traceback.format_exc()[-2000:])))
+            else:
+                ch._post(("copy-done", None))
+
+        self.thread = threading.Thread(target=work, name=f"fakepm-copyboth-{self.session.id}", daemon=True)
+        self.thread.start()
+
+    def on_data(self, payload: bytes) -> None:
+        self.received.append(payload)
+        self.channel._inbox.put(payload)
+
+    def on_client_done(self) -> None:
+        self.channel._inbox.put(None)
+
+    def on_event(self, event) -> None:
+        data = getattr(event, "data", None)
+        if not isinstance(data, tuple) or len(data) != 2:
+            return
+        kind, value = data
+        if kind == "copy-send":
+            self.send(value)
+        elif kind == "copy-done":
+            self.channel._closed.set()
+            self.finish()
+        elif kind == "copy-error":
+            self.channel._closed.set()
+            self.fail(value)
+
+    def closed(self) -> None:
+        self.channel._closed.set()
+        self.channel._inbox.put(None)
+
+
+class ScriptMode(CopyBothMode):
+    """Plays [("expect", bytes|None) | ("send", bytes)] steps; CopyDone after the last one."""
+
+    def __init__(self, session, steps: list):
+        super().__init__(session)
+        self.steps = list(steps)
+        self.pos = 0
+
+    def _advance(self) -> None:
+        while self.pos < len(self.steps) and self.steps[self.pos][0] == "send":
+            self.send(self.steps[self.pos][1])
+            self.pos += 1
+        if self.pos >= len(self.steps):
+            self.finish()
+
+    def on_start(self) -> None:
+        self._advance()
+
+    def on_data(self, payload: bytes) -> None:
+        self.received.append(payload)
+        if self.pos >= len(self.steps):
+            return
+        want = self.steps[self.pos][1]
+        if want is not None and payload != want:
+            self.fail(PgError("XX000", f"fakepm: COPY both script step {self.pos + 1} expected {want!r}, "
+                                       f"got {payload!r}"))
+            return
+        self.pos += 1
+        self._advance()
+
+    def on_client_done(self) -> None:
+        if self.pos < len(self.steps):
+            self.fail(PgError("XX000", f"fakepm: COPY both script: the client ended the COPY at step "
+                                       f"{self.pos + 1} of {len(self.steps)}"))
+
