@@ -176,7 +176,10 @@ class FakePostgres:
         self._started = False
         self._scenarios: list = []
         self._extensions: list = []  # hooks other rooms attach (walsender, copy, scenario)
-        self.replication_factory: Callable | None = None
+        from .walsender import WalSender  # the logical replication source (walsender/)
+
+        self.wal = WalSender(self)
+        self.replication_factory: Callable | None = self.wal.replication_query
         if scenario is not None:
             self.load(scenario)
 

@@ -1,0 +1,266 @@
+"""WAL records -> pgoutput messages for one consumer, as pgoutput.c/proto.c would write them.
+
+`PgoutputWriter(options, publications, server_major).encode(record)` returns a list of
+`(wal_start, payload)` pairs (walEnd = walStart for logical streams; walsender-behavior.md
+4.1). The writer keeps the per-connection state PostgreSQL keeps: which Relations were
+sent (again after the relation changed, and in every streamed transaction), so the same
+record encodes differently on different connections.
+"""
+
+from __future__ import annotations
+
+from ..answers.catalog import Table
+from ..protocol import pgoutput as po
+from ..protocol.errors import PgError
+from .wal import Change, Marker, NonTxMessage, PreparedEnd, SubAbort, Txn, key_columns
+
+_ACTIONS = {"insert", "update", "delete", "truncate"}
+
+
+class Publications:
+    """Which tables a set of publication names publishes, and which actions.
+
+    `declared` None means "no publications were declared": every name publishes every table.
+    """
+
+    def __init__(self, declared: dict | None):
+        self.declared = declared  # name -> {"tables": set(qualnames) | None (all), "publish": set}
+
+    def resolve(self, names: list[str]):
+        if self.declared is None:
+            return None  # everything
+        missing = [n for n in names if n not in self.declared]
+        if missing:
+            raise PgError("42704", f'publication "{missing[0]}" does not exist',
+                          where="slot, output plugin \"pgoutput\", in the change callback")
+        return [self.declared[n] for n in names]
+
+
+class PgoutputWriter:
+    def __init__(self, options: po.PgoutputOptions, publications: Publications, server_major: int = 17):
+        self.opts = options
+        self.v = options.proto_version
+        self.pubs = publications
+        self.server_major = server_major
+        self.relations_sent: dict[int, tuple] = {}  # relid -> signature last sent outside streams
+        self._resolved = False
+        self._pubspecs = None
+
+    # ------------------------------------------------------------------ filtering
+    def _specs(self):
+        if not self._resolved:
+            self._pubspecs = self.pubs.resolve(self.opts.publication_names)
+            self._resolved = True
+        return self._pubspecs
+
+    def published(self, table: Table, action: str) -> bool:
+        specs = self._specs()
+        if specs is None:
+            return True
+        for spec in specs:
+            tables = spec.get("tables")
+            if (tables is None or table.qualname in tables) and action in spec.get("publish", _ACTIONS):
+                return True
+        return False
+
+    def _keep(self, c: Change) -> bool:
+        if c.kind == "message":
+            return self.opts.messages
+        if c.kind == "truncate":
+            return any(self.published(t, "truncate") for t in c.tables)
+        return self.published(c.table, c.kind)
+
+    # ------------------------------------------------------------------ pieces
+    @staticmethod
+    def signature(table: Table) -> tuple:
+        return (table.schema, table.name, table.replica_identity, tuple((c.name, c.type.oid, c.typmod) for c in table.columns))
+
+    def _relation(self, table: Table, xid):
+        keys = set(key_columns(table))
+        out = []
+        for c in table.columns:
+            if c.type.oid >= po.FIRST_GENBKI_OBJECT_ID:
+                out.append((0, po.Type(c.type.oid, table.schema, c.type.name, xid=xid).encode()))
+        cols = tuple(po.RelationColumn(c.name, c.type.oid, c.typmod, 1 if c.name in keys else 0) for c in table.columns)
+        rel = po.Relation(table.oid, "" if table.schema == "pg_catalog" else table.schema, table.name,
+                          table.replica_identity, cols, xid=xid)
+        out.append((0, rel.encode()))
+        return out
+
+    def _tuple(self, change: Change, which: str):
+        key = (which, self.opts.binary)
+        cached = change.cache.get(key)
+        if cached is None:
+            values = change.new if which == "new" else change.old
+            out = []
+            for col, v in zip(change.table.columns, values):
+                if v is None or v is po.UNCHANGED_TOAST:
+                    out.append(v)
+                elif self.opts.binary and col.type.has_binary:
+                    out.append(po.BinaryValue(col.type.encode_binary(v)))
+                else:
+                    out.append(po.TextValue(col.type.encode_text(v)))
+            cached = change.cache[key] = tuple(out)
+        return cached
+
+    def _change(self, c: Change, xid, stream_rels: set | None):
+        """Messages for one change (Relations first when needed)."""
+        out = []
+        tables = c.tables if c.kind == "truncate" else ((c.table,) if c.table is not None else ())
+        for t in tables:
+            if stream_rels is not None:
+                if t.oid not in stream_rels:
+                    stream_rels.add(t.oid)
+                    out += self._relation(t, xid)
+            else:
+                sig = self.signature(t)
+                if self.relations_sent.get(t.oid) != sig:
+                    self.relations_sent[t.oid] = sig
+                    out += self._relation(t, xid)
+        if c.kind == "insert":
+            msg = po.Insert(c.table.oid, self._tuple(c, "new"), xid=xid)
+        elif c.kind == "update":
+            old = self._tuple(c, "old") if c.old_kind else None
+            msg = po.Update(c.table.oid, self._tuple(c, "new"), key=old if c.old_kind == "K" else None,
+                            old=old if c.old_kind == "O" else None, xid=xid)
+        elif c.kind == "delete":
+            old = self._tuple(c, "old")
+            msg = po.Delete(c.table.oid, key=old if c.old_kind == "K" else None,
+                            old=old if c.old_kind == "O" else None, xid=xid)
+        elif c.kind == "truncate":
+            rels = tuple(t.oid for t in c.tables if self.published(t, "truncate"))
+            msg = po.Truncate(rels, c.truncate_options, xid=xid)
+        else:
+            msg = po.Message(c.lsn, c.prefix, c.content, flags=po.MESSAGE_TRANSACTIONAL, xid=xid)
+        out.append((c.lsn, msg.encode()))
+        return out
+
+    # ------------------------------------------------------------------ records
+    def encode(self, rec) -> list:
+        """[(wal_start, payload), ...] for one WAL record (may be empty: nothing to publish)."""
+        if isinstance(rec, Txn):
+            return self._txn(rec)
+        if isinstance(rec, NonTxMessage):
+            if not self.opts.messages:
+                return []
+            c = rec.change
+            return [(c.lsn, po.Message(c.lsn, c.prefix, c.content, flags=0).encode())]
+        if isinstance(rec, PreparedEnd):
+            return self._prepared_end(rec)
+        if isinstance(rec, Marker):
+            return []
+        raise TypeError(f"not a WAL record: {rec!r}")
+
+    def _suppressed_origin(self, txn: Txn) -> bool:
+        return txn.origin is not None and self.opts.origin == "none"
+
+    def _stream_it(self, txn: Txn) -> bool:
+        return txn.streaming and self.opts.streaming != "off" and self.v >= 2
+
+    def _txn(self, txn: Txn) -> list:
+        if self._suppressed_origin(txn):
+            return []
+        if self._stream_it(txn):
+            return self._streamed(txn)
+        if txn.aborted:
+            return []  # a rolled-back transaction is never decoded unless it was streamed
+        if txn.gid is not None and not (self.opts.two_phase and self.v >= 3):
+            return []  # decoded at COMMIT PREPARED instead
+        return self._plain(txn, prepared=txn.gid is not None)
+
+    def _visible_changes(self, txn: Txn) -> list:
+        dead = txn.aborted_subxids
+        return [c for c in txn.changes if c.subxid not in dead and self._keep(c)]
+
+    def _plain(self, txn: Txn, prepared: bool, commit: PreparedEnd | None = None) -> list:
+        changes = self._visible_changes(txn)
+        if not changes and self.server_major >= 15:
+            return []  # PG15+: empty transactions are skipped (only keepalives)
+        first = changes[0].lsn if changes else txn.first_lsn
+        out = []
+        if prepared:
+            out.append((first, po.BeginPrepare(txn.commit_lsn, txn.end_lsn, txn.commit_time, txn.xid, txn.gid).encode()))
+        elif commit is not None:
+            out.append((first, po.Begin(commit.lsn, commit.time, txn.xid).encode()))
+        else:
+            out.append((0 if txn.origin else first, po.Begin(txn.commit_lsn, txn.commit_time, txn.xid).encode()))
+        if txn.origin and not prepared and commit is None:
+            name, origin_lsn = txn.origin
+            out.append((first, po.Origin(origin_lsn, name).encode()))
+        for c in changes:
+            out += self._change(c, None, None)
+        if prepared:
+            out.append((txn.end_lsn, po.Prepare(txn.commit_lsn, txn.end_lsn, txn.commit_time, txn.xid, txn.gid).encode()))
+        elif commit is not None:
+            out.append((commit.end_lsn, po.Commit(commit.lsn, commit.end_lsn, commit.time).encode()))
+        else:
+            out.append((txn.end_lsn, po.Commit(txn.commit_lsn, txn.end_lsn, txn.commit_time).encode()))
+        return out
+
+    def _streamed(self, txn: Txn) -> list:
+        out: list = []
+        rels: set = set()
+        seg: list = []
+        first_segment = True
+
+        def flush_segment():
+            nonlocal seg, first_segment
+            if not seg:
+                return
+            start = next((lsn for lsn, _ in seg if lsn), txn.first_lsn)
+            out.append((start, po.StreamStart(txn.xid, first_segment).encode()))
+            out.extend(seg)
+            last = max(p[0] for p in seg)
+            out.append((last, po.StreamStop().encode()))
+            first_segment = False
+            seg = []
+
+        count = 0
+        for item in txn.items:
+            if isinstance(item, SubAbort):
+                flush_segment()
+                count = 0
+                out.append((item.lsn, self._abort(txn.xid, item.subxid, item.lsn, txn.commit_time)))
+                rels = set()  # the abort invalidates what the stream sent (capture wal-a2)
+                continue
+            if not self._keep(item):
+                continue
+            msgs = self._change(item, item.subxid if item.subxid is not None else txn.xid, rels)
+            seg += [(lsn or 0, p) for lsn, p in msgs]
+            count += 1
+            if count >= txn.segment_size:
+                flush_segment()
+                count = 0
+        flush_segment()
+        if not out:
+            return []
+        if txn.aborted:
+            out.append((txn.commit_lsn, self._abort(txn.xid, txn.xid, txn.commit_lsn, txn.commit_time)))
+        elif txn.gid is not None and self.opts.two_phase and self.v >= 3:
+            out.append((txn.end_lsn, po.StreamPrepare(txn.commit_lsn, txn.end_lsn, txn.commit_time, txn.xid,
+                                                      txn.gid).encode()))
+        elif txn.gid is not None:
+            return []  # streamed but prepared without two_phase: PostgreSQL decodes it at COMMIT PREPARED
+        else:
+            out.append((txn.end_lsn, po.StreamCommit(txn.xid, txn.commit_lsn, txn.end_lsn, txn.commit_time).encode()))
+        return out
+
+    def _abort(self, xid: int, subxid: int, lsn: int, time: int) -> bytes:
+        if self.v >= po.PROTO_VERSION_STREAM_ABORT_INFO and self.opts.streaming == "parallel":
+            return po.StreamAbort(xid, subxid, lsn, time).encode()
+        return po.StreamAbort(xid, subxid).encode()
+
+    def _prepared_end(self, rec: PreparedEnd) -> list:
+        txn = rec.txn
+        if self._suppressed_origin(txn):
+            return []
+        if self.opts.two_phase and self.v >= 3:
+            if not self._visible_changes(txn) and not self._stream_it(txn):
+                return []
+            if rec.kind == "commit":
+                return [(rec.end_lsn, po.CommitPrepared(rec.lsn, rec.end_lsn, rec.time, txn.xid, txn.gid).encode())]
+            return [(rec.end_lsn, po.RollbackPrepared(txn.end_lsn, rec.end_lsn, txn.commit_time, rec.time, txn.xid,
+                                                      txn.gid).encode())]
+        if rec.kind == "rollback":
+            return []
+        return self._plain(txn, prepared=False, commit=rec)
