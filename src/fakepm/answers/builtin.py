@@ -247,7 +247,10 @@ def _compile(e):
         if inner is None:
             return None
         try:
-            t, _mod = REGISTRY.parse_type_spec(e.to.sql(dialect="postgres"))
+            spec = e.to.sql(dialect="postgres")
+            if spec.lower().startswith(('"pg_catalog".', "pg_catalog.")):  # asyncpg writes $1::"pg_catalog"."int4"
+                spec = spec.split(".", 1)[1].strip('"')
+            t, _mod = REGISTRY.parse_type_spec(spec)
         except Exception:  # noqa: BLE001
             return None
         _, fn, _ = inner
@@ -433,6 +436,23 @@ def _compile_function(e):
             return ("" if val is None else str(val)), False, 0.0
 
         return TEXT, set_config, "set_config"
+    if name == "quote_literal" and len(args) == 1:  # asyncpg's copy_from_query inlines its arguments with it
+        inner = _compile(args[0])
+        if inner is None:
+            return None
+
+        def quote_literal(b, q, fn=inner[1]):
+            v, p, d = fn(b, q)
+            if v is None:
+                return None, p, d
+            s = v if isinstance(v, str) else TEXT.encode_text(v).decode() if not isinstance(v, (int, Decimal)) \
+                else str(v)
+            body = s.replace("'", "''")
+            if "\\" in s:
+                return "E'" + body.replace("\\", "\\\\") + "'", p, d
+            return "'" + body + "'", p, d
+
+        return TEXT, quote_literal, "quote_literal"
     return None
 
 
