@@ -438,7 +438,11 @@ def _f4_shortest(a: float) -> tuple[str, int]:
             cands.append(mant + 1 if float(s) < a else mant - 1)
         for c in cands:
             cs = f"{c}e{exp}"
-            if c > 0 and _f32_round(cs, float(cs)) == a:
+            try:
+                ok = c > 0 and _f32_round(cs, float(cs)) == a
+            except OverflowError:  # rounds past FLT_MAX
+                ok = False
+            if ok:
                 ds = str(c)
                 return ds.rstrip("0"), exp + len(ds) - 1
     raise AssertionError("unreachable: 9 digits always round-trip a float32")  # pragma: no cover
@@ -773,7 +777,9 @@ def _char1_codec() -> Codec:
         if v is None:
             return None
         if isinstance(v, str):
-            return dec_text(v.encode())
+            if len(v) <= 1 and (not v or 0 < ord(v) < 0x100):
+                return str(v)  # already a byte value
+            return dec_text(v.encode())  # charin: the first byte of the UTF-8 text
         if isinstance(v, (bytes, bytearray)) and len(v) <= 1:
             return chr(v[0]) if v and v[0] else ""
         raise _bad_type(v, '"char"')
@@ -1127,7 +1133,7 @@ def _time_untext(data):
                 return t
         except ValueError:
             pass
-    us, _ = _parse_time(data, "time without time zone")  # a zone is ignored, as in PostgreSQL
+    us, _ = _parse_time(data, "time")  # a zone is ignored, as in PostgreSQL
     return _us_to_time(us, None, "time")
 
 
@@ -1393,9 +1399,10 @@ def _interval_bin(v) -> bytes:
 
 
 def _mk_interval(months: int, days: int, us: int):
-    if months:
-        return Interval(months, days, us)
-    return timedelta(days=days, microseconds=us)
+    """timedelta when that loses nothing (re-encodes to the same fields), else an exact Interval."""
+    if not months and -_DAY_US < us < _DAY_US and (not days or not us or (days > 0) == (us > 0)):
+        return timedelta(days=days, microseconds=us)
+    return Interval(months, days, us)
 
 
 _IV_UNITS: dict[str, tuple[str, int]] = {}
@@ -1739,23 +1746,38 @@ def _has_nul(v: Any) -> bool:
 
 
 def _json_codec(jsonb: bool) -> Codec:
+    """json / jsonb. A top-level Python str is JSON *text* (the driver convention: psycopg, asyncpg):
+    encode validates it (json: emitted verbatim, as PostgreSQL keeps json text; jsonb: normalized),
+    and a document that is a JSON string decodes to its JSON text ('"x"'), so that round trips hold.
+    Everything else decodes to Python objects (nested strings are plain str)."""
     display = "jsonb" if jsonb else "json"
+
+    def parse(s: str, data: Any):
+        try:
+            v = json.loads(s, parse_float=_json_float, parse_constant=_json_reject_constant)
+        except (ValueError, RecursionError) as e:
+            raise InvalidValue(f"invalid input syntax for type json", _SYNTAX,
+                               getattr(e, "msg", str(e))) from None
+        if jsonb and "\\u0000" in s and _has_nul(v):
+            raise InvalidValue("unsupported Unicode escape sequence", "22P05", "\\u0000 cannot be converted to text.")
+        return v
 
     def dec_text(data):
         try:
             s = data.decode()
         except UnicodeDecodeError as e:
             raise _bad_utf8(data, e) from None
-        try:
-            v = json.loads(s, parse_float=_json_float, parse_constant=_json_reject_constant)
-        except (ValueError, RecursionError) as e:
-            raise InvalidValue(f"invalid input syntax for type {display}", _SYNTAX,
-                               getattr(e, "msg", str(e))) from None
-        if jsonb and "\\u0000" in s and _has_nul(v):
-            raise InvalidValue("unsupported Unicode escape sequence", "22P05", "\\u0000 cannot be converted to text.")
+        v = parse(s, data)
+        if isinstance(v, str):
+            return _json_dump(v, True).decode() if jsonb else s
         return v
 
     def enc_text(v):
+        if isinstance(v, str):
+            parsed = parse(v, v)
+            if not jsonb:
+                return v.encode()
+            v = parsed
         try:
             return _json_dump(v, jsonb)
         except TypeError:
@@ -1778,7 +1800,14 @@ def _json_codec(jsonb: bool) -> Codec:
         if v is None:
             return None
         if isinstance(v, str):
-            return _coerce_via_text(display, dec_text, v)
+            try:
+                parsed = parse(v, v)
+            except InvalidValue as e:
+                raise InvalidValue(f"value {_fmt(v)} is not valid for type {display}: {e}", e.sqlstate,
+                                   e.detail) from None
+            if not jsonb:
+                return str(v)  # json keeps its text
+            return _json_dump(parsed, True).decode() if isinstance(parsed, str) else parsed
         try:
             _json_dump(v, jsonb)
         except TypeError as e:
@@ -1923,19 +1952,19 @@ def _inet_codec(is_cidr: bool) -> Codec:
         if is_cidr:
             if isinstance(v, _IP_TYPES_CIDR):
                 return v
-            if isinstance(v, (IPv4Address, IPv6Address)):
-                return (IPv4Network if v.version == 4 else IPv6Network)((v, v.max_prefixlen))
             if isinstance(v, (IPv4Interface, IPv6Interface)):
                 if v.ip != v.network.network_address:
                     raise InvalidValue(f"value {_fmt(v)} is not valid for type cidr: "
                                        "Value has bits set to right of mask.")
                 return v.network
-        else:
             if isinstance(v, (IPv4Address, IPv6Address)):
-                return v
-            if isinstance(v, (IPv4Interface, IPv6Interface)):
+                return (IPv4Network if v.version == 4 else IPv6Network)((v, v.max_prefixlen))
+        else:
+            if isinstance(v, (IPv4Interface, IPv6Interface)):  # (an Interface is also an Address)
                 if v.network.prefixlen == v.max_prefixlen:
                     return v.ip
+                return v
+            if isinstance(v, (IPv4Address, IPv6Address)):
                 return v
             if isinstance(v, _IP_TYPES_CIDR):
                 if v.prefixlen == v.max_prefixlen:
@@ -2754,6 +2783,14 @@ class TypeRegistry:
         if arr is None:
             arr = self.register(_make_array(t))
         return arr
+
+    def copy(self) -> "TypeRegistry":
+        """An independent registry with the same types and aliases (e.g. per server, for user enums)."""
+        new = TypeRegistry()
+        new._by_oid = dict(self._by_oid)
+        new._names = dict(self._names)
+        new._aliases = dict(self._aliases)
+        return new
 
     def names(self) -> list[str]:
         """Every name by_name accepts without typmod or [] (canonical names and aliases), sorted."""
