@@ -10,6 +10,7 @@ from ..protocol.errors import NO_RULE_MATCHED, PgError
 from ..protocol.types import REGISTRY
 from .builtin import Builtins
 from .match import infer_param_types
+from .pgcatalog import answer_catalog_query
 from .result import Query, Result
 from .rules import RuleSet
 
@@ -33,6 +34,10 @@ class Responder:
 
             res = builtin_copy(query, self.tables)
             return (res, "builtin:copy") if res is not None else (None, None)
+        if self.tables and "pg_catalog." in query.sql:  # psql's \d / \dt over declared tables
+            res = answer_catalog_query(query, self.tables)
+            if res is not None:
+                return res, "builtin:pgcatalog"
         return self.builtins.answer(query)
 
     def describe(self, query: Query, session=None):
@@ -54,6 +59,10 @@ class Responder:
         cols = describe_declared_select(query.sql, self.tables)
         if cols is not None:
             return cols
+        if self.tables and "pg_catalog." in query.sql:
+            res = answer_catalog_query(query, self.tables)
+            if res is not None:
+                return res.columns
         return self.builtins.describe(query)
 
     def infer_param_types(self, query: Query, n: int) -> list:
