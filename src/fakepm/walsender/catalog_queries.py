@@ -104,7 +104,9 @@ def answer_catalog_query(wal, session, sql: str):
         result = Result(_cols(("attnum", INT2), ("attname", NAME), ("atttypid", OID), ("?column?", BOOL)), rows)
     elif ROWFILTER.match(q):
         result = Result(_cols(("pg_get_expr", TEXT)), [(None,)])
-    elif (mm := COPY_TABLE.match(q) or COPY_SELECT.match(q)) is not None:
+    elif COPY_TABLE.match(q):
+        return False  # the COPY engine (answers/copyspec.py) serves declared tables' rows
+    elif (mm := COPY_SELECT.match(q)) is not None:
         handled = yield from _copy_out(wal, session, sql, q, mm)
         return handled
     if result is None:
@@ -120,17 +122,13 @@ def _copy_escape(data: bytes) -> bytes:
 
 
 def _copy_out(wal, session, sql: str, q: str, mm):
-    """tablesync's `COPY table (cols) TO STDOUT`: the declared rows in COPY text format.
-
-    A minimal COPY TO STDOUT of our own (the general COPY sub-protocol lives in session/copy.py).
+    """tablesync's `COPY (SELECT cols FROM ONLY table WHERE filter) TO STDOUT` (column lists / row
+    filters): the declared rows, projected, in COPY text format. The filter is not evaluated.
     """
     from ..answers.catalog import split_name
 
     catalog = wal.pg.catalog if wal.pg is not None else wal._catalog()
-    if q.upper().startswith("COPY (SELECT"):
-        cols_text, name = mm.group(1), mm.group(2)
-    else:
-        name, cols_text = mm.group(1), mm.group(2)
+    cols_text, name = mm.group(1), mm.group(2)
     schema, tname = split_name(name)
     table = catalog.get(tname, schema)
     if table is None:

@@ -76,6 +76,21 @@ def _lsn(value, what: str) -> int:
         raise ValueError(f"{what}: expected an LSN like '0/1000000', got {value!r}") from None
 
 
+def _timestamp(value, what: str) -> int:
+    """datetime, ISO 8601 text or Unix seconds -> microseconds since 2000-01-01 UTC."""
+    import datetime as dt
+
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{what}: expected an ISO 8601 timestamp or Unix seconds, got {value!r}") from None
+    try:
+        return to_pg_timestamp(value)
+    except TypeError as e:
+        raise ValueError(f"{what}: {e}") from None
+
+
 class TransactionBuilder:
     """What `pg.wal.transaction()` yields: add changes, then leave the `with` block to commit."""
 
@@ -149,10 +164,9 @@ class TransactionBuilder:
     def commit(self) -> Txn:
         if self.txn is not None:
             return self.txn
-        ct = self.commit_time if self.commit_time is not None else self._wal.clock()
-        txn = Txn(self.xid, self.items, to_pg_timestamp(ct) if not isinstance(ct, int) or isinstance(ct, bool)
-                  else ct, origin=self.origin, streaming=self.streaming, aborted=self.aborted, gid=self.gid,
-                  segment_size=self.segment_size)
+        ct = _timestamp(self.commit_time if self.commit_time is not None else self._wal.clock(), "commit_time")
+        txn = Txn(self.xid, self.items, ct, origin=self.origin, streaming=self.streaming, aborted=self.aborted,
+                  gid=self.gid, segment_size=self.segment_size)
         b, c, e = self._lsns
         self.txn = self._wal._append(
             lambda: self._wal.log.append_txn(txn, begin_lsn=_lsn(b, "lsn") if b is not None else None,
@@ -221,6 +235,25 @@ class WalSender:
             if slot_start not in ("beginning", "end"):
                 raise ValueError(f"slot_start must be 'beginning' or 'end', got {slot_start!r}")
             self.slot_start = slot_start
+        return self
+
+    def load(self, source, where: str | None = None) -> "WalSender":
+        """Apply a `replication:` section: a mapping (with or without the `replication` key) or a YAML file."""
+        import os
+
+        from .scenario import parse_replication_section
+
+        if isinstance(source, (str, os.PathLike)):
+            import yaml
+
+            with open(source) as f:
+                data = yaml.safe_load(f)
+            where = where or f"{os.fspath(source)}: replication"
+        else:
+            data = source
+        if isinstance(data, dict) and "replication" in data:
+            data = data["replication"]
+        parse_replication_section(data, where or "replication").apply(self.pg)
         return self
 
     def create_slot(self, name: str, *, kind: str = "logical", plugin: str = "pgoutput", two_phase: bool = False,
@@ -312,11 +345,11 @@ class WalSender:
         return self._append(lambda: self.log.append_message(change, lsn=_lsn(lsn, "message lsn") if lsn else None))
 
     def commit_prepared(self, gid: str, *, commit_time=None, lsn=None) -> Any:
-        t = to_pg_timestamp(commit_time if commit_time is not None else self.clock())
+        t = _timestamp(commit_time if commit_time is not None else self.clock(), "commit_time")
         return self._append(lambda: self.log.append_prepared_end("commit", gid, t, lsn=_lsn(lsn, "lsn") if lsn else None))
 
     def rollback_prepared(self, gid: str, *, rollback_time=None, lsn=None) -> Any:
-        t = to_pg_timestamp(rollback_time if rollback_time is not None else self.clock())
+        t = _timestamp(rollback_time if rollback_time is not None else self.clock(), "rollback_time")
         return self._append(lambda: self.log.append_prepared_end("rollback", gid, t,
                                                                  lsn=_lsn(lsn, "lsn") if lsn else None,
                                                                  where="rollback_prepared"))
