@@ -11,7 +11,7 @@ import re
 from dataclasses import fields as dc_fields
 
 from ..answers.result import Column, Result
-from ..protocol.errors import SEVERITIES, PgError, resolve_sqlstate
+from ..protocol.errors import PgError, resolve_sqlstate
 from ..protocol.types import REGISTRY
 from . import generate, registry
 from .context import Ctx, did_you_mean
@@ -23,6 +23,7 @@ MATCH_KEYS = ("query", "regex", "params", "param_types", "times", "expect", "pri
 RULE_KEYS = MATCH_KEYS + ANSWER_KEYS + ("sequence",)
 ERROR_KEYS = tuple(f.name for f in dc_fields(PgError) if f.name not in ("extra", "file", "line", "routine"))
 NOTICE_SEVERITIES = ("WARNING", "NOTICE", "DEBUG", "INFO", "LOG")
+ERROR_SEVERITIES = ("ERROR", "FATAL", "PANIC")
 
 
 def parse_rule(ctx: Ctx, node: Node, index: int) -> dict | None:
@@ -59,10 +60,11 @@ def parse_rule(ctx: Ctx, node: Node, index: int) -> dict | None:
     if (n := node.get("times")) is not None and ctx.want_int(n, "times", minimum=0):
         kw["times"] = n.value
     if (n := node.get("expect")) is not None:
-        if n.kind == "scalar" and isinstance(n.value, bool):
-            kw["expect"] = n.value
-        elif ctx.want_int(n, "expect (a count, or true for at least once)", minimum=0):
-            kw["expect"] = n.value
+        v = n.value
+        if n.kind == "scalar" and (isinstance(v, bool) or (isinstance(v, int) and v >= 0)):
+            kw["expect"] = v
+        else:
+            ctx.error(n, f"expect must be a call count (0, 1, 2, ...) or true (at least once), got {n.describe()}")
     if (n := node.get("priority")) is not None and ctx.want_int(n, "priority"):
         kw["priority"] = n.value
     for key in ("user", "database", "application_name", "name"):
@@ -170,7 +172,7 @@ def parse_answer(ctx: Ctx, node: Node) -> Result | None:
             ctx.error(n, "tag must not be empty")
         kw["tag"] = n.value.strip()
     if err_node is not None:
-        kw["error"] = _error(ctx, err_node, "error", SEVERITIES, "ERROR")
+        kw["error"] = _error(ctx, err_node, "error", ERROR_SEVERITIES, "ERROR")
     if (n := node.get("notices")) is not None:
         kw["notices"] = _notices(ctx, n)
     if (n := node.get("notify")) is not None:
@@ -264,7 +266,7 @@ def _faker(ctx: Ctx, spec: Node, col: str):
     kwargs = {}
     if args is not None and ctx.want_map(args, f'args of column "{col}"'):
         kwargs = args.plain()
-    return (f.value, kwargs)
+    return (f.value, kwargs, f)
 
 
 def parse_rows(ctx: Ctx, n: Node, columns, what: str) -> list:
@@ -329,14 +331,17 @@ def _generate(ctx: Ctx, n: Node, columns, fakers):
         except AttributeError:
             ctx.error(loc, f'unknown faker locale "{locale}"')
             return []
-    rows = generate.make_rows(columns, fakers or [None] * len(columns), count, seed, locale, now)
-    # try a few rows now, so a provider that gives values the column type refuses is a load-time problem
-    try:
-        for _ in zip(range(3), rows()):
-            pass
-    except Exception as e:  # noqa: BLE001 - a provider/type mismatch
-        ctx.error(n, f"generate: a generated value does not fit its column: {e}")
-    return rows
+    fakers = fakers or [None] * len(columns)
+    # try a few values now, so a provider whose values the column type refuses is a load-time problem
+    for col, spec in zip(columns, fakers):
+        if spec is None:
+            continue
+        try:
+            for _ in zip(range(3), generate.make_rows((col,), [spec], 3, seed, locale, now)()):
+                pass
+        except Exception as e:  # noqa: BLE001 - a provider/type mismatch, or bad provider args
+            ctx.error(spec[2], f'column "{col.name}": faker "{spec[0]}" gives values that do not fit: {e}')
+    return generate.make_rows(columns, fakers, count, seed, locale, now)
 
 
 def _timestamp(ctx: Ctx, n: Node):
