@@ -182,8 +182,13 @@ class Recorder(ProxyHooks):
             out["columns"] = _columns_yaml([(n, type_name(o, tm)) for n, o, tm in cols])
             out["rows"] = [_Flow(self._scrub(to_yaml_value(o, v)) for (_, o, _), v in zip(cols, row)) for row in rows]
         elif ex.copy == "in":
-            data = self._scrub(b"".join(ex.copy_data).decode("utf-8", "replace"))
-            comment = f"COPY data received ({len(data)} bytes):\n" + data
+            raw = b"".join(ex.copy_data)
+            if ex.copy_format == 1 or raw.startswith(b"PGCOPY"):
+                comment = f"COPY data received: {len(raw)} bytes in binary format"
+            else:
+                data = self._scrub(raw.decode("utf-8", "replace"))
+                data = "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in data)
+                comment = f"COPY data received ({len(raw)} bytes):\n" + data
             self._declare_copy_table(ex)
         elif ex.has_rows:
             cols = [(f.name, type_name(f.type_oid, f.type_modifier)) for f in ex.fields]
@@ -193,6 +198,9 @@ class Recorder(ProxyHooks):
         if ex.tag is not None and ex.error is None:
             out["tag"] = ex.tag
         if ex.error is not None:
+            # the format has no "rows, then an error": rows sent before a failure are dropped
+            out.pop("columns", None)
+            out.pop("rows", None)
             out["error"] = _error_yaml(ex.error, self._scrub)
         if ex.notices:
             out["notices"] = [_error_yaml(n, self._scrub, notice=True) for n in ex.notices]
@@ -253,7 +261,8 @@ class Recorder(ProxyHooks):
         cols = self._describe(opts.source_select) if opts.source_select else None
         if not cols:
             return
-        name = opts.table if "." in opts.table else "public." + opts.table
+        name = opts.table.replace('"', "")
+        name = name if "." in name else "public." + name
         with self._lock:
             if name not in self.tables:
                 self.tables[name] = {"columns": _columns_yaml([(n, type_name(o, tm)) for n, o, tm in cols])}

@@ -290,5 +290,9 @@ class Tracker:
         elif isinstance(msg, m.ReadyForQuery):
             if self.current is not None:
                 self._finish()
+            for p in self.portals.values():  # suspended portals (a row limit) end with the Sync
+                if p.exchange is not None:
+                    self.current, p.exchange = p.exchange, None
+                    self._finish()
             if kind in ("sync", "query"):
                 self.pending.popleft()
