@@ -1,0 +1,184 @@
+"""psycopg2's LogicalReplicationConnection and a raw socket client against the fake walsender."""
+
+import select
+import socket
+import struct
+import time
+
+import pytest
+
+from fakepm import FakePostgres
+from fakepm.protocol import messages as m
+from fakepm.protocol import pgoutput as po
+from fakepm.protocol.replication import PrimaryKeepalive, decode_replication_message
+
+from .helpers import standby_updates
+
+psycopg2 = pytest.importorskip("psycopg2")
+import psycopg2.extras  # noqa: E402
+
+
+@pytest.fixture
+def pg():
+    with FakePostgres(version="15.4") as server:
+        server.wal.configure(wal_sender_timeout=2, keepalive_interval=0.5)
+        server.table("public.t_def", {"id": "int4", "a": "text", "b": "int4", "big": "text"}, key=["id"])
+        yield server
+
+
+def read_messages(cur, n, timeout=5.0):
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        msg = cur.read_message()
+        if msg is None:
+            select.select([cur], [], [], 0.2)
+            continue
+        got.append(msg)
+    return got
+
+
+def test_psycopg2_slot_stream_feedback_and_close(pg):
+    conn = psycopg2.connect(pg.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    try:
+        cur = conn.cursor()
+        cur.execute("IDENTIFY_SYSTEM")
+        row = cur.fetchone()
+        assert row[0] == pg.wal.systemid and row[1] == 1 and row[3] == "postgres"
+        assert [d.type_code for d in cur.description] == [25, 23, 25, 25]
+        cur.create_replication_slot("pyslot", output_plugin="pgoutput")
+        assert "pyslot" in pg.wal.slots
+        cur.start_replication(slot_name="pyslot", decode=False,
+                              options={"proto_version": "1", "publication_names": "pub", "messages": "true"})
+        pg.wal.wait_for_stream(slot="pyslot")
+        t1 = pg.wal.insert("public.t_def", {"id": 900, "a": "py", "b": 9})
+        t2 = pg.wal.update("public.t_def", {"id": 900, "b": 9})
+        msgs = read_messages(cur, 7)
+        kinds = [bytes(x.payload[:1]) for x in msgs]
+        assert kinds == [b"B", b"R", b"I", b"C", b"B", b"U", b"C"]
+        starts = [x.data_start for x in msgs]
+        ins, upd = t1.changes[0].lsn, t2.changes[0].lsn
+        assert starts == [ins, 0, ins, t1.end_lsn, upd, upd, t2.end_lsn]
+        assert po.decode_pgoutput(msgs[0].payload).final_lsn == t1.commit_lsn
+        # feedback with reply requested: journaled and answered with a keepalive at once
+        cur.send_feedback(flush_lsn=t2.end_lsn, reply=True)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(u["reply_requested"] for u in standby_updates(pg, "pyslot")):
+            cur.read_message()
+            time.sleep(0.02)
+        upd_fb = [u for u in standby_updates(pg, "pyslot") if u["reply_requested"]]
+        assert upd_fb and upd_fb[-1]["flush"] == t2.end_lsn
+        assert pg.wal.slots["pyslot"].confirmed_flush == t2.end_lsn
+        assert cur.wal_end >= t2.end_lsn  # psycopg2 saw the keepalive's walEnd
+    finally:
+        conn.close()  # mid-stream: Terminate inside CopyBoth
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pg.wal.streams:
+        time.sleep(0.02)
+    assert not pg.wal.streams
+    closes = [e for e in pg.events if e["kind"] == "disconnect"]
+    assert closes[-1]["reason"] == "client sent Terminate"
+    assert pg.wal.slots["pyslot"].active_pid is None
+    # the next connection works and re-sends nothing that was confirmed
+    conn = psycopg2.connect(pg.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    try:
+        cur = conn.cursor()
+        cur.start_replication(slot_name="pyslot", decode=False,
+                              options={"proto_version": "1", "publication_names": "pub"})
+        pg.wal.delete("public.t_def", {"id": 900})
+        msgs = read_messages(cur, 4)
+        # a new connection gets the Relation again; the confirmed insert/update are not re-sent
+        assert [bytes(x.payload[:1]) for x in msgs] == [b"B", b"R", b"D", b"C"]
+    finally:
+        conn.close()
+    pg.verify()
+
+
+def _raw_connect(pg):
+    s = socket.create_connection((pg.host, pg.port), timeout=5)
+    params = b"user\x00postgres\x00database\x00postgres\x00replication\x00database\x00\x00"
+    body = struct.pack("!i", 196608) + params
+    s.sendall(struct.pack("!i", len(body) + 4) + body)
+    return s
+
+
+def _read_until(s, pred, timeout=10.0):
+    buf = b""
+    msgs = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            msgs.append("EOF")
+            return msgs
+        buf += chunk
+        while len(buf) >= 5:
+            t, n = struct.unpack("!ci", buf[:5])
+            if len(buf) < 1 + n:
+                break
+            msgs.append(m.decode_backend(t, buf[5:1 + n]))
+            buf = buf[1 + n:]
+        if pred(msgs):
+            return msgs
+    return msgs
+
+
+def test_raw_client_that_never_replies_is_dropped_at_timeout_without_error(pg):
+    pg.wal.configure(wal_sender_timeout=1, keepalive_interval=0)
+    pg.wal.create_slot("silent")
+    s = _raw_connect(pg)
+    try:
+        _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+        q = b"START_REPLICATION SLOT \"silent\" LOGICAL 0/0 (proto_version '1', publication_names 'pub')\x00"
+        s.sendall(b"Q" + struct.pack("!i", len(q) + 4) + q)
+        t0 = time.monotonic()
+        msgs = _read_until(s, lambda ms: "EOF" in ms, timeout=8)
+        elapsed = time.monotonic() - t0
+    finally:
+        s.close()
+    assert msgs[-1] == "EOF"
+    assert isinstance(msgs[0], m.CopyBothResponse)
+    repl = [decode_replication_message(x.data) for x in msgs if isinstance(x, m.CopyData)]
+    assert all(isinstance(x, PrimaryKeepalive) for x in repl)
+    assert [x.reply_requested for x in repl] == [False, True]  # start, then the ping at timeout/2
+    assert not any(isinstance(x, m.ErrorResponse) for x in msgs)
+    assert elapsed < 6  # bounded: it did not wait for anything else
+    reasons = [e["reason"] for e in pg.events if e["kind"] == "disconnect"]
+    assert "terminating walsender process due to replication timeout" in reasons
+
+
+def test_raw_replication_commands_and_errors(pg):
+    s = _raw_connect(pg)
+
+    def query(sql):
+        q = sql.encode() + b"\x00"
+        s.sendall(b"Q" + struct.pack("!i", len(q) + 4) + q)
+        return _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+
+    try:
+        _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+        ms = query("TIMELINE_HISTORY 1")
+        assert isinstance(ms[0], m.RowDescription) and [f.type_modifier for f in ms[0].fields] == [0, 0]
+        assert ms[1].error.code == "58P01"
+        ms = query("CREATE_REPLICATION_SLOT old3 TEMPORARY LOGICAL pgoutput USE_SNAPSHOT")
+        assert ms[0].error.code == "XX000" and "must be called inside a transaction" in ms[0].error.message
+        ms = query("CREATE_REPLICATION_SLOT phys1 PHYSICAL RESERVE_WAL")
+        assert [x.values for x in ms if isinstance(x, m.DataRow)] == [(b"phys1", b"0/0", None, None)]
+        ms = query("READ_REPLICATION_SLOT phys1")
+        rd = ms[0]
+        assert [f.type_oid for f in rd.fields] == [25, 25, 20]
+        ms = query("READ_REPLICATION_SLOT nosuch")
+        assert [x.values for x in ms if isinstance(x, m.DataRow)] == [(None, None, None)]
+        ms = query("DROP_REPLICATION_SLOT nosuch")
+        assert ms[0].error.code == "42704" and ms[0].error.message == 'replication slot "nosuch" does not exist'
+        ms = query("DROP_REPLICATION_SLOT phys1 WAIT")
+        assert [x.tag for x in ms if isinstance(x, m.CommandComplete)] == ["DROP_REPLICATION_SLOT"]
+        assert not any(isinstance(x, m.RowDescription) for x in ms)
+        ms = query("CREATE_REPLICATION_SLOT x SIDEWAYS")
+        assert ms[0].error.code == "42601" and "expected PHYSICAL or LOGICAL" in ms[0].error.detail
+    finally:
+        s.close()
