@@ -379,7 +379,10 @@ _FLOAT_SPECIAL_TEXT = {"inf": b"Infinity", "-inf": b"-Infinity", "nan": b"NaN"}
 
 def _f8_text(v: float) -> bytes:
     # Python's repr is the shortest round-trip string, like PostgreSQL 12+'s Ryu output.
-    # They differ only in layout: Python goes exponential at 1e16, PostgreSQL at 1e15.
+    # Layout differs (Python goes exponential at 1e16, PostgreSQL at 1e15), and so does one
+    # corner: PostgreSQL builds Ryu without STRICTLY_SHORTEST, so a decimal lying exactly on
+    # the rounding boundary is never chosen, while Python takes it when the mantissa is even.
+    # That needs a midpoint with few digits, which only exists for |v| >= 2**52: slow path.
     s = float.__repr__(v)  # TypeError for non-floats -> coerce
     if -1e15 < v < 1e15:
         if s[-2:] == ".0":
@@ -388,12 +391,33 @@ def _f8_text(v: float) -> bytes:
     special = _FLOAT_SPECIAL_TEXT.get(s)
     if special is not None:
         return special
-    if "e" in s:
-        return s.encode()
-    neg = s[0] == "-"
-    ip, _, fp = s.lstrip("-").partition(".")
-    digits = (ip + fp).rstrip("0")
-    return _fmt_digits(neg, digits, len(ip) - 1, 15).encode()
+    digits, exp10 = _shortest_open_interval(abs(v), s.lstrip("-"))
+    return _fmt_digits(v < 0, digits, exp10, 15).encode()
+
+
+def _split_decimal(s: str) -> tuple[str, int]:
+    """'1.2345e+16' / '12345.0' -> ('12345', exponent of the first digit)."""
+    m, _, e = s.partition("e")
+    ip, _, fp = m.partition(".")
+    digits = (ip + fp).lstrip("0")
+    lead = len(ip + fp) - len(digits)  # leading zeros (only for 0.00ddd forms)
+    exp10 = (int(e) if e else 0) + len(ip) - 1 - lead
+    return digits.rstrip("0") or "0", exp10
+
+
+def _shortest_open_interval(a: float, r: str) -> tuple[str, int]:
+    """Ryu as PostgreSQL compiles it: shortest digits strictly inside the rounding interval."""
+    exact = Fraction(a)
+    lo = (exact + Fraction(math.nextafter(a, 0.0))) / 2
+    hi = exact + Fraction(math.ulp(a)) / 2  # (nextafter would be inf at DBL_MAX)
+    if lo < Fraction(r) < hi:
+        return _split_decimal(r)
+    n = len(_split_decimal(r)[0])
+    for p in range(n + 1, 18):
+        c = "%.*e" % (p - 1, a)  # the closest p-digit decimal
+        if lo < Fraction(c) < hi:
+            return _split_decimal(c)
+    return _split_decimal("%.16e" % a)  # pragma: no cover - 17 digits always fit
 
 
 def _f32_next(f: float, toward: float) -> float:
@@ -425,6 +449,15 @@ def _f32_round(s: str, x: float) -> float:
     return f
 
 
+def _f32_on_boundary(s: str, x: float, a: float) -> bool:
+    """Is the decimal s exactly halfway between float32 a and a neighbour? (PostgreSQL's Ryu,
+    built without STRICTLY_SHORTEST, never prints such a boundary value.)"""
+    for g in (_f32_next(a, math.inf), _f32_next(a, -math.inf)):
+        if x + x == a + g and Fraction(s) == (Fraction(a) + Fraction(g)) / 2:
+            return True
+    return False
+
+
 def _f4_shortest(a: float) -> tuple[str, int]:
     """Shortest decimal digits (and exponent of the first digit) that read back as float32 a > 0."""
     pow2 = (_U32.unpack(_F32.pack(a))[0] & 0x7FFFFF) == 0  # the only case with a lopsided interval
@@ -439,7 +472,8 @@ def _f4_shortest(a: float) -> tuple[str, int]:
         for c in cands:
             cs = f"{c}e{exp}"
             try:
-                ok = c > 0 and _f32_round(cs, float(cs)) == a
+                x = float(cs)
+                ok = c > 0 and _f32_round(cs, x) == a and not _f32_on_boundary(cs, x, a)
             except OverflowError:  # rounds past FLT_MAX
                 ok = False
             if ok:
@@ -1400,7 +1434,8 @@ def _interval_bin(v) -> bytes:
 
 def _mk_interval(months: int, days: int, us: int):
     """timedelta when that loses nothing (re-encodes to the same fields), else an exact Interval."""
-    if not months and -_DAY_US < us < _DAY_US and (not days or not us or (days > 0) == (us > 0)):
+    if (not months and -_DAY_US < us < _DAY_US and -999999999 < days < 999999999
+            and (not days or not us or (days > 0) == (us > 0))):
         return timedelta(days=days, microseconds=us)
     return Interval(months, days, us)
 
@@ -2168,12 +2203,14 @@ def _array_parse(data: bytes) -> list:
     if i >= n or data[i] != 0x7B:
         raise _malformed(data, 'Array value must start with "{" or dimension information.')
 
-    def level(i: int) -> tuple[list, int]:
+    def level(i: int, nested: bool = False) -> tuple[list, int]:
         i += 1  # '{'
         items: list = []
         while i < n and data[i] in _ARR_WS:
             i += 1
         if i < n and data[i] == 0x7D:
+            if nested:  # only the whole array may be empty: {{}} is malformed
+                raise _malformed(data, 'Unexpected "}" character.')
             return items, i + 1
         while True:
             while i < n and data[i] in _ARR_WS:
@@ -2182,7 +2219,7 @@ def _array_parse(data: bytes) -> list:
                 raise _malformed(data, "Unexpected end of input.")
             c = data[i]
             if c == 0x7B:
-                sub, i = level(i)
+                sub, i = level(i, True)
                 items.append(sub)
             elif c == 0x22:  # quoted
                 i += 1
@@ -2577,7 +2614,7 @@ def _make_array(elem: PgType, oid: int | None = None) -> PgType:
         typlen=-1,
         array_oid=0,
         elem=elem,
-        category="A",
+        category="P" if elem.category == "P" and elem.name == "record" else "A",  # _record is a pseudo-type
         display=display,
         codec=_array_codec(elem, display),
     )
