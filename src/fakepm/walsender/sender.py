@@ -193,6 +193,13 @@ class TransactionBuilder:
             self.commit()
 
 
+class _Waiting:
+    """Session mode while a command sleeps on timers (so timer events reach it)."""
+
+    def closed(self) -> None:
+        pass
+
+
 class WalSender:
     def __init__(self, pg=None, *, clock: Callable[[], float] = time.time):
         self.pg = pg
@@ -546,11 +553,34 @@ class WalSender:
 
     def _drop_slot(self, session, sql, cmd: g.DropSlot):
         slot = self._slot(cmd.name)
+        if cmd.wait:
+            # WAIT: the previous user (an apply worker being stopped) may not have hung up yet
+            yield from self._wait_inactive(session, slot, timeout=10.0)
         if slot.active_pid is not None and slot.active_pid != session.pid:
             raise PgError("55006", f'replication slot "{cmd.name}" is active for PID {slot.active_pid}')
         del self.slots[cmd.name]
         session.hub.journal.event("slot_dropped", connection=session.id, slot=cmd.name)
         yield from self._reply(session, sql, Result(None, tag="DROP_REPLICATION_SLOT"), "walsender:DROP_REPLICATION_SLOT")
+
+    def _wait_inactive(self, session, slot: Slot, timeout: float):
+        """Sleep on loop timers (never blocking the loop) until nobody else streams from `slot`."""
+        until = session.now + timeout
+        session.mode = _Waiting()
+        try:
+            while True:
+                self._purge_temporary()
+                owner = slot.owner
+                busy = slot.active_pid is not None and slot.active_pid != session.pid and (owner is None or not owner.closed)
+                if not busy or session.now >= until:
+                    return
+                session.deadline = session.now + 0.05
+                item = yield NEED_INPUT  # a timer Event (frames are not expected while the command runs)
+                if isinstance(item, tuple) and item[0] == b"X":
+                    session.close_reason = "client sent Terminate"
+                    return
+        finally:
+            session.mode = None
+            session.deadline = None
 
     def _read_slot(self, session, sql, cmd: g.ReadSlot):
         self._purge_temporary()
