@@ -76,7 +76,7 @@ class _Workers:
 class Conn:
     __slots__ = (
         "sock", "session", "out", "out_size", "tls", "tls_in", "tls_out", "handshaking", "closing",
-        "events", "timer_at", "peer", "reading", "key", "rst",
+        "events", "timer_at", "peer", "reading", "key", "rst", "paced",
     )
 
     def __init__(self, sock: socket.socket, session: Session, peer):
@@ -94,6 +94,7 @@ class Conn:
         self.peer = peer
         self.reading = True
         self.rst = False
+        self.paced: deque | None = None  # (delay, chunk, then) pieces of a byte-level fault
 
 
 class Loop:
@@ -406,6 +407,9 @@ class Loop:
 
     # ------------------------------------------------------------------ writing
     def _write(self, conn: Conn, data: bytes) -> None:
+        if conn.session.wire_shaper is not None or conn.paced:
+            self._paced_write(conn, data)
+            return
         if conn.tls is not None and not conn.handshaking:
             try:
                 conn.tls.write(data)
@@ -473,7 +477,42 @@ class Loop:
             conn.events = ev
             self.sel.modify(conn.sock, ev, conn)
 
+    def _paced_write(self, conn: Conn, data: bytes) -> None:
+        """Byte-level faults (faults/wire.py): send pieces with loop timers between them."""
+        shaper = conn.session.wire_shaper
+        pieces = shaper.shape(data) if shaper is not None else [(0.0, data, None)]
+        if conn.paced is None:
+            conn.paced = deque()
+        idle = not conn.paced
+        conn.paced.extend(pieces)
+        if idle:
+            self._pace(conn)
+
+    def _pace(self, conn: Conn) -> None:
+        while conn.paced and conn in self.conns:
+            delay, chunk, then = conn.paced[0]
+            if delay > 0:
+                conn.paced[0] = (0.0, chunk, then)
+                self.call_later(delay, lambda c=conn: self._pace(c))
+                return
+            conn.paced.popleft()
+            if chunk:
+                if conn.tls is not None and not conn.handshaking:
+                    conn.tls.write(chunk)
+                    self._pump_tls_out(conn)
+                else:
+                    self._raw_write(conn, chunk)
+            if then is not None:
+                conn.paced.clear()
+                conn.rst = conn.rst or then == "reset"
+                conn.session.close_reason = conn.session.close_reason or f"fakepm fault: {then} (byte level)"
+                self._close_after_flush(conn)
+                return
+
     def _close_after_flush(self, conn: Conn) -> None:
+        if conn.paced:  # paced fault output still to send: close after it
+            conn.paced.append((0.0, b"", "close"))
+            return
         if conn.out:
             conn.closing = True
             self._set_events(conn)
@@ -490,7 +529,7 @@ class Loop:
         except (KeyError, ValueError):
             pass
         try:
-            if conn.rst:
+            if conn.rst or conn.session.abort_with_rst:
                 import struct
 
                 conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -23,6 +23,8 @@ from .answers.catalog import Catalog, Table
 from .answers.responder import Responder
 from .answers.result import Column, Query, Result, make_columns
 from .answers.rules import Rule, RuleSet, RuleState, reply_result
+from .faults import FaultPlan, FaultSet, SessionFaults, parse_fault, parse_faults
+from .faults import scenario as _fault_scenario  # noqa: F401 - registers `fault:`/`faults:` YAML keys
 from .loop import Loop, listen_tcp, listen_unix
 from .protocol.auth import UserAuth
 from .protocol.errors import PgError
@@ -45,16 +47,27 @@ class RuleBuilder:
         return self._pg._add_rule(Rule(**kw))
 
     def reply(self, columns=None, rows=None, tag: str | None = None, *, notices=(), notify=(),
-              delay: float = 0.0) -> Rule:
-        """Answer with rows (natural Python values, checked against the column types now)."""
+              delay: float = 0.0, fault=None) -> Rule:
+        """Answer with rows (natural Python values, checked against the column types now).
+
+        `fault`: a fault plan (dict of the YAML keys, a FaultPlan, or a list) applied when
+        this rule answers; see the README section "Faults"."""
         result = reply_result(columns, rows, tag, notices=_notices(notices), notify=_notify_list(notify), delay=delay)
+        if fault is not None:
+            result.fault = _rule_faults(fault)
         return self._add(answers=[result])
 
+    def fault(self, plan=None, **keys) -> Rule:
+        """Answer with an empty command whose delivery is broken by a fault plan:
+        `pg.on("SELECT 1").fault(close=True)`."""
+        return self._add(answers=[Result(columns=None, fault=_rule_faults(plan if plan is not None else keys))])
+
     def error(self, code: str = "XX000", message: str = "error", *, severity: str = "ERROR", delay: float = 0.0,
-              **fields) -> Rule:
+              fault=None, **fields) -> Rule:
         """Answer with an ErrorResponse (`code` is a SQLSTATE or a condition name)."""
         err = PgError(code=code, message=message, severity=severity, **fields)
-        return self._add(answers=[Result(error=err, delay=delay)])
+        return self._add(answers=[Result(error=err, delay=delay,
+                                         fault=_rule_faults(fault) if fault is not None else None)])
 
     def respond(self, *results: Result) -> Rule:
         """Answer with prepared Result objects; several make a sequence (the last repeats)."""
@@ -84,6 +97,11 @@ class RuleBuilder:
         return self._add(answers=[copy_both(handler, script=script, binary=binary, columns=columns, tag=tag)])
 
     __call__ = handle
+
+
+def _rule_faults(fault):
+    plans = parse_faults(fault, "fault") if isinstance(fault, (list, tuple)) else [parse_fault(fault, "fault")]
+    return plans[0] if len(plans) == 1 else tuple(plans)
 
 
 def _notices(notices) -> tuple:
@@ -171,6 +189,8 @@ class FakePostgres:
         self.catalog = Catalog()
         self.responder = Responder(self.rules, self.builtins, self.catalog)
         self.hub = Hub(self.journal, time.monotonic)
+        self.faults = FaultSet()  # server-level fault plans (pg.fault, YAML `faults:`)
+        self._refuse_new = False
         self.certificates = None
         self._loop: Loop | None = None
         self._started = False
@@ -207,6 +227,7 @@ class FakePostgres:
             usock, self._unix_path = listen_unix(self.unix_socket_dir, self.port)
             loop.add_listener(usock)
         self._loop = loop
+        loop.refuse_new = self._refuse_new
         loop.start()
         self._started = True
         return self
@@ -250,6 +271,7 @@ class FakePostgres:
             replication_factory=self.replication_factory,
         )
         s.post_threadsafe = lambda data, s=s: self._post_to_session(s, data)
+        s.faults = SessionFaults(self.faults)
         for ext in self._extensions:
             hook = getattr(ext, "on_session", None)
             if hook is not None:
@@ -423,6 +445,31 @@ class FakePostgres:
     def notify(self, channel: str, payload: str = "") -> int:
         """Send a NOTIFY to every connection LISTENing on channel; returns how many got it."""
         return self._call(lambda: self.hub.notify(channel, payload, 0))
+
+    def fault(self, plan=None, **keys) -> FaultPlan:
+        """Add a server-level fault plan: `pg.fault(error="40001", query="COMMIT", first=2)`.
+
+        Takes the keys of a YAML `faults:` item (or a FaultPlan); returns the plan (give it to
+        `remove_fault`). `refuse_new=True` makes the listener close new connections at once."""
+        p = parse_fault(plan if plan is not None else keys, "pg.fault()")
+        if p.action == "refuse_new":
+            self.refuse_new_connections(True)
+        self.faults.add(p)
+        return p
+
+    def remove_fault(self, plan: FaultPlan) -> None:
+        self.faults.remove(plan)
+
+    def clear_faults(self) -> None:
+        """Forget every server-level fault plan and let new connections in again."""
+        self.faults.clear()
+        self.refuse_new_connections(False)
+
+    def refuse_new_connections(self, refuse: bool = True) -> None:
+        """Close new TCP connections right after accept (existing ones go on)."""
+        self._refuse_new = refuse
+        if self._loop is not None:
+            self._loop.refuse_new = refuse
 
     def disconnect_all(self) -> None:
         """Close every client connection (as if the server went away)."""

@@ -28,6 +28,7 @@ from ..protocol.errors import PgError, fatal, protocol_violation
 from ..protocol.framing import FrameReader
 from ..protocol.types import REGISTRY, PgType
 from . import commands
+from ..faults.apply import REPLACED, SessionAbort
 from .config import ServerConfig
 from .encode import encode_row, resolve_formats, row_description, row_encoders, static_rows, static_rows_joined
 
@@ -97,6 +98,12 @@ def count_params(sql: str) -> int:
 
 
 class Session:
+    # fault injection (faults/): the server sets `faults`; a plan may shape the output bytes
+    # (`wire_shaper`, served by the loop) or ask the loop to end with RST (`abort_with_rst`)
+    faults = None
+    wire_shaper = None
+    abort_with_rst = False
+
     def __init__(
         self,
         hub,
@@ -304,6 +311,9 @@ class Session:
             except StopIteration:
                 self._finish(self.close_reason or "session ended")
                 return
+            except SessionAbort as e:  # a fault plan ends the connection
+                self._finish(e.reason)
+                return
             except Exception as e:  # noqa: BLE001 - never a traceback on the wire
                 import traceback
 
@@ -313,6 +323,13 @@ class Session:
                 return
             value = None
             self._waiting = req
+
+    def _fault(self, point: str, msg_type: bytes | None = None):
+        """Fault plans at a connection-level point (faults/apply.py); nothing when none is armed."""
+        fx = self.faults
+        if fx is None or not fx.fs.plans:
+            return ()
+        return fx.at(self, point, msg_type=msg_type)
 
     def _new_token(self) -> int:
         self._token += 1
@@ -325,6 +342,9 @@ class Session:
     def _ready_for_query(self) -> None:
         if self.tx == "I":
             self._flush_notifications()
+        fx = self.faults
+        if fx is not None and fx.stmt and fx.at_plain(self, "before_ready_for_query") is REPLACED:
+            return
         self._send(m.READY[self.tx])
 
     def _error(self, err: PgError) -> None:
@@ -356,6 +376,7 @@ class Session:
                 return False
             if isinstance(msg, m.SSLRequest):
                 self.transcript.append(("C", "SSLRequest"))
+                yield from self._fault("before_ssl_answer")
                 if self.tls_available and not self.tls:
                     if self.reader.buffered:
                         # bytes after SSLRequest before the handshake: PostgreSQL refuses this
@@ -365,6 +386,7 @@ class Session:
                     yield START_TLS
                 else:
                     self._send(b"N")
+                yield from self._fault("after_ssl_answer")
                 continue
             if isinstance(msg, m.GSSENCRequest):
                 self.transcript.append(("C", "GSSENCRequest"))
@@ -411,6 +433,7 @@ class Session:
                 )
             )
             return False
+        yield from self._fault("startup")
         # authentication: password messages are tagged ('p'), so leave the startup framing now
         self.reader.expect_tagged()
         auth = Authenticator(
@@ -422,7 +445,11 @@ class Session:
         )
         try:
             for req in auth.start():
+                if req.code == 0:
+                    yield from self._fault("before_auth_ok")
                 self._send(m.Authentication(req.code, req.data).encode())
+            if not auth.done:
+                yield from self._fault("auth")
             while not auth.done:
                 frame = yield NEED_INPUT
                 if isinstance(frame, Exception):
@@ -436,6 +463,8 @@ class Session:
                     self._fatal(fatal("08P01", f"expected password response, got message type {t[0]}"))
                     return False
                 for req in auth.receive(body):
+                    if req.code == 0:
+                        yield from self._fault("before_auth_ok")
                     self._send(m.Authentication(req.code, req.data).encode())
         except AuthFailed as e:
             self._fatal(e.error)
@@ -452,6 +481,7 @@ class Session:
         for name, value in cfg.reported_parameters(self.user, params):
             self.reported[name] = value
             self._send(m.parameter_status(name, value))
+        yield from self._fault("before_backend_key_data")
         self._send(m.BackendKeyData(self.pid, self.secret).encode())
         self.info = ConnectionInfo(
             id=self.id,
@@ -501,6 +531,7 @@ class Session:
                 return
             if self.skip_until_sync and t != b"S":
                 continue
+            yield from self._fault("message", msg_type=t)
             handler = handlers.get(t)
             if handler is None:
                 if t in (b"d", b"c", b"f"):
@@ -558,6 +589,15 @@ class Session:
 
         Returns True when done, False on error, SUSPENDED when Execute's row limit was reached.
         """
+        fx = self.faults
+        if fx is not None:
+            fx.end_statement()
+            if fx.armed(result):
+                result = fx.begin_statement(self, result, sql)
+                err = yield from fx.at(self, "before_reply", result, sql)
+                if isinstance(err, PgError):
+                    self._statement_failed(err)
+                    return False
         for n in result.notices:
             self._send(m.notice_response(n))
         if result.error is not None:
@@ -577,7 +617,12 @@ class Session:
                 return False
             if portal is None:  # simple protocol: RowDescription comes with the answer
                 self._send(row_description(result, formats))
-            if result.static and (portal is None or max_rows <= 0) and not result.fault:
+            if fx is not None and fx.stmt:
+                err = yield from fx.at(self, "after_row_description", result, sql)
+                if isinstance(err, PgError):
+                    self._statement_failed(err)
+                    return False
+            if result.static and (portal is None or max_rows <= 0) and not (fx is not None and fx.stmt):
                 rows = static_rows(result, formats)
                 start = portal.sent if portal is not None else 0
                 if start == 0:
@@ -593,6 +638,13 @@ class Session:
                     self._send(m.PORTAL_SUSPENDED)
                     return SUSPENDED
         tag = result.tag if result.tag is not None else default_tag(sql, count)
+        if fx is not None and fx.stmt:
+            err = yield from fx.at(self, "before_command_complete", result, sql)
+            if err is REPLACED:
+                return True
+            if err is not None:
+                self._statement_failed(err)
+                return False
         self._send(m.command_complete(tag))
         if result.set_parameters:
             for name, value in result.set_parameters.items():
@@ -611,12 +663,17 @@ class Session:
             rows, encoders = result.iter_rows(), row_encoders(columns, formats)
         count = 0
         send = self._send
+        marks = self.faults.row_mark if self.faults is not None else None
         try:
             for row in rows:
                 send(encode_row(encoders, row, columns))
                 count += 1
                 if portal is not None:
                     portal.sent += 1
+                if marks is not None and marks(count):
+                    err = yield from self.faults.at(self, "after_rows", result, None, rows=count)
+                    if isinstance(err, PgError):
+                        raise err
                 if self._out_size > OUTPUT_LIMIT:
                     yield OUTPUT_FULL
                     if self._cancel_requested:
@@ -854,7 +911,12 @@ class Session:
             if st is None:
                 return
             types = self._statement_param_types(st)
-            self._send(m.ParameterDescription(tuple(t.oid for t in types)).encode())
+            replaced = None
+            if self.faults is not None and self.faults.armed():
+                replaced = yield from self.faults.at(self, "describe", None, st.sql,
+                                                     type_oids=tuple(t.oid for t in types))
+            if replaced is not REPLACED:
+                self._send(m.ParameterDescription(tuple(t.oid for t in types)).encode())
             if st.columns is None:
                 q = self.make_query(st.sql, [None] * st.n_params, tuple(types), "extended", st.name)
                 q.describe_only = True
