@@ -30,6 +30,7 @@ Parsing validates everything (errors name the path, e.g. `replication.stream[3].
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,3 +242,61 @@ def _emit(wal, item, where: str) -> None:
     except (ValueError, TypeError, KeyError) as e:
         msg = str(e)
         raise ValueError(msg if msg.startswith(where) else f"{w}: {msg}") from None
+
+
+# ---------------------------------------------------------------------------- scenario loader plug-in
+_PATH = re.compile(r"^(replication(?:\.[^\s:]+?|\[\d+\])*):")
+
+
+def _locate(node, message: str):
+    """The Node a `replication.stream[3].insert: ...` message points at (best effort)."""
+    m = _PATH.match(message)
+    if m is None:
+        return node
+    rest = m.group(1)[len("replication"):]
+    cur = node
+    while rest and cur is not None:
+        if rest.startswith("["):
+            j = rest.index("]")
+            i = int(rest[1:j])
+            rest = rest[j + 1:]
+            cur = cur.value[i] if cur.kind == "seq" and i < len(cur.value) else cur
+            continue
+        rest = rest[1:]  # the dot
+        if cur.kind != "map":
+            break
+        key = max((k for k in cur.value if rest == k or rest.startswith(k + ".") or rest.startswith(k + "[")),
+                  key=len, default=None)
+        if key is None:
+            break
+        cur = cur.value[key]
+        rest = rest[len(key):]
+    return cur
+
+
+def _scenario_section(ctx, node):
+    """registry hook: `replication:` in a scenario file -> an applier, or problems at file:line:col."""
+    try:
+        section = parse_replication_section(node.plain(), "replication")
+    except ValueError as e:
+        ctx.error(_locate(node, str(e)), str(e))
+        return None
+
+    def apply(pg) -> None:
+        try:
+            section.apply(pg)
+        except ValueError as e:
+            raise ValueError(f"{_locate(node, str(e)).where}: {e}") from None
+
+    return apply
+
+
+def _register() -> None:
+    try:
+        from ..scenario.registry import register_section
+    except ImportError:  # pragma: no cover - the scenario room is optional for the walsender
+        return
+    register_section("replication", _scenario_section)
+
+
+_register()
