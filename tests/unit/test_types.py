@@ -485,6 +485,20 @@ def test_bad_text_input(spec, cases):
         assert (text, ei.value.sqlstate, str(ei.value)) == (text, sqlstate, message)
 
 
+def test_python_range_limits():
+    with pytest.raises(InvalidValue, match="after year 9999") as ei:
+        REGISTRY.by_name("timestamp").decode_text(b"10000-01-01 00:00:00")
+    assert ei.value.sqlstate == "22008"
+    with pytest.raises(InvalidValue, match="BC"):
+        REGISTRY.by_name("date").decode_text(b"0044-03-15 BC")
+    with pytest.raises(InvalidValue, match="outside Python's years 1-9999"):
+        REGISTRY.by_name("date").decode_binary(bytes.fromhex("ff000000"))
+    with pytest.raises(InvalidValue, match="years 1-9999"):
+        REGISTRY.by_name("timestamptz").decode_binary(bytes.fromhex("7ff0000000000000"))
+    with pytest.raises(InvalidValue, match="24:00:00 is not representable"):
+        REGISTRY.by_name("time").decode_text(b"24:00:00")
+
+
 def test_bad_utf8_text():
     with pytest.raises(InvalidValue) as ei:
         REGISTRY.by_name("text").decode_text(b"a\xff")

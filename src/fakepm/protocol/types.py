@@ -26,8 +26,10 @@ timestamptz            aware datetime in UTC, or float('inf') / float('-inf')
 interval               timedelta when months == 0, else :class:`Interval` (never lossy);
                        encoders accept both
 uuid                   uuid.UUID
-json / jsonb           the parsed JSON value (dict/list/str/int/float/bool/None); a str
-                       given to ``coerce`` is JSON *text* (write '"x"' for a JSON string)
+json / jsonb           the parsed JSON value (dict/list/int/float/bool/None; nested strings are
+                       str). A *top-level* str is always JSON text, as in psycopg/asyncpg: it is
+                       validated and emitted (json verbatim, jsonb normalized), and a document
+                       that is a JSON string decodes to its JSON text ('"x"')
 inet                   IPv4Address/IPv6Address (full-length mask) or IPv4Interface/IPv6Interface
 cidr                   IPv4Network/IPv6Network
 pg_lsn, xid, xid8      int
@@ -302,17 +304,13 @@ def _int_codec(display: str, bits: int, st: struct.Struct, unsigned: bool = Fals
         lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
         in_lo = lo
     pack, unpack, size = st.pack, st.unpack, st.size
-    int_repr = int.__repr__
 
     def enc_text(v):
-        if lo <= v <= hi:
-            return int_repr(v).encode()  # TypeError for float/Decimal/str -> coerce
+        if v.__class__ is int and lo <= v <= hi:  # exact class: '%d' would print 1.5 as 1
+            return b"%d" % v
         raise _NotCanonical
 
-    def enc_bin(v):
-        if lo <= v <= hi:
-            return pack(v)
-        raise _NotCanonical
+    enc_bin = pack  # struct.error (-> coerce) for floats, str and out-of-range ints
 
     def dec_text(data):
         try:
@@ -430,6 +428,9 @@ def _f32_next(f: float, toward: float) -> float:
     return _F32.unpack(_U32.pack(bits))[0]
 
 
+_FLT_MIN = 1.1754943508222875e-38
+
+
 def _f32_round(s: str, x: float) -> float:
     """Nearest float32 to the decimal string s (x = float(s)); OverflowError when too big.
 
@@ -437,7 +438,9 @@ def _f32_round(s: str, x: float) -> float:
     between two float32s; then decide with exact rational arithmetic (strtof semantics).
     """
     f = _F32.unpack(_F32.pack(x))[0]
-    if f != x and math.isfinite(f):
+    # A normal-range double is a float32 midpoint only if its low 29 mantissa bits are 100..0.
+    if f != x and math.isfinite(f) and (
+            (_U64.unpack(_F64.pack(x))[0] & 0x1FFFFFFF) == 0x10000000 or -_FLT_MIN < x < _FLT_MIN):
         g = _f32_next(f, x)
         if x + x == f + g:  # exact: float32 sums fit in a double
             exact = Fraction(s.strip())
@@ -998,7 +1001,9 @@ def _parse_datetime(data, display: str, keep_tz: bool):
     if tz and tz.upper() in ("BC", "AD"):
         era, tz = tz, None
     if era and era.upper() == "BC":
-        raise InvalidValue(f'{display} "{s}" is BC: not representable as a Python {display}', _DT_RANGE)
+        raise InvalidValue(f'{display} "{s}" is BC: Python dates cover years 1-9999 only', _DT_RANGE)
+    if y > 9999:
+        raise InvalidValue(f'{display} "{s}" is after year 9999: Python dates cover years 1-9999 only', _DT_RANGE)
     try:
         base = datetime(y, mo, d)
         if m["time"]:
@@ -1631,7 +1636,13 @@ def _interval_codec() -> Codec:
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
+_HEXDIGITS = b"0123456789abcdefABCDEF"
+
+
 def _uuid_untext(data) -> UUID:
+    if (len(data) == 36 and data[8] == data[13] == data[18] == data[23] == 0x2D
+            and not data.translate(None, _HEXDIGITS + b"-")):  # the canonical form, checked in C
+        return UUID(data.decode())
     s = _show(data)
     t = s[1:-1] if s[:1] == "{" and s[-1:] == "}" else s
     h = t.replace("-", "")
