@@ -14,6 +14,7 @@ from .answers.result import Column, ConnectionInfo, Query, Result
 from .answers.rules import Rule
 from .protocol.auth import UserAuth
 from .protocol.errors import NO_RULE_MATCHED, PgError
+from .protocol.pgoutput import UNCHANGED_TOAST  # an unchanged TOASTed column in pg.wal.update(...)
 from .server import FakePostgres, RuleBuilder
 
 __version__ = "0.1.0"
@@ -29,5 +30,6 @@ __all__ = [
     "PgError",
     "UserAuth",
     "NO_RULE_MATCHED",
+    "UNCHANGED_TOAST",
     "__version__",
 ]

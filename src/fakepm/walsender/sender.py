@@ -396,6 +396,8 @@ class WalSender:
         entry["kind"] = data["kind"]
         with self._cond:
             self.feedback.append(entry)
+            if len(self.feedback) > 100_000:
+                del self.feedback[:50_000]
             self._cond.notify_all()
 
     def wait_for(self, lsn, *, field: str = "flush", timeout: float = 5.0, slot: str | None = None) -> dict:
@@ -425,7 +427,7 @@ class WalSender:
         """Wait until a consumer is streaming (from `slot`, if given)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for st in list(self._active.values()):
+            for st in self.streams:
                 if isinstance(st, LogicalStream) and (slot is None or (st.slot and st.slot.name == slot)):
                     return
             time.sleep(0.01)
@@ -433,7 +435,13 @@ class WalSender:
 
     @property
     def streams(self) -> list:
-        return list(self._active.values())
+        """The streams running now (LogicalStream / PhysicalStream; read from any thread)."""
+        for _ in range(10):
+            try:
+                return list(self._active.values())
+            except RuntimeError:  # the loop thread changed the dict while we copied it
+                continue
+        return []
 
     # ------------------------------------------------------------------ replication connections
     def replication_query(self, session, sql: str, stmts: list):
