@@ -326,3 +326,66 @@ def test_physical_stream_shape():
     assert st.poll(0.5) == b""
     st.receive(b"c", b"", 0.6)
     assert [x.tag for x in m.split_backend_stream(st.end()) if isinstance(x, m.CommandComplete)] == ["START_STREAMING"]
+
+
+def _writer16(proto=4, pubs=None, **kw):
+    opts = po.parse_pgoutput_options({"proto_version": str(proto), "publication_names": "pub", **kw}, 16)
+    return PgoutputWriter(opts, Publications(pubs), 16)
+
+
+def test_origin_begin_at_zero_and_origin_none_suppresses():
+    wal = _wal_with_t_def()
+    with wal.transaction(origin={"name": "origin_x", "lsn": "0/ABCDEF"}) as tx:
+        tx.insert("public.t_def", {"id": 100, "a": "from-origin", "b": 1})
+    msgs = _writer().encode(tx.txn)
+    assert [(at == 0, p[:1]) for at, p in msgs] == [(True, b"B"), (False, b"O"), (True, b"R"), (False, b"I"),
+                                                    (False, b"C")]
+    assert msgs[1][1] == hx("4f 00 00 00 00 00 ab cd ef 6f 72 69 67 69 6e 5f 78 00")  # captured (wal-a1)
+    assert _writer16(origin="none").encode(tx.txn) == []
+    assert len(_writer16(origin="any").encode(tx.txn)) == 5
+
+
+def test_proto4_parallel_stream_abort_carries_lsn_and_time():
+    wal = _wal_with_t_def()
+    with wal.transaction(streaming=True, abort=True) as tx:
+        tx.insert("public.t_def", {"id": 1})
+    last = po.decode_pgoutput(_writer16(streaming="parallel").encode(tx.txn)[-1][1])
+    assert isinstance(last, po.StreamAbort) and last.xid == last.subxid == tx.xid
+    assert last.abort_lsn == tx.commit_lsn and last.abort_time == tx.txn.commit_time
+    plain = po.decode_pgoutput(_writer16(streaming="on").encode(tx.txn)[-1][1])
+    assert plain.abort_lsn is None  # v4 without parallel: the short form
+    assert _writer16().encode(tx.txn) == []  # not streamed: a rolled-back transaction shows nothing
+
+
+def test_relation_sent_again_after_alter_table():
+    wal = _wal_with_t_def()
+    w = _writer()
+    t1 = wal.insert("public.t_def", {"id": 1})
+    assert [p[:1] for _, p in w.encode(t1)] == [b"B", b"R", b"I", b"C"]
+    wal.alter_table("public.t_def", {"id": "int4", "a": "text", "b": "int4", "big": "text", "extra": "int8"})
+    t2 = wal.insert("public.t_def", {"id": 2, "extra": 5})
+    msgs = w.encode(t2)
+    assert [p[:1] for _, p in msgs] == [b"B", b"R", b"I", b"C"]
+    rel = po.decode_pgoutput(msgs[1][1])
+    assert rel.relid == 16395 and [c.name for c in rel.columns][-1] == "extra"
+
+
+def test_publications_filter_tables_actions_and_unknown_names():
+    wal = _wal_with_t_def()
+    pubs = {"pub": {"tables": {"public.t_tr1"}, "publish": {"insert"}}}
+    w = _writer16(pubs=pubs)
+    assert w.encode(wal.insert("public.t_def", {"id": 1})) == []  # table not in the publication
+    assert [p[:1] for _, p in w.encode(wal.insert("public.t_tr1", {"id": 1}))] == [b"B", b"R", b"I", b"C"]
+    assert w.encode(wal.delete("public.t_tr1", {"id": 1})) == []  # action not published
+    bad = PgoutputWriter(po.parse_pgoutput_options({"proto_version": "1", "publication_names": "nosuch"}, 16),
+                         Publications(pubs), 16)
+    with pytest.raises(PgError, match='publication "nosuch" does not exist'):
+        bad.encode(wal.insert("public.t_tr1", {"id": 2}))
+
+
+def test_pg14_sends_empty_transactions():
+    wal = _wal_with_t_def()
+    tx = wal.message("p", "x", transactional=True)
+    opts = po.parse_pgoutput_options({"proto_version": "2", "publication_names": "pub"}, 14)
+    assert [p[:1] for _, p in PgoutputWriter(opts, Publications(None), 14).encode(tx)] == [b"B", b"C"]
+    assert _writer().encode(tx) == []
