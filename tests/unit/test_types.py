@@ -472,8 +472,6 @@ BAD_INPUTS = [
     ("pg_lsn", "x/y", "22P02", 'invalid input syntax for type pg_lsn: "x/y"'),
     ("pg_lsn", "123456789/0", "22P02", 'invalid input syntax for type pg_lsn: "123456789/0"'),
 ]
-# PostgreSQL 15 reads the JSON with its own parser; the json type keeps jsonb's wording here.
-_JSON_MSG = {"json": "invalid input syntax for type json", "jsonb": "invalid input syntax for type json"}
 
 
 @pytest.mark.parametrize("spec,cases", _by_spec(BAD_INPUTS))
@@ -1027,7 +1025,7 @@ def _arrays(elem: st.SearchStrategy, list_is_scalar: bool):
 def test_round_trip_array(name):
     t = REGISTRY.array_of(_type(name))
 
-    @settings(max_examples=max(10, _EXAMPLES // 3), deadline=None, database=None,
+    @settings(max_examples=max(8, _EXAMPLES // 5), deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(_arrays(_SCALARS[name], t.elem.codec.list_is_scalar))
     def run(v):
@@ -1036,8 +1034,8 @@ def test_round_trip_array(name):
     run()
 
 
-def test_float4_shortest_matches_float32_repr_search():
-    # Independent check of the float4 shortest-digits search on awkward values (powers of two, extremes).
+def test_float4_shortest_awkward_values():
+    # Powers of two (lopsided rounding interval) and format switches; checked against PostgreSQL 15.
     f4 = REGISTRY.by_name("float4")
     for v, text in [(2.0**-149, "1e-45"), (2.0**-126, "1.1754944e-38"), (2.0**127, "1.7014118e+38"),
                     (2.0**24, "1.6777216e+07"), (2.0**-10, "0.0009765625"), (2.0**90, "1.2379401e+27"),
