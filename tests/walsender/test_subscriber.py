@@ -88,9 +88,10 @@ def test_subscriber_applies_scripted_changes(subscriber_db):
         fake.verify()
 
 
-def test_subscriber_default_path_creates_slot_and_copies_tables(subscriber_db):
+@pytest.mark.parametrize("version", ["15.4", "14.10"])  # 14.x: old slot syntax, proto 2, no column-list queries
+def test_subscriber_default_path_creates_slot_and_copies_tables(subscriber_db, version):
     real = subscriber_db
-    with FakePostgres(version="15.4") as fake:
+    with FakePostgres(version=version) as fake:
         fake.wal.configure(wal_sender_timeout=30, keepalive_interval=1)
         declare(fake, rows=True)
         real.psql(f"CREATE SUBSCRIPTION sub2 CONNECTION '{fake.conninfo()}' PUBLICATION pub")
@@ -113,6 +114,12 @@ def test_subscriber_default_path_creates_slot_and_copies_tables(subscriber_db):
         wait_rows(real, ORDERS, "3|8|NULL|toasted-|6008\n10|1.50|copied|NULL|\n20|5|moved|NULL|")
         wait_rows(real, "SELECT id, name FROM items ORDER BY id", "8|after truncate")
         fake.wal.wait_for_apply(last, timeout=20, slot="sub2")
+        creates = [q.sql for q in fake.queries if q.sql.startswith("CREATE_REPLICATION_SLOT")]
+        if version.startswith("14"):
+            assert all("_SNAPSHOT" in c for c in creates), creates
+            assert "proto_version '2'" in [q.sql for q in fake.queries if "START_REPLICATION" in q.sql][0]
+        else:
+            assert all("(SNAPSHOT '" in c for c in creates), creates
         # DROP SUBSCRIPTION drops the slot on the fake (DROP_REPLICATION_SLOT sub2 WAIT)
         real.psql("DROP SUBSCRIPTION sub2")
         assert "sub2" not in fake.wal.slots
@@ -123,3 +130,57 @@ def _lsn(txn):
     from fakepm.protocol.replication import format_lsn
 
     return format_lsn(txn.end_lsn)
+
+
+@pytest.fixture(scope="module")
+def twophase_pg():
+    """A subscriber that can hold prepared transactions (two_phase needs max_prepared_transactions > 0)."""
+    from realpg import real_postgres, skip_unless_postgres
+
+    skip_unless_postgres()
+    with real_postgres(settings={"max_prepared_transactions": "10"}) as server:
+        yield server
+
+
+def test_subscriber_streaming_binary_two_phase(twophase_pg):
+    real = twophase_pg
+    real.psql(SCHEMA.strip())
+    try:
+        with FakePostgres(version="15.4") as fake:
+            fake.wal.configure(wal_sender_timeout=30, keepalive_interval=1)
+            declare(fake)
+            fake.wal.create_slot("s3", two_phase=True)
+            real.psql(f"CREATE SUBSCRIPTION sub3 CONNECTION '{fake.conninfo()}' PUBLICATION pub WITH "
+                      "(create_slot = false, copy_data = false, slot_name = 's3', streaming = on, binary = true, "
+                      "two_phase = true)")
+            fake.wal.wait_for_stream(slot="s3", timeout=20)
+            start = [e for e in fake.events if e["kind"] == "start_replication"][-1]
+            assert start["options"]["streaming"] == "on" and start["options"]["two_phase"] == "on"
+            with fake.wal.transaction(streaming=True, segment_size=4) as big:
+                for i in range(10):
+                    big.insert("public.items", {"id": 100 + i, "name": f"streamed {i}"})
+                with big.subtransaction(abort=True):
+                    big.insert("public.items", {"id": 999, "name": "rolled back to savepoint"})
+                big.insert("public.items", {"id": 200, "name": "after savepoint"})
+            with fake.wal.transaction(streaming=True, abort=True) as gone:
+                gone.insert("public.items", {"id": 300, "name": "aborted"})
+            with fake.wal.transaction(prepare="gid_pending") as p1:
+                p1.insert("public.orders", {"id": 50, "total": "1"})
+            with fake.wal.transaction(prepare="gid_rollback") as p2:
+                p2.insert("public.orders", {"id": 51, "total": "2"})
+            fake.wal.rollback_prepared("gid_rollback")
+            wait_rows(real, "SELECT count(*), min(id), max(id) FROM items", "11|100|200")
+            wait_rows(real, "SELECT count(*) FROM pg_prepared_xacts", "1")
+            assert real.psql("SELECT count(*) FROM orders") == "0"  # prepared, not committed yet
+            last = fake.wal.commit_prepared("gid_pending")
+            wait_rows(real, "SELECT id, total FROM orders", "50|1")
+            wait_rows(real, "SELECT count(*) FROM pg_prepared_xacts", "0")
+            fake.wal.wait_for_apply(last, timeout=20, slot="s3")
+            real.psql("ALTER SUBSCRIPTION sub3 DISABLE")
+            fake.verify()
+    finally:
+        for sub in real.psql("SELECT subname FROM pg_subscription").split():
+            real.psql(f"ALTER SUBSCRIPTION {sub} DISABLE")
+            real.psql(f"ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)")
+            real.psql(f"DROP SUBSCRIPTION {sub}")
+        real.psql("DROP TABLE IF EXISTS public.orders, public.items")
