@@ -1,0 +1,94 @@
+"""Literals and placeholders unify across the simple and extended protocols, for every driver."""
+
+import asyncio
+import os
+import subprocess
+import urllib.parse
+from decimal import Decimal
+
+import asyncpg
+import pg8000.dbapi
+import psycopg
+import psycopg2
+import pytest
+
+from serve import HERE, serve
+
+
+@pytest.fixture(scope="module")
+def dsn():
+    with serve(os.path.join(HERE, "unify.yaml")) as d:
+        yield d
+
+
+def journal_params(pg, fragment):
+    return [(q.protocol, q.params) for q in pg.queries if fragment in q.sql]
+
+
+def test_psql_simple_query_literal(dsn):
+    out = subprocess.run(["psql", dsn, "-X", "-At", "-c", "select name from users where id = 5 and active = true;",
+                          "-c", "SELECT price FROM items WHERE label = 'it''s'"],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["ada", "9.90"]
+
+
+def test_psycopg2_interpolates_literals(dsn):
+    with psycopg2.connect(dsn) as c, c.cursor() as cur:
+        cur.execute("SELECT name FROM users WHERE id = %s AND active = %s", (5, True))
+        assert cur.fetchall() == [("ada",)]
+        cur.execute("SELECT price FROM items WHERE label = %s", ("it's",))
+        assert cur.fetchall() == [(Decimal("9.90"),)]
+        # the near-miss hint names the rule and the difference
+        with pytest.raises(psycopg2.Error, match=r"params differ: rule wants \[5, True\], query has \[6, True\]"):
+            cur.execute("SELECT name FROM users WHERE id = %s AND active = %s", (6, True))
+
+
+def test_psycopg3_binds_parameters(dsn):
+    with psycopg.connect(dsn) as c:
+        assert c.execute("SELECT name FROM users WHERE id = %s AND active = %s", [5, True]).fetchall() == [("ada",)]
+        assert c.execute("SELECT name FROM users WHERE id = %s", [7]).fetchall() == [("grace",)]
+        assert c.execute("SELECT name FROM users WHERE id = %s", [7], prepare=True).fetchall() == [("grace",)]
+        # client-side binding (psycopg.ClientCursor) sends literals over the simple protocol
+        cur = psycopg.ClientCursor(c)
+        cur.execute("SELECT name FROM users WHERE id = %s AND active = %s", [5, True])
+        assert cur.fetchall() == [("ada",)]
+
+
+def test_asyncpg_and_pg8000(dsn):
+    async def go():
+        conn = await asyncpg.connect(dsn)
+        try:
+            a = await conn.fetchval("SELECT name FROM users WHERE id = $1 AND active = $2", 5, True)
+            b = await conn.fetchval("SELECT name FROM users WHERE id = 7")
+            return a, b
+        finally:
+            await conn.close()
+
+    assert asyncio.run(go()) == ("ada", "grace")
+    u = urllib.parse.urlsplit(dsn)
+    c = pg8000.dbapi.connect(user=u.username, host=u.hostname, port=u.port, database=u.path[1:])
+    cur = c.cursor()
+    cur.execute("SELECT name FROM users WHERE id = %s AND active = %s", (5, True))
+    assert cur.fetchall() == (["ada"],) or cur.fetchall() == [["ada"]]
+    c.close()
+
+
+@pytest.mark.fakepm(scenario="unify.yaml")
+def test_params_seen_the_same_in_both_protocols(fakepm):
+    with psycopg.connect(fakepm.dsn) as c:
+        c.execute("SELECT name FROM users WHERE id = %s AND active = %s", [5, True])
+        psycopg.ClientCursor(c).execute("SELECT name FROM users WHERE id = %s AND active = %s", [5, True])
+    assert journal_params(fakepm, "FROM users WHERE id") == [("extended", [5, True]), ("simple", [5, True])]
+
+
+@pytest.mark.fakepm(scenario="unify.yaml")
+def test_insert_and_update_returning_derive_their_tags(fakepm):
+    with psycopg.connect(fakepm.dsn) as c:
+        cur = c.execute("INSERT INTO notes (body) VALUES (%s) RETURNING id", ["x"])
+        assert (cur.statusmessage, cur.fetchall()) == ("INSERT 0 2", [(11,), (12,)])
+        cur = c.execute("UPDATE notes SET body = %s RETURNING id", ["y"])
+        assert (cur.statusmessage, cur.rowcount) == ("UPDATE 3", 3)
+    with psycopg2.connect(fakepm.dsn) as c2, c2.cursor() as cur:
+        cur.execute("INSERT INTO notes (body) VALUES (%s) RETURNING id", ("x",))
+        assert cur.statusmessage == "INSERT 0 2"
