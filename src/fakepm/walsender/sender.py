@@ -306,6 +306,18 @@ class WalSender:
                            replica_identity=old.replica_identity if replica_identity is None else replica_identity,
                            oid=old.oid)
 
+    def capture_writes(self, tables=None, *, priority: int = 0):
+        """"Client writes, CDC sees it": answer simple INSERT/UPDATE/DELETE on declared tables from ordinary
+        connections (tags INSERT 0 n / UPDATE n / DELETE n over the table's current rows) and emit the
+        matching changes (one transaction per statement, or per BEGIN..COMMIT block)."""
+        from .capture import WriteCapture
+
+        if self.pg is None:
+            raise RuntimeError("capture_writes needs a FakePostgres (its rules answer the writes)")
+        cap = WriteCapture(self, tables)
+        cap.install(self.pg, priority)
+        return cap
+
     # ------------------------------------------------------------------ emitting (any thread)
     @property
     def lsn(self) -> int:
@@ -661,6 +673,8 @@ class WalSender:
                 out = stream.poll(session.now)
                 if out:
                     session._send(out)
+                    if session.faults is not None and session.faults.fs.plans:  # faults/: "replication" point
+                        yield from session.faults.replication(session, getattr(stream, "messages_sent", 0))
                 # client messages already buffered are handled between batches
                 while stream.state == "streaming":
                     frame = session._next_frame()
