@@ -182,3 +182,57 @@ def test_raw_replication_commands_and_errors(pg):
         assert ms[0].error.code == "42601" and "expected PHYSICAL or LOGICAL" in ms[0].error.detail
     finally:
         s.close()
+
+
+def _send(s, type_byte, body=b""):
+    s.sendall(type_byte + struct.pack("!i", len(body) + 4) + body)
+
+
+def _q(s, sql):
+    _send(s, b"Q", sql.encode() + b"\x00")
+
+
+def test_raw_stream_end_copydone_both_ways_then_reusable(pg):
+    pg.wal.create_slot("s")
+    t = pg.wal.insert("public.t_def", {"id": 1})
+    s = _raw_connect(pg)
+    try:
+        _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+        _q(s, "START_REPLICATION SLOT s LOGICAL 0/0 (proto_version '1', publication_names 'pub')")
+        got = _read_until(s, lambda ms: sum(isinstance(x, m.CopyData) for x in ms) >= 6)
+        from fakepm.protocol.replication import StandbyStatusUpdate
+        _send(s, b"d", StandbyStatusUpdate(t.end_lsn, t.end_lsn, 0, 0).encode())
+        _send(s, b"c")
+        end = _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+        tail = [x for x in end if not isinstance(x, m.CopyData)]
+        assert [type(x).__name__ for x in tail] == ["CopyDone", "CommandComplete", "CommandComplete", "ReadyForQuery"]
+        assert [x.tag for x in tail[1:3]] == ["COPY 0", "START_REPLICATION"] and tail[3].status == "I"
+        _q(s, "IDENTIFY_SYSTEM")  # the connection is usable again
+        again = _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+        assert [x.tag for x in again if isinstance(x, m.CommandComplete)] == ["IDENTIFY_SYSTEM"]
+        assert pg.wal.slots["s"].confirmed_flush == t.end_lsn
+    finally:
+        s.close()
+    pg.verify()
+
+
+def test_raw_physical_stream_and_eof_mid_stream(pg):
+    s = _raw_connect(pg)
+    try:
+        _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+        _q(s, "START_REPLICATION 0/3000000 TIMELINE 1")
+        first = _read_until(s, lambda ms: any(isinstance(x, m.CopyBothResponse) for x in ms))
+        assert isinstance(first[0], m.CopyBothResponse)
+        _send(s, b"c")
+        end = _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+        assert [x.tag for x in end if isinstance(x, m.CommandComplete)] == ["START_STREAMING", "START_REPLICATION"]
+        pg.wal.create_slot("eof")
+        _q(s, "START_REPLICATION SLOT eof LOGICAL 0/0 (proto_version '1', publication_names 'pub')")
+        _read_until(s, lambda ms: any(isinstance(x, m.CopyData) for x in ms))
+    finally:
+        s.close()  # EOF in the middle of CopyBoth
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pg.wal.streams:
+        time.sleep(0.02)
+    assert not pg.wal.streams and pg.wal.slots["eof"].active_pid is None
+    pg.verify()  # no internal errors

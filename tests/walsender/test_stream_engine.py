@@ -389,3 +389,28 @@ def test_pg14_sends_empty_transactions():
     opts = po.parse_pgoutput_options({"proto_version": "2", "publication_names": "pub"}, 14)
     assert [p[:1] for _, p in PgoutputWriter(opts, Publications(None), 14).encode(tx)] == [b"B", b"C"]
     assert _writer().encode(tx) == []
+
+
+def test_type_message_precedes_relation_for_user_types():
+    from fakepm.answers.result import Column
+    from fakepm.protocol.types import REGISTRY, enum_type
+
+    mood = enum_type("mood", 16388, ["happy", "ok"])
+    wal = _wal_with_t_def()
+    wal._catalog().add("public.t_enum", [Column("id", REGISTRY.by_name("int4")), Column("m", mood)], key=["id"],
+                       oid=16407)
+    msgs = _writer().encode(wal.insert("public.t_enum", {"id": 1, "m": "happy"}))
+    assert [(at, p[:1]) for at, p in msgs][1:3] == [(0, b"Y"), (0, b"R")]
+    assert msgs[1][1] == hx("59 00 00 40 04 70 75 62 6c 69 63 00 6d 6f 6f 64 00")  # captured (wal-a1)
+
+
+def test_hot_standby_feedback_is_reported():
+    from fakepm.protocol.replication import HotStandbyFeedback
+
+    fb = []
+    st = PhysicalStream(slot=None, now=0.0, clock=Clock(), timeout=0, keepalive_interval=0, on_feedback=fb.append)
+    st.start(0.0)
+    assert st.receive(b"d", HotStandbyFeedback(5, 700, 0, 650, 0).encode(), 0.1) == b""
+    assert fb == [{"kind": "hot_standby_feedback", "clock": 5, "xmin": 700, "epoch": 0, "catalog_xmin": 650,
+                   "catalog_epoch": 0}]
+    assert st.deadline is None  # timeout 0 = off
