@@ -556,16 +556,14 @@ def _float_codec(display: str, width: int) -> Codec:
             return _coerce_via_text(display, parse, v)
         raise _bad_type(v, display)
 
-    if width == 8:
-        enc_text = _f8_text
+    nan = pack(math.nan)  # PostgreSQL's NaN (get_float8_nan/get_float4_nan); payloads are not kept
 
-        def enc_bin(v):
-            return pack(v)  # struct.error for non-numbers -> coerce
-    else:
-        enc_text = _f4_text
+    def enc_bin(v):
+        if v != v:
+            return nan
+        return pack(v)  # struct.error for non-numbers, OverflowError for float4 -> coerce
 
-        def enc_bin(v):
-            return pack(v)  # OverflowError -> coerce -> "out of range"
+    enc_text = _f8_text if width == 8 else _f4_text
 
     return Codec(enc_text, parse, enc_bin, dec_bin, coerce, array_safe=True, name=display)
 
