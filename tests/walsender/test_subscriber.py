@@ -184,3 +184,20 @@ def test_subscriber_streaming_binary_two_phase(twophase_pg):
             real.psql(f"ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)")
             real.psql(f"DROP SUBSCRIPTION {sub}")
         real.psql("DROP TABLE IF EXISTS public.orders, public.items")
+
+
+def test_subscriber_default_path_with_changes_scripted_before_it_subscribes(subscriber_db):
+    """Rows are the snapshot at the start of the scripted WAL; tablesync catches up through the stream."""
+    real = subscriber_db
+    with FakePostgres(version="15.4") as fake:
+        fake.wal.configure(wal_sender_timeout=30, keepalive_interval=1)
+        declare(fake, rows=True)
+        last = emit_changes(fake)  # already in the WAL when the subscriber connects
+        real.psql(f"CREATE SUBSCRIPTION sub4 CONNECTION '{fake.conninfo()}' PUBLICATION pub")
+        wait_rows(real, "SELECT string_agg(srsubstate::text, '' ORDER BY srrelid) FROM pg_subscription_rel", "rr",
+                  timeout=30)
+        wait_rows(real, ORDERS, "3|8|NULL|toasted-|6008\n10|1.50|copied|NULL|\n20|5|moved|NULL|")
+        wait_rows(real, "SELECT id, name FROM items ORDER BY id", "8|after truncate")
+        fake.wal.wait_for_apply(last, timeout=20, slot="sub4")
+        real.psql("ALTER SUBSCRIPTION sub4 DISABLE")
+        fake.verify()
