@@ -42,7 +42,7 @@ class PgoutputWriter:
         self.v = options.proto_version
         self.pubs = publications
         self.server_major = server_major
-        self.relations_sent: dict[int, tuple] = {}  # relid -> signature last sent outside streams
+        self.relations_sent: dict[int, tuple] = {}  # relid -> (Table, signature) last sent outside streams
         self._resolved = False
         self._pubspecs = None
 
@@ -113,10 +113,13 @@ class PgoutputWriter:
                     stream_rels.add(t.oid)
                     out += self._relation(t, xid)
             else:
-                sig = self.signature(t)
-                if self.relations_sent.get(t.oid) != sig:
-                    self.relations_sent[t.oid] = sig
+                # a Table object is replaced (same OID) when it changes: identity says "already sent"
+                sent = self.relations_sent.get(t.oid)
+                if sent is None or (sent[0] is not t and sent[1] != self.signature(t)):
+                    self.relations_sent[t.oid] = (t, self.signature(t))
                     out += self._relation(t, xid)
+                elif sent[0] is not t:
+                    self.relations_sent[t.oid] = (t, sent[1])
         if c.kind == "insert":
             msg = po.Insert(c.table.oid, self._tuple(c, "new"), xid=xid)
         elif c.kind == "update":
