@@ -74,35 +74,53 @@ def provider_names() -> list[str]:
 _BASE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
-def _default_value(col, i: int, rnd: random.Random):
-    """A cheap deterministic value for row i (0-based) of a column without faker."""
+def _default_maker(col, rnd: random.Random) -> Callable[[int], object]:
+    """A cheap deterministic value function of the row index (0-based) for a column without faker."""
     t = col.type
     name = t.name
     if t.is_array:
-        return []
+        return lambda i: []
     if name in ("int2", "int4", "int8", "oid"):
-        return i + 1
-    if name in ("numeric",):
-        return Decimal(i + 1)
+        return lambda i: i + 1
+    if name == "numeric":
+        return lambda i: Decimal(i + 1)
     if name in ("float4", "float8"):
-        return float(i + 1)
+        return lambda i: float(i + 1)
     if name == "bool":
-        return i % 2 == 0
+        return lambda i: i % 2 == 0
     if name == "uuid":
-        return uuid.UUID(int=rnd.getrandbits(128), version=4)
-    if name in ("timestamptz",):
-        return _BASE_TIME + timedelta(minutes=i)
+        return lambda i: uuid.UUID(int=rnd.getrandbits(128), version=4)
+    if name == "timestamptz":
+        return lambda i: _BASE_TIME + timedelta(minutes=i)
     if name == "timestamp":
-        return (_BASE_TIME + timedelta(minutes=i)).replace(tzinfo=None)
+        base = _BASE_TIME.replace(tzinfo=None)
+        return lambda i: base + timedelta(minutes=i)
     if name == "date":
-        return _BASE_TIME.date() + timedelta(days=i)
+        base_date = _BASE_TIME.date()
+        return lambda i: base_date + timedelta(days=i)
     if name in ("json", "jsonb"):
-        return {"n": i + 1}
+        return lambda i: {"n": i + 1}
     if name == "bytea":
-        return (i + 1).to_bytes(4, "big")
-    if name in ("void",):
-        return None
-    return f"{col.name} {i + 1}"
+        return lambda i: (i + 1).to_bytes(8, "big")
+    if name == "void":
+        return lambda i: None
+    prefix = f"{col.name} "
+    return lambda i: prefix + str(i + 1)
+
+
+def _faker_cell(col, provider, kwargs: dict) -> Callable[[int], object]:
+    coerce = col.type.coerce
+    as_datetime = col.type.name in ("timestamp", "timestamptz")
+
+    def cell(i: int):
+        v = provider(**kwargs)
+        if v is None:
+            return None
+        if as_datetime and isinstance(v, date) and not isinstance(v, datetime):
+            v = datetime(v.year, v.month, v.day)
+        return coerce(v)
+
+    return cell
 
 
 def make_rows(columns, fakers: list, count: int, seed: int, locale: str | None = None,
@@ -115,30 +133,28 @@ def make_rows(columns, fakers: list, count: int, seed: int, locale: str | None =
 
     def rows() -> Iterator[tuple]:
         rnd = random.Random(seed)
-        fake = None
-        if uses_faker:
-            from faker import Faker
+        if not uses_faker:
+            makers = [_default_maker(c, rnd) for c in columns]
+            for i in range(count):
+                yield tuple([f(i) for f in makers])
+            return
+        from faker import Faker
 
-            _pin_faker_clock()
-            fake = Faker(locale) if locale else Faker()
-            fake.seed_instance(seed)
-            providers = [getattr(fake, f[0]) if f else None for f in fakers]
-        else:
-            providers = [None] * len(columns)
-        coercers = [c.type.coerce for c in columns]
+        _pin_faker_clock()
+        fake = Faker(locale) if locale else Faker()
+        fake.seed_instance(seed)
+        cells = []
+        for col, spec in zip(columns, fakers):
+            if spec is None:
+                cells.append(_default_maker(col, rnd))
+            else:
+                cells.append(_faker_cell(col, getattr(fake, spec[0]), spec[1]))
         for i in range(count):
-            row = []
-            token = _pinned_now.set(now) if uses_faker else None
-            for col, spec, provider, coerce in zip(columns, fakers, providers, coercers):
-                if provider is not None:
-                    v = provider(**spec[1])
-                    if isinstance(v, date) and not isinstance(v, datetime) and col.type.name in ("timestamp", "timestamptz"):
-                        v = datetime(v.year, v.month, v.day)
-                    row.append(coerce(v) if v is not None else None)
-                else:
-                    row.append(_default_value(col, i, rnd))
-            if token is not None:
+            token = _pinned_now.set(now)
+            try:
+                row = tuple([f(i) for f in cells])
+            finally:
                 _pinned_now.reset(token)
-            yield tuple(row)
+            yield row
 
     return rows
