@@ -20,9 +20,15 @@ def fakepm_command() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "fakepm.cli"]
 
 
+class Served(str):
+    """The DSN `fakepm serve` printed; `.pid` is the server process."""
+
+    pid: int
+
+
 @contextmanager
 def serve(path: str, *args: str, timeout: float = 20.0):
-    """Yield the DSN printed by `fakepm serve path`; the server is stopped (SIGTERM, then SIGKILL) after."""
+    """Yield the DSN printed by `fakepm serve path` (a Served str with .pid); stopped by PID afterwards."""
     proc = subprocess.Popen(fakepm_command() + ["serve", path, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
@@ -39,7 +45,9 @@ def serve(path: str, *args: str, timeout: float = 20.0):
                 raise RuntimeError(f"fakepm serve {path} exited: {proc.wait(5)} {proc.stderr.read()}")
             line += chunk
         sel.close()
-        yield line.strip()
+        dsn = Served(line.strip())
+        dsn.pid = proc.pid
+        yield dsn
     finally:
         proc.terminate()
         try:

@@ -202,7 +202,7 @@ def test_generated_rows_stream_through_the_server(tmp_path):
             generate: {rows: 300000}
     """)
     with serve(path) as dsn:
-        pid = int(subprocess.run(["pgrep", "-f", f"serve {path}"], capture_output=True, text=True).stdout.split()[0])
+        pid = dsn.pid
         with psycopg.connect(dsn) as c:
             before = _vm_hwm_kb(pid)
             n = sum(1 for _ in c.cursor().stream("SELECT id, label FROM big"))

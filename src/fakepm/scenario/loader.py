@@ -108,6 +108,7 @@ def check_paths(paths) -> list[str]:
 
 
 def _load(path: str) -> tuple[Scenario, list[Problem]]:
+    registry.load_plugins()
     sc = Scenario(path=path)
     ctx = Ctx(path)
     _load_into(sc, ctx, path, stack=[])

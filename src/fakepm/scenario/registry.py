@@ -33,13 +33,25 @@ _rule_keys: dict[str, RuleKeyParser] = {}
 # key -> modules that register a parser for it when imported (first that exists wins)
 RESERVED_SECTIONS: dict[str, tuple[str, ...]] = {
     "fault": ("fakepm.faults.scenario",),
+    "faults": ("fakepm.faults.scenario",),
     "replication": ("fakepm.walsender.scenario",),
-    "copy": ("fakepm.copy.scenario", "fakepm.session.copy_scenario"),
+    "copy": ("fakepm.answers.copyspec", "fakepm.copy.scenario"),
 }
 RESERVED_RULE_KEYS: dict[str, tuple[str, ...]] = {
     "fault": ("fakepm.faults.scenario",),
-    "copy": ("fakepm.copy.scenario", "fakepm.session.copy_scenario"),
+    "copy": ("fakepm.answers.copyspec", "fakepm.copy.scenario"),
 }
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every known plug-in module once, so the keys they register are known to validation."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for modules in list(RESERVED_SECTIONS.values()) + list(RESERVED_RULE_KEYS.values()):
+        _try_import(modules)
 
 
 def register_section(name: str, parser: SectionParser) -> None:
