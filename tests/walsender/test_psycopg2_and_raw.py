@@ -236,3 +236,44 @@ def test_raw_physical_stream_and_eof_mid_stream(pg):
         time.sleep(0.02)
     assert not pg.wal.streams and pg.wal.slots["eof"].active_pid is None
     pg.verify()  # no internal errors
+
+
+def test_at_least_once_resend_after_reconnect(pg):
+    """What the consumer did not confirm comes again; START from an older LSN starts at confirmed_flush."""
+    pg.wal.create_slot("alo")
+    t1 = pg.wal.insert("public.t_def", {"id": 1})
+    t2 = pg.wal.insert("public.t_def", {"id": 2})
+
+    def consume(start_lsn, n):
+        conn = psycopg2.connect(pg.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        cur = conn.cursor()
+        cur.start_replication(slot_name="alo", decode=False, start_lsn=start_lsn,
+                              options={"proto_version": "1", "publication_names": "pub"})
+        return conn, cur, read_messages(cur, n)
+
+    conn, cur, msgs = consume(0, 7)
+    assert [bytes(x.payload[:1]) for x in msgs] == [b"B", b"R", b"I", b"C", b"B", b"I", b"C"]
+    cur.send_feedback(flush_lsn=t1.end_lsn, force=True)  # only the first transaction is durable
+    pg.wal.wait_for_flush(t1, slot="alo")
+    conn.close()
+    conn, cur, msgs = consume(t1.first_lsn, 4)  # asks for an older position than confirmed
+    try:
+        inserts = [po.decode_pgoutput(x.payload).new[0].data for x in msgs if x.payload[:1] == b"I"]
+        assert inserts == [b"2"] and msgs[-1].data_start == t2.end_lsn
+    finally:
+        conn.close()
+
+
+def test_temporary_slot_goes_away_with_its_connection(pg):
+    s = _raw_connect(pg)
+    try:
+        _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+        _q(s, "CREATE_REPLICATION_SLOT tmp TEMPORARY LOGICAL pgoutput (SNAPSHOT 'nothing')")
+        _read_until(s, lambda ms: any(isinstance(x, m.ReadyForQuery) for x in ms))
+        assert pg.wal.slots["tmp"].temporary
+    finally:
+        s.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "tmp" in pg.wal.slots:
+        time.sleep(0.02)
+    assert "tmp" not in pg.wal.slots

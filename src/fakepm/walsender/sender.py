@@ -205,7 +205,7 @@ class WalSender:
         self.pg = pg
         self.clock = clock  # wall clock for commit times and sendTime (inject for determinism)
         self.log = WalLog()
-        self.slots: dict[str, Slot] = {}
+        self._slots: dict[str, Slot] = {}  # see the `slots` property
         self.publications: dict | None = None  # None: every publication name publishes every table
         self.systemid = "7710764530963304710"
         self.timeline = 1
@@ -270,7 +270,7 @@ class WalSender:
             self.log.start_lsn
         slot = Slot(name, kind, plugin if kind == "logical" else None, two_phase, confirmed_flush=start,
                     restart_lsn=start, consistent_point=start)
-        self.slots[name] = slot
+        self._slots[name] = slot
         return slot
 
     def publication(self, name: str, tables=None, *, publish=("insert", "update", "delete", "truncate")) -> None:
@@ -510,16 +510,23 @@ class WalSender:
         yield from session._emit_result(result, sql, (), None)
         session._ready_for_query()
 
+    @property
+    def slots(self) -> dict:
+        """name -> Slot (kind, two_phase, confirmed_flush, restart_lsn, active_pid); temporary slots of
+        closed connections are gone, as in PostgreSQL."""
+        self._purge_temporary()
+        return self._slots
+
     def _purge_temporary(self) -> None:
-        for name, slot in list(self.slots.items()):
+        for name, slot in list(self._slots.items()):
             if slot.temporary and slot.owner is not None and slot.owner.closed:
-                del self.slots[name]
+                del self._slots[name]
             if slot.active_pid is not None and slot.owner is not None and slot.owner.closed:
                 slot.active_pid = None
 
     def _slot(self, name: str) -> Slot:
         self._purge_temporary()
-        slot = self.slots.get(name)
+        slot = self._slots.get(name)
         if slot is None:
             raise PgError("42704", f'replication slot "{name}" does not exist')
         return slot
@@ -545,7 +552,7 @@ class WalSender:
         self._purge_temporary()
         if cmd.kind == "logical" and session.replication == "true":
             raise PgError("55000", "logical decoding requires a database connection")
-        if cmd.name in self.slots:
+        if cmd.name in self._slots:
             raise PgError("42710", f'replication slot "{cmd.name}" already exists')
         if cmd.kind == "logical":
             if cmd.plugin != "pgoutput":
@@ -560,11 +567,11 @@ class WalSender:
         slot = Slot(cmd.name, cmd.kind, cmd.plugin, cmd.two_phase, cmd.temporary, confirmed_flush=start,
                     restart_lsn=start if cmd.kind == "logical" or cmd.reserve_wal else 0, consistent_point=start,
                     owner=session if cmd.temporary else None)
-        self.slots[cmd.name] = slot
+        self._slots[cmd.name] = slot
         if cmd.kind == "physical":
             row = (cmd.name, "0/0", None, None)
         else:
-            snap = f"{3:08X}-{len(self.slots):08X}-1" if cmd.snapshot == "export" else None
+            snap = f"{3:08X}-{len(self._slots):08X}-1" if cmd.snapshot == "export" else None
             row = (cmd.name, format_lsn(start), snap, cmd.plugin)
         session.hub.journal.event("slot_created", connection=session.id, slot=cmd.name, slot_type=cmd.kind,
                                   consistent_point=format_lsn(start))
@@ -578,7 +585,7 @@ class WalSender:
             yield from self._wait_inactive(session, slot, timeout=10.0)
         if slot.active_pid is not None and slot.active_pid != session.pid:
             raise PgError("55006", f'replication slot "{cmd.name}" is active for PID {slot.active_pid}')
-        del self.slots[cmd.name]
+        del self._slots[cmd.name]
         session.hub.journal.event("slot_dropped", connection=session.id, slot=cmd.name)
         yield from self._reply(session, sql, Result(None, tag="DROP_REPLICATION_SLOT"), "walsender:DROP_REPLICATION_SLOT")
 
@@ -604,7 +611,7 @@ class WalSender:
 
     def _read_slot(self, session, sql, cmd: g.ReadSlot):
         self._purge_temporary()
-        slot = self.slots.get(cmd.name)
+        slot = self._slots.get(cmd.name)
         if slot is None:
             row = (None, None, None)
         elif slot.kind == "logical":
