@@ -54,6 +54,6 @@ def test_teardown_verification_and_opt_out(tmp_path):
     assert out.returncode == 1, text
     assert "4 passed, 2 errors" in text  # the 2 erroring tests passed their call, failed at teardown
     assert "ERROR at teardown of test_unmet_expectation" in text
-    assert "expected at least one call, got none: query 'SELECT id FROM orders WHERE id = $1' (expect.yaml:2)" in text
+    assert "expected at least one call, got none: query 'SELECT id FROM orders WHERE id = $1' (expect.yaml:3)" in text
     assert "ERROR at teardown of test_unmatched_query" in text
     assert "no rule matched 'SELECT nothing FROM nowhere'" in text
