@@ -34,3 +34,32 @@ def test_psql_physical_replication_connection():
         r = run(["psql", "-XAt", pg.conninfo(replication="true"), "-c", "CREATE_REPLICATION_SLOT p PHYSICAL"])
         assert r.returncode == 0 and r.stdout.strip() == "p|0/0||"
         assert pg.wal.slots["p"].kind == "physical"
+
+
+def test_pg_receivewal_slot_commands_and_stream_shape(tmp_path):
+    import subprocess
+    import time
+
+    from .helpers import standby_updates, stop
+
+    need("pg_receivewal")
+    with FakePostgres(version="15.4") as pg:
+        base = ["pg_receivewal", "-d", pg.conninfo(), "--slot", "recvslot", "-D", str(tmp_path)]
+        r = run(base + ["--create-slot"])
+        assert r.returncode == 0, r.stderr
+        assert pg.wal.slots["recvslot"].kind == "physical"
+        proc = subprocess.Popen(base + ["-s", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not standby_updates(pg, "recvslot"):
+                time.sleep(0.05)
+        finally:
+            stop(proc)
+        assert standby_updates(pg, "recvslot"), "pg_receivewal never sent a status update"
+        sqls = [q.sql for q in pg.queries]
+        assert "READ_REPLICATION_SLOT recvslot" in sqls
+        assert 'START_REPLICATION SLOT "recvslot" 0/1000000 TIMELINE 1' in sqls
+        r = run(base + ["--drop-slot"])
+        assert r.returncode == 0, r.stderr
+        assert "recvslot" not in pg.wal.slots
+        pg.verify()
