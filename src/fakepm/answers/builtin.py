@@ -269,6 +269,19 @@ def _compile(e):
             return v, pure, d
 
         return t, cast, t.name
+    negate = isinstance(e, exp.Not) and isinstance(e.this, exp.Is)  # older sqlglot: NOT (x IS NULL)
+    if isinstance(e, exp.Is) or negate:
+        is_ = e.this if negate else e
+        inner = _compile(is_.this)
+        if inner is None or not isinstance(is_.expression, exp.Null):
+            return None
+        negate = negate or bool(is_.args.get("negate"))
+
+        def is_null(b, q, fn=inner[1], negate=negate):  # `SELECT now() IS NOT NULL AS ok` (psql scripts)
+            v, pure, d = fn(b, q)
+            return (v is None) != negate, pure, d
+
+        return BOOL, is_null, "?column?"
     if isinstance(e, (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)):
         left, right = _compile(e.this), _compile(e.expression)
         if left is None or right is None:
