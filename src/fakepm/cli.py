@@ -38,6 +38,8 @@ def cmd_serve(args) -> int:
         pg = FakePostgres(**kwargs)
         if args.scenario:
             pg.load(args.scenario)
+            if args.version:  # the command line wins over the file's server.version
+                pg.config.version = args.version
         else:
             _demo_rules(pg)
         pg.start()

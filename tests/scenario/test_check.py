@@ -87,3 +87,14 @@ def test_the_issue_example_loads(monkeypatch):
     assert sc.server["version"] == "16.4"
     assert len(sc.rules) == 9  # 8 own + 1 included
     assert "public.products" in sc.tables
+
+
+def test_serve_refuses_a_broken_file_with_the_same_messages():
+    import subprocess
+
+    from serve import fakepm_command
+
+    r = subprocess.run(fakepm_command() + ["serve", "tests/data/broken/rows.yaml"], capture_output=True, text=True,
+                       cwd=REPO, timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "tests/data/broken/rows.yaml:7:9: rows item 2 has 1 value(s) but there are 2 column(s) (id, name)" in r.stderr

@@ -219,3 +219,9 @@ def test_server_tls_from_the_scenario(fakepm):
         assert c.execute("SELECT secret FROM vault").fetchone() == ("hush",)
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(fakepm.dsn.replace("sslmode=require", "sslmode=disable"))
+
+
+def test_serve_version_flag_wins_over_the_file():
+    with serve("scenarios/shop.yaml", "--version", "13.2") as dsn, psycopg.connect(dsn) as c:
+        assert c.info.parameter_status("server_version") == "13.2"
+        assert c.execute("SELECT id, name, price FROM products WHERE id = %s", [2]).fetchone()[1] == "Gadget"
