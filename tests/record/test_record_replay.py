@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 
 import pytest
 
 from client_script import SCHEMA, run_asyncpg, run_psycopg
 from conftest import ROLES, upstream_url
-
-FAKEPM = [sys.executable, "-m", "fakepm.cli"]
-
-
-class Served:
-    """A `fakepm <args>` subprocess that prints a DSN on its first stdout line; stopped by PID."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen([*FAKEPM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()  # bounded: the process prints its DSN or exits
-        if not line.startswith("postgresql://"):
-            self.stop()
-            raise AssertionError(f"fakepm {' '.join(args)} did not start: {line!r} {self.proc.stderr.read()}")
-        self.dsn = line.strip()
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(2)  # SIGINT: record writes its file on the way out
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.stderr.read()
-
+from served import FAKEPM, Served
 
 @pytest.fixture(scope="module")
 def recording(upstream_pg, tmp_path_factory):
