@@ -31,10 +31,10 @@ def classes(tmp_path_factory):
     return str(out)
 
 
-def jdbc(classes, scenario, pg, *auth, url_params="sslmode=disable"):
+def jdbc(classes, scenario, pg, *auth, url_params="sslmode=disable", env=None):
     url = f"jdbc:postgresql://{pg.host}:{pg.port}/postgres?{url_params}"
-    r = subprocess.run(["java", "-cp", f"{classes}{os.pathsep}{JAR}", "FakepmJdbc", scenario, url, *auth],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(["java", "-Duser.timezone=UTC", "-cp", f"{classes}{os.pathsep}{JAR}", "FakepmJdbc", scenario,
+                        url, *auth], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout.splitlines()
 
@@ -127,3 +127,60 @@ def test_sslmode_require_and_scram_plus(classes):
         assert out[0] == "select1 1"
         assert seen == [True]
         pg.verify()
+
+
+# Every core type, as PostgreSQL computes it (the oracle run) and as a fakepm rule gives it.
+TYPES_SQL = (
+    "SELECT 1::int2 AS i2, 2::int4 AS i4, 3::int8 AS i8, 4::oid AS o, 1.5::float4 AS f4, 2.25::float8 AS f8, "
+    "12.34::numeric AS num, 'txt'::text AS t, 'vc'::varchar AS vc, 'bp'::bpchar AS bp, 'nm'::name AS nm, "
+    "'c'::\"char\" AS ch, '\\xdeadbeef'::bytea AS by, '2024-01-02'::date AS d, '03:04:05'::time AS tm, "
+    "'03:04:05+02'::timetz AS tmtz, '2024-01-02 03:04:05'::timestamp AS ts, "
+    "'2024-01-02 03:04:05+00'::timestamptz AS tstz, '1 day 02:03:04'::interval AS iv, "
+    "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, '{\"a\": 1}'::json AS js, '{\"a\": 1}'::jsonb AS jb, "
+    "'10.0.0.1'::inet AS ip, '10.0.0.0/8'::cidr AS net, ARRAY[1,2,3]::int4[] AS arr, "
+    "ARRAY['a','b']::text[] AS tarr, true AS b, NULL::int4 AS nul"
+)
+TYPES_COLUMNS = {"i2": "int2", "i4": "int4", "i8": "int8", "o": "oid", "f4": "float4", "f8": "float8",
+                 "num": "numeric", "t": "text", "vc": "varchar", "bp": "bpchar", "nm": "name", "ch": "\"char\"",
+                 "by": "bytea", "d": "date", "tm": "time", "tmtz": "timetz", "ts": "timestamp",
+                 "tstz": "timestamptz", "iv": "interval", "u": "uuid", "js": "json", "jb": "jsonb", "ip": "inet",
+                 "net": "cidr", "arr": "int4[]", "tarr": "text[]", "b": "bool", "nul": "int4"}
+TYPES_ROW = [1, 2, 3, 4, "1.5", "2.25", "12.34", "txt", "vc", "bp", "nm", "c", "\\xdeadbeef", "2024-01-02", "03:04:05",
+             "03:04:05+02", "2024-01-02 03:04:05", "2024-01-02 03:04:05+00", "1 day 02:03:04",
+             "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", '{"a": 1}', '{"a": 1}', "10.0.0.1", "10.0.0.0/8", "{1,2,3}",
+             "{a,b}", True, None]
+
+
+@pytest.mark.realpg
+def test_every_type_in_text_and_binary_equals_real_postgresql(classes, real_pg):
+    expected = jdbc(classes, "types", real_pg, real_pg.user, env={"FAKEPM_SQL": TYPES_SQL})
+    assert len(expected) == 2 * len(TYPES_COLUMNS)
+    with FakePostgres() as pg:
+        pg.on(TYPES_SQL).reply(columns=TYPES_COLUMNS, rows=[TYPES_ROW])
+        got = jdbc(classes, "types", pg, env={"FAKEPM_SQL": TYPES_SQL})
+        pg.verify()
+    assert got == expected
+
+
+def test_listen_notify_across_connections(classes):
+    with FakePostgres() as pg:
+        assert jdbc(classes, "notify", pg) == ["notification chan1 hello"]
+        pg.verify()
+
+
+def test_cancel_by_query_timeout(classes):
+    import threading
+
+    release = threading.Event()
+    with FakePostgres() as pg:
+        @pg.handler("SELECT slow()", columns={"slow": "int4"})
+        def slow(query):
+            release.wait(20)  # blocks until the test ends: only a cancel can answer the client
+            return [[1]]
+
+        try:
+            out = jdbc(classes, "cancel", pg)
+        finally:
+            release.set()
+        assert out == ["cancel 57014 ERROR: canceling statement due to user request", "after 1"]
+        assert any(e["kind"] == "cancel" for e in pg.events)

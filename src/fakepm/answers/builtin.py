@@ -105,6 +105,10 @@ class Builtins:
             return None  # asyncpg's reset batch arrives split into statements; each is answered alone
         if key.startswith("with recursive typeinfo_tree(") and "any($1::oid[])" in key:
             return asyncpg_typeinfo(query)
+        if key.startswith(_PGJDBC_TYPE_LOOKUP):
+            return pgjdbc_type_lookup(query)
+        if key.startswith(_PGJDBC_TYPE_BY_OID) and "where pg_type.oid = $1" in key:
+            return pgjdbc_type_lookup(query, by_oid=True)
         if "current_setting('jit') as cur" in key and "set_config('jit', 'off', false) as new" in key:
             return Result(columns=_cols(("cur", "text"), ("new", "text")), rows=[("off", "off")])
         return None
@@ -150,6 +154,29 @@ class Builtins:
 
 class _NotBuiltin(Exception):
     pass
+
+
+# pgjdbc's TypeInfoCache asks this when getObject() meets an OID it has not cached (interval, say)
+_PGJDBC_TYPE_LOOKUP = ("select n.nspname = any(current_schemas(true)), n.nspname, t.typname from pg_catalog.pg_type t "
+                       "join pg_catalog.pg_namespace n on t.typnamespace = n.oid where t.oid = $1")
+
+
+_PGJDBC_TYPE_BY_OID = "select typinput='pg_catalog.array_in'::regproc as is_array, typtype, typname, pg_type.oid "
+
+
+def pgjdbc_type_lookup(query: Query, by_oid: bool = False) -> Result:
+    """One OID's pg_type facts from the type registry (no row when unknown): (on search path,
+    schema, name), or with by_oid (is_array, typtype, typname, oid)."""
+    raw = query.params[0] if query.params else None
+    try:
+        t = REGISTRY.get_oid(int(raw)) if raw is not None else None
+    except (TypeError, ValueError):
+        t = None
+    if by_oid:
+        cols = _cols(("is_array", "bool"), ("typtype", "char"), ("typname", "name"), ("oid", "oid"))
+        return Result(columns=cols, rows=[(t.elem is not None, "b", t.name, t.oid)] if t is not None else [])
+    cols = _cols(("?column?", "bool"), ("nspname", "name"), ("typname", "name"))
+    return Result(columns=cols, rows=[(True, "pg_catalog", t.name)] if t is not None else [])
 
 
 # ---------------------------------------------------------------------------------------

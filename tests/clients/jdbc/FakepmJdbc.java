@@ -18,6 +18,9 @@ public class FakepmJdbc {
                 case "fetchsize": fetchSize(c); break;
                 case "error": error(c); break;
                 case "batch": batch(c); break;
+                case "types": types(c); break;
+                case "notify": notifyScenario(c, args[1], props); break;
+                case "cancel": cancel(c); break;
                 default: throw new IllegalArgumentException("unknown scenario " + args[0]);
             }
         } catch (SQLException e) {
@@ -102,6 +105,55 @@ public class FakepmJdbc {
         try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT 1")) {
             rs.next();
             System.out.println("recovered " + rs.getInt(1));
+        }
+    }
+
+    // The SQL comes from the environment (FAKEPM_SQL) so the Python test holds the one copy of it.
+    // Run 1 reads text results (unnamed statement); run 7 comes after prepareThreshold, when pgjdbc
+    // asks for binary results for the types it can decode in binary.
+    static void types(Connection c) throws SQLException {
+        try (PreparedStatement ps = c.prepareStatement(System.getenv("FAKEPM_SQL"))) {
+            for (int run = 1; run <= 7; run++) {
+                try (ResultSet rs = ps.executeQuery()) {
+                    ResultSetMetaData md = rs.getMetaData();
+                    while (rs.next()) {
+                        if (run != 1 && run != 7) continue;
+                        for (int i = 1; i <= md.getColumnCount(); i++) {
+                            Object o = rs.getObject(i);
+                            System.out.println("run" + run + " " + md.getColumnName(i) + " " + md.getColumnTypeName(i)
+                                + " string=" + rs.getString(i)
+                                + " object=" + (o == null ? "null" : o.getClass().getSimpleName() + ":" + o));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static void notifyScenario(Connection listener, String url, Properties props) throws Exception {
+        try (Statement s = listener.createStatement()) {
+            s.execute("LISTEN chan1");
+        }
+        try (Connection other = DriverManager.getConnection(url, props); Statement s = other.createStatement()) {
+            s.execute("NOTIFY chan1, 'hello'");
+        }
+        org.postgresql.PGConnection pgc = listener.unwrap(org.postgresql.PGConnection.class);
+        org.postgresql.PGNotification[] got = pgc.getNotifications(10000);
+        if (got == null) got = new org.postgresql.PGNotification[0];
+        for (org.postgresql.PGNotification n : got) System.out.println("notification " + n.getName() + " " + n.getParameter());
+    }
+
+    static void cancel(Connection c) throws SQLException {
+        try (Statement s = c.createStatement()) {
+            s.setQueryTimeout(1);  // pgjdbc sends a CancelRequest on a new connection when it expires
+            s.executeQuery("SELECT slow()");
+            System.out.println("no cancel?");
+        } catch (SQLException e) {
+            System.out.println("cancel " + e.getSQLState() + " " + e.getMessage());
+        }
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT 1")) {
+            rs.next();
+            System.out.println("after " + rs.getInt(1));
         }
     }
 
