@@ -23,9 +23,9 @@ pytestmark = [
 ]
 
 
-def node(scenario, url, expect_rc=0):
+def node(scenario, url, expect_rc=0, env=None):
     r = subprocess.run(["node", "scenario.js", scenario, url], cwd=NODE_DIR, capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, env={**os.environ, "TZ": "UTC", **(env or {})})
     assert r.returncode == expect_rc, r.stdout + r.stderr
     return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
@@ -125,3 +125,15 @@ def test_tls_require():
         url = pg.url(sslmode="no-verify")
         assert node("connect", url) == [{"rows": [{"one": 1}]}]
         assert any(t == "SSLRequest" for items in pg.transcripts().values() for _, t in items)
+
+
+@pytest.mark.realpg
+def test_every_type_equals_real_postgresql(real_pg):
+    from test_jdbc import TYPES_COLUMNS, TYPES_ROW, TYPES_SQL  # one copy of the all-types query
+
+    expected = node("types", real_pg.dsn, env={"FAKEPM_SQL": TYPES_SQL})
+    assert len(expected) == len(TYPES_COLUMNS)
+    with FakePostgres() as pg:
+        pg.on(TYPES_SQL).reply(columns=TYPES_COLUMNS, rows=[TYPES_ROW])
+        assert node("types", pg.dsn, env={"FAKEPM_SQL": TYPES_SQL}) == expected
+        pg.verify()

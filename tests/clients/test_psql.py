@@ -137,3 +137,50 @@ def test_unix_socket_via_pghost_env():
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == "1"
     assert not os.path.exists(pg.unix_socket_dir)  # the temporary directory is removed at stop
+
+
+def test_listen_receives_a_notification_from_another_connection(pg):
+    """psql prints notifications that arrived while a command ran, after that command."""
+
+    @pg.handler("SELECT notify_me()", columns={"notify_me": "int4"})
+    def notify_me(query):
+        # a NOTIFY from "another connection" (the test) while this statement runs
+        assert pg.notify("chan", "hello") == 1
+        return [[1]]
+
+    r = psql("-c", "LISTEN chan", "-c", "SELECT notify_me()", dsn=pg.dsn)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "1"
+    assert 'Asynchronous notification "chan" with payload "hello" received from server process' in r.stdout
+    pg.verify()
+
+
+def test_sigint_cancels_a_running_query(pg):
+    """psql answers SIGINT with a CancelRequest on a new connection: 57014, and psql goes on."""
+    import signal
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+
+    @pg.handler("SELECT slow()", columns={"slow": "int4"})
+    def slow(query):
+        entered.set()
+        release.wait(20)
+        return [[1]]
+
+    proc = subprocess.Popen(["psql", "-X", "-q", "-At", "-v", "VERBOSITY=verbose", pg.dsn, "-c", "SELECT slow()"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert entered.wait(10), "the query never reached the handler"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        release.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    assert proc.returncode == 1
+    assert "ERROR:  57014: canceling statement due to user request" in err
+    assert any(e["kind"] == "cancel" for e in pg.events)
+    r = psql("-c", "SELECT 42", dsn=pg.dsn)  # the server goes on
+    assert r.stdout.strip() == "42"

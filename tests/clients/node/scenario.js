@@ -114,6 +114,20 @@ const scenarios = {
     out({ notifications: got });
   },
 
+  // Every core type in text (node-postgres reads text only): the SQL comes from FAKEPM_SQL so the
+  // Python test holds its one copy; values are printed with their JS type.
+  async types(url) {
+    await withClient(url, async (c) => {
+      const r = await c.query(process.env.FAKEPM_SQL);
+      r.fields.forEach((f) => {
+        const v = r.rows[0][f.name];
+        const shown = v instanceof Date ? `Date:${v.toISOString()}` : Buffer.isBuffer(v) ? `Buffer:${v.toString('hex')}`
+          : `${v === null ? 'null' : typeof v}:${JSON.stringify(v)}`;
+        out({ column: f.name, oid: f.dataTypeID, value: shown });
+      });
+    });
+  },
+
   async connect(url) {
     await withClient(url, async (c) => {
       const r = await c.query('SELECT 1 AS one');
