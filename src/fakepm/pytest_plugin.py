@@ -22,8 +22,9 @@ _PG_KEY = pytest.StashKey[FakePostgres]()
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "fakepm(scenario=None, verify=True, **kwargs): configure the `fakepm` fixture "
-        "(a scenario file, whether to verify at teardown, FakePostgres keyword arguments)",
+        "fakepm(scenario=None, verify=True, record=None, upstream=None, **kwargs): configure the `fakepm` "
+        "fixture (a scenario file, whether to verify at teardown, record mode once|new|all|none and the "
+        "real server to record from, FakePostgres keyword arguments)",
     )
 
 
@@ -43,6 +44,15 @@ def fakepm(request):
     if marker and marker.args and scenario is None:
         scenario = marker.args[0]
     verify = kwargs.pop("verify", True)
+    record, upstream = kwargs.pop("record", None), kwargs.pop("upstream", None)
+    if record is not None:  # record from a real PostgreSQL instead of replaying (proxy room)
+        from .proxy.pytest_support import maybe_record
+
+        recording = maybe_record(scenario, record, upstream, str(request.node.fspath))
+        if recording is not None:
+            with recording:
+                yield recording
+            return
     scenarios = scenario if isinstance(scenario, (list, tuple)) else ([scenario] if scenario else [])
     pg = FakePostgres(**kwargs)
     for sc in scenarios:

@@ -29,10 +29,14 @@ def type_name(oid: int, typmod: int = -1) -> str:
         return "text"
     if typmod < 0:  # the short canonical names ("int4", "timestamptz", "text[]") read best in YAML
         return t.elem.name + "[]" if t.is_array else t.name
+    base = t.elem if t.is_array else t
     try:
-        return format_type(t, typmod)
+        text = format_type(base, typmod)
     except Exception:  # noqa: BLE001 - a name is always better than a crash in a recorder
-        return t.display
+        text = base.display
+    if text.startswith(base.display):  # "character varying(20)" -> "varchar(20)"
+        text = base.name + text[len(base.display):]
+    return text + ("[]" if t.is_array else "")
 
 
 def decode_value(oid: int, fmt: int, raw: bytes | None) -> Any:
