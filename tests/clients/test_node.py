@@ -137,3 +137,22 @@ def test_every_type_equals_real_postgresql(real_pg):
         pg.on(TYPES_SQL).reply(columns=TYPES_COLUMNS, rows=[TYPES_ROW])
         assert node("types", pg.dsn, env={"FAKEPM_SQL": TYPES_SQL}) == expected
         pg.verify()
+
+
+def test_cancel_a_running_query():
+    import threading
+
+    release = threading.Event()
+    with FakePostgres() as pg:
+        @pg.handler("SELECT slow()", columns={"slow": "int4"})
+        def slow(query):
+            release.wait(20)  # only a cancel can answer the client before the test ends
+            return [[1]]
+
+        try:
+            out = node("cancel", pg.dsn)
+        finally:
+            release.set()
+        assert out == [{"error": "57014", "message": "canceling statement due to user request"},
+                       {"after": [{"one": 1}]}]
+        assert any(e["kind"] == "cancel" for e in pg.events)

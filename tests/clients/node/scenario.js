@@ -128,6 +128,30 @@ const scenarios = {
     });
   },
 
+  // Client.cancel(client, query) opens a new connection and sends CancelRequest(pid, key).
+  // The test's handler blocks until the cancel: the query ends with 57014, the connection goes on.
+  async cancel(url) {
+    const { Query } = require('pg');
+    await withClient(url, async (c) => {
+      const query = new Query('SELECT slow()');
+      const done = new Promise((resolve) => {
+        query.on('error', (e) => resolve({ error: e.code, message: e.message }));
+        query.on('end', () => resolve({ unexpected: 'no error' }));
+      });
+      c.query(query);
+      // a cancel that arrives before the statement runs is lost (as in PostgreSQL): repeat until it lands
+      let finished = false;
+      done.then(() => { finished = true; });
+      for (let i = 0; i < 50 && !finished; i++) {
+        new Client({ connectionString: url }).cancel(c, query);
+        await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 200))]);
+      }
+      out(await done);
+      const r = await c.query('SELECT 1 AS one');
+      out({ after: r.rows });
+    });
+  },
+
   async connect(url) {
     await withClient(url, async (c) => {
       const r = await c.query('SELECT 1 AS one');
