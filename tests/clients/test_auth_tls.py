@@ -151,7 +151,7 @@ def test_sslmode_require(tls_pg, client):
     assert tls_seen(tls_pg, lambda: CLIENTS[client](tls_pg, "sam", "s3cret", sslmode="require")) == [True]
 
 
-@pytest.mark.parametrize("client", ["psycopg", "psycopg2", "psql"])
+@pytest.mark.parametrize("client", ["psycopg", "psycopg2", "asyncpg", "psql"])
 def test_sslmode_verify_full_with_the_fake_ca(tls_pg, client):
     connect = CLIENTS[client]
     dsn_pg = _Localhost(tls_pg)
