@@ -89,8 +89,6 @@ def to_yaml_value(oid: int, v: Any) -> Any:
     y = _scalar_to_yaml(t, v)
     if t is None or y is None:
         return y
-    if t.name in ("json", "jsonb") and not isinstance(y, (dict, list)):
-        return t.encode_text(v).decode()  # a JSON scalar is written as JSON text
     try:
         back = t.coerce(y)
         if back == v or (isinstance(v, float) and isinstance(back, float) and math.isnan(v) and math.isnan(back)):

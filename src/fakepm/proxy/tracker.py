@@ -137,6 +137,7 @@ class Tracker:
         self.current: Exchange | None = None
         self.copy_both = False
         self._orphan_notices: list = []
+        self._suspended: list = []
 
     # ------------------------------------------------------------------ frontend
     def client(self, msg) -> None:
@@ -148,13 +149,17 @@ class Tracker:
             self.pending.append(["parse", msg.name, st])
             self.statements[msg.name] = st  # the server replaces it (or fails) in order
         elif isinstance(msg, m.Bind):
+            # ops keep the objects current when the message was sent: a pipeline may rebind
+            # the unnamed portal/statement before the server answers the earlier ones
             st = self.statements.get(msg.statement) or _Statement("")
-            self.portals[msg.portal] = _Portal(st, msg.params, msg.param_formats, msg.result_formats)
-            self.pending.append(["bind", msg.portal])
+            portal = _Portal(st, msg.params, msg.param_formats, msg.result_formats)
+            self.portals[msg.portal] = portal
+            self.pending.append(["bind", msg.portal, portal])
         elif isinstance(msg, m.Describe):
-            self.pending.append(["describe", msg.kind, msg.name])
+            target = self.statements.get(msg.name) if msg.kind == "S" else self.portals.get(msg.name)
+            self.pending.append(["describe", msg.kind, msg.name, target])
         elif isinstance(msg, m.Execute):
-            self.pending.append(["execute", msg.portal])
+            self.pending.append(["execute", msg.portal, self.portals.get(msg.portal)])
         elif isinstance(msg, m.Close):
             self.pending.append(["close"])
         elif isinstance(msg, m.Sync):
@@ -180,7 +185,7 @@ class Tracker:
             sql = stmts[i] if i < len(stmts) else (stmts[-1] if stmts else "")
             self.current = Exchange(sql, "simple")
         elif op[0] == "execute":
-            portal = self.portals.get(op[1])
+            portal = op[2]
             if portal is None:
                 return None
             if portal.exchange is not None:
@@ -193,12 +198,10 @@ class Tracker:
                 self.current = Exchange(st.sql, "extended", portal.params, portal.param_formats, st.param_oids,
                                         fields, has_rows=bool(fields))
         elif op[0] in ("parse", "bind"):
-            st = op[2] if op[0] == "parse" else (self.portals[op[1]].statement if op[1] in self.portals else None)
-            if st is None:
-                return None
+            st = op[2] if op[0] == "parse" else op[2].statement
             ex = Exchange(st.sql, "extended")
             if op[0] == "bind":
-                p = self.portals[op[1]]
+                p = op[2]
                 ex.raw_params, ex.param_formats, ex.param_oids = p.params, p.param_formats, st.param_oids
             self.current = ex
         else:
@@ -230,19 +233,13 @@ class Tracker:
         elif isinstance(msg, m.CloseComplete) and kind == "close":
             self.pending.popleft()
         elif isinstance(msg, m.ParameterDescription) and kind == "describe":
-            st = self.statements.get(op[2])
-            if st is not None:
+            st = op[3]
+            if st is not None and op[1] == "S":
                 st.param_oids = tuple(msg.type_oids)
         elif isinstance(msg, (m.RowDescription, m.NoData)) and kind == "describe":
             fields = msg.fields if isinstance(msg, m.RowDescription) else ()
-            if op[1] == "S":
-                st = self.statements.get(op[2])
-                if st is not None:
-                    st.fields = fields
-            else:
-                p = self.portals.get(op[2])
-                if p is not None:
-                    p.fields = fields
+            if op[3] is not None:
+                op[3].fields = fields  # a _Statement (S) or a _Portal (P)
             self.pending.popleft()
         elif isinstance(msg, m.RowDescription):
             ex = self._exchange()
@@ -269,9 +266,10 @@ class Tracker:
         elif isinstance(msg, (m.CommandComplete, m.EmptyQueryResponse, m.PortalSuspended)):
             ex = self._exchange()
             if isinstance(msg, m.PortalSuspended):
-                p = self.portals.get(op[1]) if kind == "execute" else None
+                p = op[2] if kind == "execute" else None
                 if p is not None:
                     p.exchange, self.current = ex, None
+                    self._suspended.append(p)
             else:
                 if ex is not None:
                     if isinstance(msg, m.CommandComplete):
@@ -294,9 +292,10 @@ class Tracker:
         elif isinstance(msg, m.ReadyForQuery):
             if self.current is not None:
                 self._finish()
-            for p in self.portals.values():  # suspended portals (a row limit) end with the Sync
+            for p in self._suspended:  # suspended portals (a row limit) end with the Sync
                 if p.exchange is not None:
                     self.current, p.exchange = p.exchange, None
                     self._finish()
+            self._suspended = []
             if kind in ("sync", "query"):
                 self.pending.popleft()
