@@ -90,3 +90,18 @@ async def _asyncpg(dsn: str) -> list:
 
 def run_asyncpg(dsn: str) -> list:
     return asyncio.run(_asyncpg(dsn))
+
+
+def run_psql(dsn: str) -> str:
+    """psql's simple Query protocol: several statements in one message, text results."""
+    import shutil
+    import subprocess
+
+    psql = shutil.which("psql")
+    if psql is None:
+        return "psql not installed"
+    r = subprocess.run([psql, "-XAt", "-v", "ON_ERROR_STOP=0", "-d", dsn, "-c",
+                        "SELECT id, name, price FROM products ORDER BY id; SELECT count(*) FROM products "
+                        "WHERE price IS NULL; SELECT missing_column FROM products"],
+                       capture_output=True, text=True, timeout=60)
+    return f"exit {r.returncode}\n{r.stdout}{r.stderr}"

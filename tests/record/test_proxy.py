@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
@@ -9,7 +10,7 @@ import psycopg
 import pytest
 
 from conftest import upstream_url
-from served import Served
+from served import FAKEPM, Served
 from fakepm.protocol.errors import PgError
 from fakepm.protocol.pgoutput import Insert, PgoutputDecoder, TextValue, Update
 from fakepm.proxy import Anonymize, Proxy, ProxyHooks, answer, pseudonym
@@ -131,3 +132,18 @@ def test_replication_stream_is_anonymized(customers):
         assert rows == [["3", pseudonym("cy@example.com"), "Cy"], ["1", pseudonym("ada@new.example"), "Ada"]]
     finally:
         customers.psql("SELECT pg_drop_replication_slot('anon_slot')")
+
+
+def test_cli_proxy_loads_a_plugin(customers, monkeypatch):
+    import os
+
+    monkeypatch.setenv("PYTHONPATH", os.path.dirname(__file__) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    px = Served("proxy", "--upstream", upstream_url(customers), "--plugin", "proxy_plugin_example:hooks")
+    try:
+        with psycopg.connect(px.dsn, connect_timeout=10) as conn:
+            assert conn.execute("SELECT email FROM customers WHERE id = 2").fetchone() == (pseudonym("bob@example.com"),)
+    finally:
+        px.stop()
+    bad = subprocess.run([*FAKEPM, "proxy", "--upstream", upstream_url(customers), "--plugin", "nosuchmodule:x"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "cannot import 'nosuchmodule'" in bad.stderr

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from client_script import SCHEMA, run_asyncpg, run_psycopg
+from client_script import SCHEMA, run_asyncpg, run_psql, run_psycopg
 from conftest import ROLES, upstream_url
 from served import FAKEPM, Served
 
@@ -18,7 +18,7 @@ def recording(upstream_pg, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("rec") / "app.yaml")
     rec = Served("record", "--upstream", upstream_url(upstream_pg, "rec_scram"), "--out", out, "--mode", "all")
     try:
-        real = {"psycopg": run_psycopg(rec.dsn), "asyncpg": run_asyncpg(rec.dsn)}
+        real = {"psycopg": run_psycopg(rec.dsn), "asyncpg": run_asyncpg(rec.dsn), "psql": run_psql(rec.dsn)}
     finally:
         log = rec.stop()
     assert rec.proc.returncode == 0, log
@@ -44,7 +44,7 @@ def test_replay_without_postgresql_gives_the_same_results(recording):
     path, real = recording
     srv = Served("serve", path)
     try:
-        fake = {"psycopg": run_psycopg(srv.dsn), "asyncpg": run_asyncpg(srv.dsn)}
+        fake = {"psycopg": run_psycopg(srv.dsn), "asyncpg": run_asyncpg(srv.dsn), "psql": run_psql(srv.dsn)}
     finally:
         srv.stop()
     steps = ["params", "binary", "transaction", "error", "copy out", "copy in", "count", "notify"]
@@ -53,3 +53,5 @@ def test_replay_without_postgresql_gives_the_same_results(recording):
     assert real["psycopg"][-1] == ("notify", [("jobs", "hello")])
     assert fake["psycopg"] == real["psycopg"]
     assert fake["asyncpg"] == real["asyncpg"]
+    assert 'column "missing_column" does not exist' in real["psql"]
+    assert fake["psql"] == real["psql"]
