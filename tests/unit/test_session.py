@@ -218,9 +218,10 @@ def message_keys(msg) -> tuple:
 
 
 def parse_capture(path: Path):
-    """[(client bytes of one chunk, [expected server keys until the client's next chunk])]."""
+    """[(connection, client bytes of one chunk, [expected server keys until that client's next chunk])]."""
     steps: list = []
     current_chunk = None
+    last_step: dict = {}  # connection -> its latest step (server lines belong to their own connection)
     for line in path.read_text().splitlines():
         mo = _LINE.match(line)
         if not mo:
@@ -231,11 +232,12 @@ def parse_capture(path: Path):
             if msg is None:
                 continue
             if (conn, chunk) != current_chunk:
-                steps.append([b"", []])
+                last_step[conn] = [conn, b"", []]
+                steps.append(last_step[conn])
                 current_chunk = (conn, chunk)
-            steps[-1][0] += msg.encode()
-        elif steps:
-            steps[-1][1].extend(server_keys(summary))
+            last_step[conn][1] += msg.encode()
+        elif conn in last_step:
+            last_step[conn][2].extend(server_keys(summary))
     return steps
 
 
@@ -243,10 +245,11 @@ def replay(harness: Harness, name: str, adjust=None) -> Session:
     """Feed the capture chunk by chunk; `adjust(i, expected)` documents a deliberate difference."""
     if CAPTURES is None:
         pytest.skip("the reference captures (shared/reference/captures) are not available")
-    session = harness.session()
-    for i, (data, expected) in enumerate(parse_capture(CAPTURES / f"{name}.txt")):
+    sessions: dict = {}  # capture connection number -> Session (pgbench opens several)
+    for i, (conn, data, expected) in enumerate(parse_capture(CAPTURES / f"{name}.txt")):
         if adjust is not None:
             expected = adjust(i, expected)
+        session = sessions.setdefault(conn, harness.session())
         session.receive(data)
         out = session.data_to_send()
         got = []
@@ -255,7 +258,22 @@ def replay(harness: Harness, name: str, adjust=None) -> Session:
             out = out[1:]
         got += [message_keys(x) for x in m.split_backend_stream(out)]
         assert got == expected, f"{name}: after client chunk #{i} ({data[:60]!r}...)"
-    return session
+    return session  # the last connection's
+
+
+def error_when_run(code: str):
+    """A documented difference: PostgreSQL folds `1/0` (or `1/$1` with 0 bound) while planning, so its
+    error comes at Bind; a rule's error comes when the statement runs, after BindComplete and Describe's
+    NoData. Everything after the error is skipped up to Sync either way."""
+
+    def adjust(i, expected):
+        key = ("ErrorResponse", code)
+        if key not in expected:
+            return expected
+        at = expected.index(key)
+        return expected[:at] + [("BindComplete",), ("NoData",)] + expected[at:]
+
+    return adjust
 
 
 # ---------------------------------------------------------------------------- capture replays
@@ -281,17 +299,7 @@ def test_replay_psycopg3_pipeline_error():
     Sync, one ReadyForQuery 'E' for that Sync, and the trailing Flush adds nothing."""
     h = Harness()
     h.error_rule("SELECT 1/$1::int", "22012", "division by zero")
-
-    def adjust(i, expected):
-        # PostgreSQL folds 1/$1 with the bound 0 while planning, so its error comes at Bind; a rule's
-        # error comes when the statement runs: BindComplete and Describe's NoData come first. Everything
-        # after the error is still skipped up to Sync.
-        at = expected.index(("ErrorResponse", "22012")) if ("ErrorResponse", "22012") in expected else None
-        if at is None:
-            return expected
-        return expected[:at] + [("BindComplete",), ("NoData",)] + expected[at:]
-
-    replay(h, "psycopg3_pipeline_error", adjust)
+    replay(h, "psycopg3_pipeline_error", error_when_run("22012"))
 
 
 def test_replay_asyncpg_prepared():
@@ -306,6 +314,67 @@ def test_replay_jdbc_fetchsize_cursor():
     h = Harness()
     h.rule("SELECT g FROM generate_series(1,5) g", {"g": "int4"}, [[i] for i in range(1, 6)])
     replay(h, "jdbc_fetchsize_cursor")
+
+
+@pytest.mark.parametrize("name", ["pg8000_native_param_select", "psycopg2_error_recovery", "psycopg3_client_cursor",
+                                  "node_pg_pool", "pg8000_connect_trust", "psycopg3_connect_trust"])
+def test_replay_without_rules(name):
+    """Captures whose every statement is a builtin (constants, transactions, SET/SHOW) or an error."""
+    replay(Harness(), name)
+
+
+def test_replay_jdbc_txn_batch_error():
+    """Named BEGIN in the statement's Sync group, executeBatch (one Parse+Describe, n x B/D/E, one Sync),
+    and BEGIN + failing SELECT in one group: BindComplete, BEGIN, ParseComplete, ErrorResponse, RFQ 'E'."""
+    h = Harness()
+    h.rule("INSERT INTO copytest (a, b) VALUES ($1, $2)", tag="INSERT 0 1", param_types=("int4", "varchar"))
+    h.error_rule("SELECT 1/0", "22012", "division by zero")
+
+    replay(h, "jdbc_txn_batch_error", error_when_run("22012"))
+
+
+@pytest.mark.parametrize("name", ["pgbench_simple", "pgbench_extended", "pgbench_prepared", "pgbench_pipeline"])
+def test_replay_pgbench(name):
+    """Two connections (one only authenticates); -M prepared parses P_0/P_1 once; pipelines sync once."""
+    h = Harness()
+    h.rule("INSERT INTO copytest (a, b) VALUES ($1, 'bench')", tag="INSERT 0 1", param_types=("int4",))
+    replay(h, name)
+
+
+def test_replay_psycopg3_named_cursor():
+    """DECLARE through the extended protocol, then Describe Portal '<cursor>' (the SQL cursor is a
+    protocol portal), FETCH FORWARD, CLOSE; a SCROLL WITH HOLD cursor with MOVE ABSOLUTE 0."""
+    h = Harness()
+    h.rule("SELECT g, g::text FROM generate_series(1, 5) g WHERE g > $1", {"g": "int4", "g_text": "text"},
+           [[g, str(g)] for g in range(1, 6)], param_types=("int2",))
+    h.rule("SELECT g FROM generate_series(1,3) g", {"g": "int4"}, [[1], [2], [3]])
+
+    def adjust(i, expected):  # PostgreSQL names the `g::text` column "g"; a rule needs distinct names
+        return [("RowDescription", (("g", 23, 0), ("g_text", 25, 0))) if k == ("RowDescription", (("g", 23, 0),
+                ("g", 25, 0))) else k for k in expected]
+
+    replay(h, "psycopg3_named_cursor", adjust)
+
+
+def test_replay_asyncpg_cursor():
+    """asyncpg cursors: Bind into a named portal, Execute max_rows (PortalSuspended) inside BEGIN, MOVE on
+    the protocol portal by name."""
+    h = Harness()
+    h.rule("SELECT g FROM generate_series(1, 5) g WHERE g > $1", {"g": "int4"}, [[g] for g in range(1, 6)],
+           param_types=("int4",))
+    h.rule("SELECT g FROM generate_series(1, 10) g", {"g": "int4"}, [[g] for g in range(1, 11)])
+    replay(h, "asyncpg_cursor")
+
+
+def test_replay_pg8000_dbapi_insert_txn_error():
+    """pg8000's three round trips (Parse+H+S, Describe+H+S, Bind+H+Execute+H+S) inside `begin transaction`,
+    COMMIT/ROLLBACK over the extended protocol, an error then 25P02."""
+    h = Harness()
+    h.rule("INSERT INTO items (name, qty) VALUES ($1, $2) RETURNING id", {"id": "int4"}, [[13]],
+           param_types=("text", "int4"))
+    h.rule("INSERT INTO items (name) VALUES ($1)", tag="INSERT 0 1")
+    h.error_rule("SELECT 1/0", "22012", "division by zero")
+    replay(h, "pg8000_dbapi_insert_txn_error")
 
 
 def test_replay_jdbc_prepared_query():
@@ -434,6 +503,24 @@ def test_portal_is_gone_after_the_implicit_transaction(h):
     out = feed(s, enc(m.Execute("C_1", 2), m.Sync()))
     assert kinds(out) == ["ErrorResponse", "ReadyForQuery"]
     assert out[0].error.code == "34000"
+
+
+def test_move_and_fetch_on_a_protocol_portal(h):
+    """asyncpg moves a Bind-made portal with `MOVE FORWARD n <portal>`; FETCH reads from it the same way,
+    and later Executes continue after those rows. Such portals cannot scroll back."""
+    s = h.connected()
+    feed(s, m.Query("BEGIN").encode())
+    out = feed(s, enc(m.Parse("", "SELECT g FROM series", ()), m.Bind("p1", "", (), (), (1,)), m.Execute("p1", 1),
+                      m.Sync()))
+    assert [x.values for x in out if isinstance(x, m.DataRow)] == [(b"\x00\x00\x00\x01",)]
+    assert feed(s, m.Query("MOVE FORWARD 2 p1").encode()) == [m.CommandComplete("MOVE 2"), m.ReadyForQuery("T")]
+    out = feed(s, m.Query("FETCH 1 FROM p1").encode())
+    assert kinds(out) == ["RowDescription", "DataRow", "CommandComplete", "ReadyForQuery"]
+    assert (out[1].values, out[2].tag) == ((b"4",), "FETCH 1")  # text: a simple Query's FETCH
+    out = feed(s, enc(m.Execute("p1", 0), m.Sync()))
+    assert [x.values for x in out if isinstance(x, m.DataRow)] == [(b"\x00\x00\x00\x05",)]
+    out = feed(s, m.Query("MOVE BACKWARD 1 p1").encode())
+    assert (out[0].error.code, out[0].error.message) == ("55000", "cursor can only scan forward")
 
 
 def test_describe_statement_infers_parameter_types(h):

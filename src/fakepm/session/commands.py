@@ -504,6 +504,8 @@ def _fetch(session, sql: str) -> Result:
         return Result(error=PgError("42601", "syntax error in FETCH/MOVE"))
     verb, direction, name = m.group(1).upper(), m.group(2), ident(m.group(3))
     portal = session.portals.get(name)
+    if portal is not None and not portal.cursor and portal.result is not None:
+        return _fetch_protocol_portal(portal, verb, direction)
     if portal is None or not portal.cursor:
         return Result(error=PgError("34000", f'cursor "{name}" does not exist'))
     numbers, newpos = _fetch_positions(portal, direction or "")
@@ -513,6 +515,46 @@ def _fetch(session, sql: str) -> Result:
         return Result(tag=f"MOVE {len(rows)}")
     # a BINARY cursor answers in binary even to a simple Query
     return Result(columns=portal.result.columns, rows=rows, tag=f"FETCH {len(rows)}", formats=portal.formats)
+
+
+def _fetch_protocol_portal(portal, verb: str, direction: str | None) -> Result:
+    """FETCH/MOVE on a portal made by Bind (asyncpg: `MOVE FORWARD 2 __asyncpg_portal_24__` between
+    Executes). Such a portal is not scrollable: it only moves forward, and its rows are shared with
+    later Executes (the row iterator and the `sent` count both advance)."""
+    d = _norm(direction).upper() if direction else "NEXT"
+    count = _FORWARD_COUNTS.match(d)
+    if count is None:
+        return Result(error=PgError("55000", "cursor can only scan forward",
+                                    hint="Declare it with SCROLL option to enable backward scan."))
+    n = count.group(1) or count.group(2)
+    limit = None if d.endswith("ALL") else int(n) if n else 1
+    if limit is not None and limit < 0:
+        return Result(error=PgError("55000", "cursor can only scan forward",
+                                    hint="Declare it with SCROLL option to enable backward scan."))
+    from .encode import resolve_formats, row_encoders
+
+    res = portal.result
+    if portal.rows is None:  # not streamed yet: start the iterator Execute would start
+        portal.rows = res.iter_rows()
+        portal.formats = portal.formats or resolve_formats(portal.result_formats, len(res.columns))
+        portal.encoders = row_encoders(res.columns, portal.formats)
+        for _ in range(portal.sent):  # static answers count rows already sent
+            next(portal.rows, None)
+    rows = []
+    while limit is None or len(rows) < limit:
+        row = next(portal.rows, _END)
+        if row is _END:
+            portal.done = True
+            break
+        rows.append(row)
+    portal.sent += len(rows)
+    if verb == "MOVE":
+        return Result(tag=f"MOVE {len(rows)}")
+    return Result(columns=res.columns, rows=rows, tag=f"FETCH {len(rows)}")
+
+
+_FORWARD_COUNTS = re.compile(r"^(?:NEXT|ALL|FORWARD(?:\s+(ALL|[-+]?\d+))?|([-+]?\d+))$")
+_END = object()
 
 
 def execute_cursor_portal(session, portal, max_rows: int):
