@@ -71,8 +71,12 @@ def test_hooks_rewrite_answer_locally_and_anonymize_rows(customers):
             binary = conn.cursor(binary=True).execute("SELECT email, name FROM customers ORDER BY id").fetchall()
             assert binary == [(pseudonym("ada@example.com"), "Ada"), (pseudonym("bob@example.com"), "Bob")]
             assert conn.execute("SELECT fakepm_local()", prepare=False).fetchone() == (42,)
+            assert conn.execute("SELECT fakepm_local(%s)", [1]).fetchone() == (42,)  # extended protocol
+            assert conn.cursor(binary=True).execute("SELECT fakepm_local(%s)", [1]).fetchone() == (42,)
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="disabled by the proxy"):
                 conn.execute("DELETE FROM customers")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="disabled by the proxy"):
+                conn.execute("DELETE FROM customers WHERE id = %s", [1])  # extended: skipped until Sync
             assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,)
     assert any("FROM clients" in s for s in hooks.seen)
 

@@ -54,9 +54,9 @@ class ProxyHooks:
     def on_query(self, sql: str, conn: ConnInfo):
         """Before a statement (simple Query or Parse) goes upstream.
 
-        Return None to pass it on, a str to send that SQL instead, or -- simple Query
-        protocol only -- answer locally without asking upstream: a `fakepm.Result`
-        (see `answer()`) or a `PgError`.
+        Return None to pass it on, a str to send that SQL instead, or answer locally
+        without asking upstream (simple and extended protocol): a `fakepm.Result` (see
+        `answer()`) or a `PgError`.
         """
         return None
 

@@ -129,6 +129,7 @@ class Recorder(ProxyHooks):
         self._replication_conns: set[int] = set()
         self._lock = threading.Lock()
         self._side: Upstream | None = None
+        self._side_lock = threading.Lock()
         self._existing: dict | None = None
         if mode == "new" and os.path.exists(self.path):
             with open(self.path, encoding="utf-8") as f:
@@ -228,6 +229,10 @@ class Recorder(ProxyHooks):
         """(name, type OID, typmod) of a SELECT, asked from the upstream without running it."""
         if self.upstream is None:
             return None
+        with self._side_lock:  # one side connection, shared by every relay thread
+            return self._describe_locked(select_sql)
+
+    def _describe_locked(self, select_sql: str) -> list[tuple[str, int, int]] | None:
         try:
             if self._side is None:
                 self._side = Upstream(self.upstream, {"application_name": "fakepm-recorder"}).connect()

@@ -188,6 +188,9 @@ class _Connection:
         self.tracker = Tracker(self._on_exchange)
         self.creader = FrameReader()
         self.pgoutput: po.PgoutputDecoder | None = None
+        self._local_stmts: dict = {}  # statement name -> (sql, local answer, param oids)
+        self._local_portals: dict = {}  # portal name -> (sql, local answer, result formats)
+        self._local_skip = False
         self.thread = threading.Thread(target=self._run, name=f"fakepm-proxy-conn-{cid}", daemon=True)
 
     def start(self) -> None:
@@ -369,7 +372,6 @@ class _Connection:
         """Relay complete client messages; True when the client said Terminate."""
         self.creader.feed(data)
         to_up: list[bytes] = []
-        to_client: list[bytes] = []
         done = False
         while True:
             f = self.creader.next_frame()
@@ -386,25 +388,78 @@ class _Connection:
             except m.ProtocolViolation:
                 to_up.append(raw)  # let the real server judge it
                 continue
-            if isinstance(msg, (m.Query, m.Parse)) and self.proxy.hooks:
-                local, msg = self._query_hooks(msg)
-                if local is not None:
-                    if to_up:
-                        self._sendall(self.upstream.sock, b"".join(to_up))
-                        to_up = []
-                    to_client.append(local)
+            if self.proxy.hooks or self._local_stmts or self._local_portals:
+                handled, new = self._client_hooks(msg)
+                if handled:
                     continue
-                raw = msg.encode()
+                if new is not msg:
+                    msg, raw = new, new.encode()
             self.tracker.client(msg)
             to_up.append(raw)
         if to_up:
             self._sendall(self.upstream.sock, b"".join(to_up))
-        if to_client:
-            self._sendall(self.client, b"".join(to_client))
+        local = self.tracker.take_local()  # local answers with nothing pending before them
+        if local:
+            self._sendall(self.client, local)
         return done
 
-    def _query_hooks(self, msg):
-        sql = msg.sql
+    def _reply_locally(self, data: bytes) -> None:
+        """Queue a local reply behind the replies still due from upstream (order is the protocol's)."""
+        self.tracker.client_local(data)
+
+    def _client_hooks(self, msg) -> tuple[bool, object]:
+        """(True, _) when the message was answered here; else (False, the message to forward)."""
+        if self._local_skip:  # a local error in the extended protocol: drop until Sync
+            if not isinstance(msg, m.Sync):
+                return True, msg
+            self._local_skip = False
+        if isinstance(msg, m.Query):
+            r, sql = self._query_hooks(msg.sql)
+            if r is not None:
+                self._reply_locally(self._local_result(sql, r, ()) + m.READY[self.info.transaction_status])
+                return True, msg
+            return False, (msg if sql == msg.sql else m.Query(sql))
+        if isinstance(msg, m.Parse):
+            r, sql = self._query_hooks(msg.sql)
+            if r is not None:
+                self._local_stmts[msg.name] = (sql, r, msg.param_oids)
+                self._reply_locally(m.PARSE_COMPLETE)
+                return True, msg
+            self._local_stmts.pop(msg.name, None)
+            return False, (msg if sql == msg.sql else m.Parse(msg.name, sql, msg.param_oids))
+        if isinstance(msg, m.Bind):
+            st = self._local_stmts.get(msg.statement)
+            if st is not None:
+                self._local_portals[msg.portal] = (st[0], st[1], msg.result_formats)
+                self._reply_locally(m.BIND_COMPLETE)
+                return True, msg
+            self._local_portals.pop(msg.portal, None)
+        elif isinstance(msg, m.Describe):
+            if msg.kind == "S" and msg.name in self._local_stmts:
+                sql, r, oids = self._local_stmts[msg.name]
+                desc = m.ParameterDescription(tuple(o or 25 for o in oids)).encode()
+                self._reply_locally(desc + self._local_description(r, ()))
+                return True, msg
+            if msg.kind == "P" and msg.name in self._local_portals:
+                sql, r, formats = self._local_portals[msg.name]
+                self._reply_locally(self._local_description(r, formats))
+                return True, msg
+        elif isinstance(msg, m.Execute) and msg.portal in self._local_portals:
+            sql, r, formats = self._local_portals[msg.portal]
+            if isinstance(r, PgError):
+                self._local_skip = True
+            self._reply_locally(self._local_result(sql, r, formats, describe=False))
+            return True, msg
+        elif isinstance(msg, m.Close):
+            local = self._local_stmts if msg.kind == "S" else self._local_portals
+            if msg.name in local:
+                del local[msg.name]
+                self._reply_locally(m.CLOSE_COMPLETE)
+                return True, msg
+        return False, msg
+
+    def _query_hooks(self, sql: str):
+        """(local answer or None, SQL to send) after every hook's on_query."""
         for h in self.proxy.hooks:
             r = h.on_query(sql, self.info)
             if r is None:
@@ -412,28 +467,40 @@ class _Connection:
             if isinstance(r, str):
                 sql = r
                 continue
-            if isinstance(msg, m.Query) and isinstance(r, (Result, PgError)):
-                return self._local_answer(sql, r), msg
-            raise TypeError(f"{type(h).__name__}.on_query returned {r!r}: expected None, a str, "
-                            "or (simple Query only) a Result or PgError")
-        if sql != msg.sql:
-            msg = m.Query(sql) if isinstance(msg, m.Query) else m.Parse(msg.name, sql, msg.param_oids)
-        return None, msg
+            if isinstance(r, (Result, PgError)):
+                return r, sql
+            raise TypeError(f"{type(h).__name__}.on_query returned {r!r}: expected None, a str, a Result "
+                            "(see fakepm.proxy.answer) or a PgError")
+        return None, sql
 
-    def _local_answer(self, sql: str, r) -> bytes:
-        status = self.info.transaction_status
+    @staticmethod
+    def _formats(r: Result, formats: tuple) -> list:
+        n = len(r.columns or ())
+        if not formats:
+            return [0] * n
+        return [formats[0]] * n if len(formats) == 1 else list(formats)[:n]
+
+    def _local_description(self, r, formats: tuple) -> bytes:
+        if isinstance(r, PgError) or r.columns is None:
+            return m.NO_DATA
+        fmts = self._formats(r, formats)
+        return m.row_description([m.FieldDescription(c.name, c.type.oid, c.type.typlen, c.typmod, f)
+                                  for c, f in zip(r.columns, fmts)])
+
+    def _local_result(self, sql: str, r, formats: tuple, describe: bool = True) -> bytes:
         if isinstance(r, PgError):
-            return m.error_response(r) + m.READY[status]
+            return m.error_response(r)
         out = []
         n = 0
         if r.columns is not None:
-            out.append(m.row_description([
-                m.FieldDescription(c.name, c.type.oid, c.type.typlen, c.typmod) for c in r.columns]))
+            fmts = self._formats(r, formats)
+            if describe:
+                out.append(self._local_description(r, formats))
             for row in r.iter_rows():
-                out.append(m.data_row([None if v is None else c.type.encode_text(v) for c, v in zip(r.columns, row)]))
+                out.append(m.data_row([None if v is None else (c.type.encode_binary(v) if f else c.type.encode_text(v))
+                                       for c, f, v in zip(r.columns, fmts, row)]))
                 n += 1
         out.append(m.command_complete(r.tag or default_tag(sql, n)))
-        out.append(m.READY[status])
         return b"".join(out)
 
     # ------------------------------------------------------------------ upstream -> client
@@ -468,6 +535,9 @@ class _Connection:
                 self.info.transaction_status = msg.status
             self.tracker.server(msg)
             out.append(raw)
+            local = self.tracker.take_local()
+            if local:
+                out.append(local)
         if out:
             self._sendall(self.client, b"".join(out))
 
