@@ -117,6 +117,15 @@ def _lit(tok: str):
     return ast.literal_eval(tok)
 
 
+def _copy_payload(rest: str) -> bytes:
+    """`17B '71\\tfromscript\\n'` -> the bytes (the capture's repr is escaped twice)."""
+    size, _, shown = rest.partition(" ")
+    escapes = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+    data = re.sub(r"\\(.)", lambda mo: escapes.get(mo.group(1), mo.group(0)), _lit(shown)).encode("latin-1")
+    assert len(data) == int(size.rstrip("B")), rest
+    return data
+
+
 def client_message(summary: str):
     """A frontend message (or startup packet) rebuilt from a capture line; None for <EOF>."""
     name, _, rest = summary.partition(" ")
@@ -142,12 +151,8 @@ def client_message(summary: str):
         return cls(kind[0], _lit(target))
     if name == "Execute":
         return m.Execute(_lit(kv["portal"]), int(kv["max_rows"]))
-    if name == "CopyData":  # `CopyData 17B '71\\tfromscript...'`: the repr is escaped twice
-        size, _, shown = rest.partition(" ")
-        escapes = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
-        data = re.sub(r"\\(.)", lambda mo: escapes.get(mo.group(1), mo.group(0)), _lit(shown)).encode("latin-1")
-        assert len(data) == int(size.rstrip("B")), summary
-        return m.CopyData(data)
+    if name == "CopyData":
+        return m.CopyData(_copy_payload(rest))
     if name in ("Sync", "Flush", "Terminate", "CopyDone"):
         return getattr(m, name)()
     if name == "<EOF>":
@@ -187,6 +192,8 @@ def server_keys(summary: str) -> list:
         return [(name, _lit(_kv(rest)["C"]))]
     if name == "ParameterDescription":
         return [("ParameterDescription", tuple(_lit(_kv(rest)["oids"])))]
+    if name == "CopyData" and rest.split(" ", 1)[1][:1] in "'\"":
+        return [("CopyData", _copy_payload(rest))]
     if name == "NotificationResponse":
         kv = _kv(rest)
         return [(name, _lit(kv["channel"]), _lit(kv["payload"]))]
@@ -214,6 +221,8 @@ def message_keys(msg) -> tuple:
         return ("ParameterDescription", msg.type_oids)
     if isinstance(msg, m.NotificationResponse):
         return ("NotificationResponse", msg.channel, msg.payload)
+    if isinstance(msg, m.CopyData):
+        return ("CopyData", msg.data)
     return (type(msg).__name__,)
 
 
@@ -317,7 +326,8 @@ def test_replay_jdbc_fetchsize_cursor():
 
 
 @pytest.mark.parametrize("name", ["pg8000_native_param_select", "psycopg2_error_recovery", "psycopg3_client_cursor",
-                                  "node_pg_pool", "pg8000_connect_trust", "psycopg3_connect_trust"])
+                                  "node_pg_pool", "pg8000_connect_trust", "psycopg3_connect_trust",
+                                  "psycopg3_async", "asyncpg_param_select"])
 def test_replay_without_rules(name):
     """Captures whose every statement is a builtin (constants, transactions, SET/SHOW) or an error."""
     replay(Harness(), name)
@@ -375,6 +385,15 @@ def test_replay_pg8000_dbapi_insert_txn_error():
     h.rule("INSERT INTO items (name) VALUES ($1)", tag="INSERT 0 1")
     h.error_rule("SELECT 1/0", "22012", "division by zero")
     replay(h, "pg8000_dbapi_insert_txn_error")
+
+
+def test_replay_pg8000_copy():
+    """COPY FROM STDIN through the extended protocol: Flush+Sync arrive right after Execute, before the
+    CopyInResponse, and are ignored during COPY IN; one ReadyForQuery after CopyDone+Sync. Then COPY TO."""
+    h = Harness()
+    h.catalog.add("copytest", {"a": "int4", "b": "text"})
+    h.rule("SELECT a, b FROM copytest ORDER BY a LIMIT 2", {"a": "int4", "b": "text"}, [[1, "one"], [2, "two"]])
+    replay(h, "pg8000_copy")
 
 
 def test_replay_jdbc_prepared_query():
