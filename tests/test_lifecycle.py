@@ -20,8 +20,11 @@ def fds() -> int:
     return len(os.listdir("/proc/self/fd")) if HAS_PROC_FD else 0
 
 
+_BEFORE: set = set()  # fakepm threads of servers other tests keep running (session fixtures)
+
+
 def fakepm_threads() -> list:
-    return [t for t in threading.enumerate() if t.name.startswith("fakepm")]
+    return [t for t in threading.enumerate() if t.name.startswith("fakepm") and t not in _BEFORE]
 
 
 def wait_until(predicate, timeout=5.0) -> bool:
@@ -48,6 +51,8 @@ def stop_bounded(pg, timeout=5.0) -> None:
 @pytest.fixture
 def baseline():
     """Warm up once (imports, TLS, sockets), then record threads and fds."""
+    _BEFORE.clear()
+    _BEFORE.update(t for t in threading.enumerate() if t.name.startswith("fakepm"))
     with FakePostgres(tls=True, unix_socket_dir=True) as pg:
         with psycopg.connect(pg.dsn, connect_timeout=5) as conn:
             conn.execute("SELECT 1")
