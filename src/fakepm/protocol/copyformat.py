@@ -319,7 +319,51 @@ class CopyDecoder:
         return self._text_rows(final=True)
 
     # -- text and csv -----------------------------------------------------------------
+    def _bulk_rows(self) -> list | None:
+        """Fast path: every complete line of the buffer at once (C-level splits), when nothing in
+        it needs the careful scan (no CR, no CSV quotes, no header, no FORCE options)."""
+        buf = self._buf
+        last = buf.rfind(b"\n")
+        o = self.options
+        if last < 0 or self._header_pending or (o.csv and (o.force_not_null or o.force_null)):
+            return None
+        block = bytes(buf[:last])
+        if b"\r" in block or (o.csv and self._quote in block):
+            return None
+        if self._eol is None:
+            self._eol = b"\n"
+        lines = block.split(b"\n")
+        del buf[:last + 1]
+        if b"\\." in block and b"\\." in lines:
+            lines = lines[:lines.index(b"\\.")]
+            self.ended = True
+            buf.clear()
+        first = self.line + 1
+        self.line += len(lines) + (1 if self.ended else 0)
+        delim, null, d = bytes((self._delim,)), self._null, self._delim
+        if o.csv:
+            return [(first + k, [None if f == null else f for f in line.split(delim)], line)
+                    for k, line in enumerate(lines)]
+        plain_null = b"\\" not in null  # else a line without a backslash cannot hold a NULL
+        rows = []
+        for k, line in enumerate(lines):
+            if b"\\" in line:
+                fields = [None if f == null else (_unescape_text(f) if b"\\" in f else f)
+                          for f in _split_text_fields(line, d)]
+            elif plain_null:
+                fields = [None if f == null else f for f in line.split(delim)]
+            else:
+                fields = line.split(delim)
+            rows.append((first + k, fields, line))
+        return rows
+
     def _text_rows(self, final: bool) -> list:
+        rows = self._bulk_rows() if not self.ended else None
+        if rows is not None:
+            return rows + (self._scan_rows(final) if final else [])
+        return self._scan_rows(final)
+
+    def _scan_rows(self, final: bool) -> list:
         # scan with an index and cut the consumed prefix once: deleting per line is quadratic
         data = bytes(self._buf)
         pos, n = 0, len(data)
@@ -497,48 +541,55 @@ class CopyDecoder:
                 return rows
             pos = 19 + ext
             self._bin_header_done = True
-        n = len(buf)
+        data = bytes(buf)  # slicing immutable bytes makes one object per field, not two
+        n = len(data)
         ncols = self.ncolumns
         unpack16, unpack32 = _I16.unpack_from, _I32.unpack_from
-        while True:
-            if n - pos < 2:
-                break
-            count = unpack16(buf, pos)[0]
+        line = self.line
+        append = rows.append
+        while n - pos >= 2:
+            count = unpack16(data, pos)[0]
             if count == -1:
                 self.ended = True
                 pos += 2
                 if pos < n:
-                    raise CopyDataError("22P04", "received copy data after EOF marker", line=self.line + 1)
+                    self.line = line
+                    raise CopyDataError("22P04", "received copy data after EOF marker", line=line + 1)
                 break
             p = pos + 2
             fields = []
-            complete = True
+            add = fields.append
             for _ in range(count):
                 if n - p < 4:
-                    complete = False
                     break
-                ln = unpack32(buf, p)[0]
+                ln = unpack32(data, p)[0]
                 p += 4
-                if ln == -1:
-                    fields.append(None)
-                    continue
                 if ln < 0:
-                    raise CopyDataError("22P03", "invalid field size", line=self.line + 1)
+                    if ln == -1:
+                        add(None)
+                        continue
+                    self.line = line
+                    raise CopyDataError("22P03", "invalid field size", line=line + 1)
                 if n - p < ln:
-                    complete = False
                     break
-                fields.append(bytes(buf[p:p + ln]))
+                add(data[p:p + ln])
                 p += ln
-            if not complete:
-                break
-            self.line += 1
+            if len(fields) < count:
+                break  # the row continues in the next CopyData
+            line += 1
             if ncols is not None and count != ncols:
-                raise CopyDataError("22P04", f"row field count is {count}, expected {ncols}", line=self.line)
-            rows.append((self.line, fields, None))
+                self.line = line
+                raise CopyDataError("22P04", f"row field count is {count}, expected {ncols}", line=line)
+            append((line, fields, None))
             pos = p
+        self.line = line
         if pos:
             del buf[:pos]
         return rows
+
+
+def _utf8(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
 
 
 class RowTyper:
@@ -551,11 +602,34 @@ class RowTyper:
         self.names = list(names)
         binary = options.binary
         if self.types is None:
-            self._decoders = None
+            self._decoders = self._fast = None
         else:
             self._decoders = [
                 (t.decode_binary if binary else t.decode_text) if t is not None else None for t in self.types
             ]
+            keep = bytes if binary else _utf8
+            self._fast = [d if d is not None else keep for d in self._decoders]
+
+    def rows(self, batch: list) -> list:
+        """Type a batch of (line, fields, text) at speed; the first bad row is redone by row() for
+        PostgreSQL's exact error."""
+        decs = self._fast
+        if decs is None:  # undeclared columns: text fields (str) or, in binary, bytes
+            if self.options.binary:
+                return [tuple(r[1]) for r in batch]
+            return [tuple([None if f is None else f.decode("utf-8", "replace") for f in r[1]]) for r in batch]
+        n = len(decs)
+        out = []
+        append = out.append
+        for r in batch:
+            fields = r[1]
+            try:
+                if len(fields) != n:
+                    raise ValueError
+                append(tuple([None if f is None else dec(f) for dec, f in zip(decs, fields)]))
+            except Exception:  # noqa: BLE001 - row() raises the precise CopyDataError
+                append(self.row(*r))
+        return out
 
     def row(self, line: int, fields: list, text: bytes | None) -> tuple:
         decs = self._decoders
@@ -697,7 +771,7 @@ def decode_stream(options: CopyOptions, types: Sequence[PgType] | None, names: S
     typer = RowTyper(options, types, names)
     out = []
     for c in chunks:
-        out += [typer.row(*r) for r in dec.feed(c)]
-    out += [typer.row(*r) for r in dec.finish()]
+        out += typer.rows(dec.feed(c))
+    out += typer.rows(dec.finish())
     return out
 

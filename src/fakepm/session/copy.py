@@ -135,7 +135,7 @@ def _copy_in(session, spec: CopySpec, sql: str):
     known = spec.types is not None
     decoder = CopyDecoder(opts, spec.ncolumns if known else None, spec.names)
     typer = RowTyper(opts, spec.types, spec.names)
-    row_of = typer.row
+    typed = typer.rows
     rows: list = []
     fault = spec.fault
     table = _context_name(spec)
@@ -155,13 +155,13 @@ def _copy_in(session, spec: CopySpec, sql: str):
         t, body = frame
         try:
             if t == b"d":
-                for r in decoder.feed(body):
-                    rows.append(row_of(*r))
+                batch = decoder.feed(body)
+                if batch:
+                    rows += typed(batch)
                 if fault is not None and len(rows) >= fault.after_rows:
                     return failed(fault.error or PgError("57014", "canceling statement due to user request"))
             elif t == b"c":
-                for r in decoder.finish():
-                    rows.append(row_of(*r))
+                rows += typed(decoder.finish())
                 break
             elif t == b"f":
                 msg = m.CopyFail.decode(body).message
