@@ -203,3 +203,28 @@ def test_copy_both_rejects_ambiguous_definitions(pg):
         pg.on("X").copy_both()
     with pytest.raises(ValueError, match="step 1: unknown key"):
         pg.on("X").copy_both(script=[{"reply": "x"}])
+
+
+def test_yaml_copy_both_script(tmp_path):
+    path = tmp_path / "chat.yaml"
+    path.write_text("rules:\n  - query: START_CHAT\n    copy:\n      both:\n        - send: welcome\n"
+                    "        - recv: ping\n          send: pong\n")
+    with FakePostgres(path) as pg:
+        c = Raw(pg.port)
+        try:
+            c.send(_msg(b"Q", b"START_CHAT\0"))
+            assert [c.read(), c.read()] == [(b"W", b"\x00\x00\x00"), (b"d", b"welcome")]
+            c.send(_msg(b"d", b"ping"), _msg(b"c"))
+            assert [c.read(), c.read(), c.read(), c.read()] == [
+                (b"d", b"pong"), (b"c", b""), (b"C", b"COPY 0\0"), (b"Z", b"I")]
+        finally:
+            c.close()
+
+
+def test_yaml_copy_both_errors_are_located(tmp_path):
+    from fakepm.scenario import check_paths
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("rules:\n  - query: START_CHAT\n    copy:\n      both:\n        - reply: welcome\n")
+    assert check_paths([str(path)]) == [
+        f"{path}:4:7: copy: copy_both script step 1: unknown key(s) ['reply']; use recv/expect and send"]

@@ -659,3 +659,47 @@ def describe_declared_select(sql: str, catalog) -> tuple[Column, ...] | None:
 def columns_spec(columns) -> tuple[Column, ...]:
     """Columns from any spec make_columns accepts (re-exported for handlers building CopySpecs)."""
     return make_columns(columns)
+
+
+# ----------------------------------------------------------------------------------------
+# YAML: a rule's `copy:` key (the scenario room imports this module to learn it)
+#
+#   - query: START_CHAT
+#     copy:
+#       both: [{send: welcome}, {recv: ping, send: pong}]   # a COPY-both script
+#       binary: false                                      # optional
+#       tag: COPY 0                                        # optional CommandComplete
+#
+# (COPY IN/OUT need no key: `columns:` / `rows:` on a rule for a COPY statement already apply.)
+
+_SCENARIO_COPY_KEYS = ("both", "binary", "tag")
+
+
+def parse_scenario_copy(ctx, node):
+    """`copy:` in a scenario rule -> {"copy": CopySpec}; problems are reported at the node."""
+    data = node.plain()
+    if not isinstance(data, dict) or "both" not in data:
+        ctx.error(node, 'copy: expected a mapping with "both:" (a list of recv/send steps)')
+        return None
+    unknown = sorted(set(data) - set(_SCENARIO_COPY_KEYS))
+    if unknown:
+        ctx.error(node, f"copy: unknown key(s) {unknown}; allowed: {list(_SCENARIO_COPY_KEYS)}")
+        return None
+    try:
+        res = copy_both(script=data["both"], binary=bool(data.get("binary", False)),
+                        tag=str(data["tag"]) if data.get("tag") is not None else None)
+    except ValueError as e:
+        ctx.error(node, f"copy: {e}")
+        return None
+    return {"copy": res.copy}
+
+
+def _register_scenario_key() -> None:
+    try:
+        from ..scenario import registry
+    except ImportError:  # the scenario room is absent: Python API only
+        return
+    registry.register_rule_key("copy", parse_scenario_copy)
+
+
+_register_scenario_key()
