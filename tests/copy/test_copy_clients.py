@@ -305,3 +305,19 @@ def test_pg8000_copy_with_a_stream_over_the_extended_protocol(pg):
     finally:
         con.close()
     assert pg.queries[0].protocol == "extended"
+
+
+def test_pg8000_bad_copy_data_fails_and_the_connection_stays_in_step(pg):
+    import pg8000.native
+
+    pg.table("copytest", {"a": "int4", "b": "text"})
+    con = pg8000.native.Connection("postgres", host="127.0.0.1", port=pg.port, timeout=20)
+    try:
+        with pytest.raises(pg8000.native.DatabaseError) as e:
+            con.run("COPY copytest FROM STDIN", stream=io.BytesIO(b"1\tok\nx\tbad\n" + b"2\tmore\n" * 5000))
+        assert e.value.args[0]["C"] == "22P02"
+        assert e.value.args[0]["W"] == 'COPY copytest, line 2, column a: "x"'
+        assert con.run("SELECT 1") == [[1]]
+    finally:
+        con.close()
+    assert pg.copies[-1].rows == []
