@@ -121,12 +121,13 @@ class FaultSet:
 class SessionFaults:
     """One connection's view of the fault plans (created by the server for every session)."""
 
-    __slots__ = ("fs", "stmt", "row_mark")
+    __slots__ = ("fs", "stmt", "row_mark", "repl_done")
 
     def __init__(self, fs: FaultSet):
         self.fs = fs
         self.stmt: tuple = ()  # plans firing for the current statement
         self.row_mark = None  # callable(count) -> bool: call at("after_rows") after this row
+        self.repl_done: set = set()  # "replication" plans already applied on this connection
 
     def armed(self, result=None) -> bool:
         return bool(self.fs.plans) or (result is not None and result.fault is not None)
@@ -154,6 +155,7 @@ class SessionFaults:
             if p.action == "reset":
                 session.abort_with_rst = True
             cf = CopyFault(after_rows=p.rows, disconnect=p.action in ("close", "reset"), error=err)
+            session.hub.journal.event("fault", connection=session.id, action=p.action, point="copy", plan=p.label)
             result = dataclasses.replace(result, copy=dataclasses.replace(result.copy, fault=cf))
         return result
 
@@ -186,6 +188,24 @@ class SessionFaults:
                 continue
             outcome = outcome if isinstance(outcome, PgError) else (o or outcome)
         return outcome
+
+    def replication(self, session, messages_sent: int):
+        """Generator: plans at "replication" whose `rows` (messages) the stream has reached.
+        Errors end the stream: ErrorResponse, then the connection closes."""
+        for p in self.fs.plans:
+            if p.at != "replication" or p in self.repl_done or messages_sent < p.rows:
+                continue
+            self.repl_done.add(p)
+            if not self.fs.fires(p, session):
+                continue
+            o = _apply(self.fs, session, p, "replication", None, ())
+            if isinstance(o, tuple):
+                yield from _wait(session, o[1])
+                if len(o) > 2:
+                    raise SessionAbort(o[2])
+            elif isinstance(o, PgError):
+                session._error(o)
+                raise SessionAbort(f"fakepm fault {p.label}: {o.code} in the replication stream")
 
     def at_plain(self, session, point: str, result=None, sql: str | None = None):
         """Like at() where the session cannot wait: waits become byte-level delays."""
