@@ -683,8 +683,6 @@ class WalSender:
                     fx = session.faults
                     if fx is not None and fx.armed():  # fault plans "at: replication" (faults/apply.py)
                         yield from fx.replication(session, getattr(stream, "messages_sent", 0))
-                    if session.faults is not None and session.faults.fs.plans:  # faults/: "replication" point
-                        yield from session.faults.replication(session, getattr(stream, "messages_sent", 0))
                 # client messages already buffered are handled between batches
                 while stream.state == "streaming":
                     frame = session._next_frame()
