@@ -58,7 +58,7 @@ class WireShaper:
         else:
             every, limit = spec["every"], spec["limit"]
             first = (start // every + 1) * every
-            cuts = list(range(first, min(end, limit), every))
+            cuts = list(range(first, min(end, limit + 1), every))
         out = []
         prev = start
         for c in cuts + [end]:
