@@ -155,7 +155,11 @@ def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str]) -> None:
             if key in registry.RESERVED_SECTIONS:
                 ctx.error(root.keys[key], f'"{key}:" is not supported yet (reserved for the {key} feature)')
             continue
-        fn = parser(ctx, sub)
+        try:
+            fn = parser(ctx, sub)
+        except Exception as e:  # noqa: BLE001 - a plug-in's bug must still name the place
+            ctx.error(sub, f"{key}: {type(e).__name__}: {e}")
+            continue
         if fn is not None:
             own_appliers.append(fn)
 

@@ -187,7 +187,11 @@ def parse_answer(ctx: Ctx, node: Node) -> Result | None:
             if key in registry.RESERVED_RULE_KEYS:
                 ctx.error(node.keys[key], f'"{key}:" in a rule is not supported yet (reserved for the {key} feature)')
             continue
-        more = parser(ctx, sub)
+        try:
+            more = parser(ctx, sub)
+        except Exception as e:  # noqa: BLE001 - a plug-in's bug must still name the place
+            ctx.error(sub, f"{key}: {type(e).__name__}: {e}")
+            continue
         if more:
             kw.update(more)
     if len(ctx.problems) > before:
