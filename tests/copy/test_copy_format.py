@@ -176,3 +176,13 @@ def test_option_errors_match_postgres(given, direction, code, message):
     with pytest.raises(CopyOptionError) as e:
         CopyOptions.build(given, direction=direction)
     assert (e.value.sqlstate, e.value.message) == (code, message)
+
+
+def test_bulk_path_reports_the_right_line_among_identical_and_escaped_lines():
+    data = b"1\tx\n" * 3 + b"2\ta\\tb\n" + b"\\N\t\\N\n" + b"q\tz\n" + b"1\tx\n"
+    with pytest.raises(CopyDataError) as e:
+        decode_stream(opts(), TYPES, NAMES, [data])
+    assert e.value.context("t") == 'COPY t, line 6, column a: "q"'
+    assert decode_stream(opts(), TYPES, NAMES, [data.replace(b"q\tz\n", b"")]) == [
+        (1, "x"), (1, "x"), (1, "x"), (2, "a\tb"), (None, None), (1, "x")]
+    assert decode_stream(opts(format="csv"), TYPES, NAMES, [b"1,\n,b\n"]) == [(1, None), (None, "b")]

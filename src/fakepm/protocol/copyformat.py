@@ -270,8 +270,10 @@ def _split_text_fields(line: bytes, delim: int) -> list[bytes]:
 class CopyDecoder:
     """Incremental COPY FROM parser. Rows come out as (line_number, [raw field bytes | None])."""
 
-    def __init__(self, options: CopyOptions, ncolumns: int | None, column_names: Sequence[str] = ()):
+    def __init__(self, options: CopyOptions, ncolumns: int | None, column_names: Sequence[str] = (),
+                 typer: "RowTyper | None" = None):
         self.options = options
+        self.typer = typer  # given: feed()/finish() return typed row tuples instead of raw rows
         self.ncolumns = ncolumns  # None: unknown (undeclared table) - any field count is kept
         self.column_names = list(column_names)
         self.line = 0  # lines (records) consumed, for CONTEXT
@@ -304,7 +306,7 @@ class CopyDecoder:
                                              f"0x{data[e.start:e.start + 1].hex()}", line=self.line + 1) from None
         self._buf += data
         if self.options.binary:
-            return self._binary_rows(final=False)
+            return self._typed(self._binary_rows(final=False))
         return self._text_rows(final=False)
 
     def finish(self) -> list:
@@ -312,7 +314,7 @@ class CopyDecoder:
         if self.ended:
             return []
         if self.options.binary:
-            rows = self._binary_rows(final=True)
+            rows = self._typed(self._binary_rows(final=True))
             if self._buf:  # a partial row (a missing trailer alone is accepted, as PostgreSQL does)
                 raise CopyDataError("22P04", "unexpected EOF in COPY data", line=self.line + 1)
             return rows
@@ -341,9 +343,11 @@ class CopyDecoder:
         first = self.line + 1
         self.line += len(lines) + (1 if self.ended else 0)
         delim, null, d = bytes((self._delim,)), self._null, self._delim
+        if self.typer is not None and self.typer.can_type_lines:
+            return self.typer.lines(first, lines, delim, null, o.csv)
         if o.csv:
-            return [(first + k, [None if f == null else f for f in line.split(delim)], line)
-                    for k, line in enumerate(lines)]
+            return self._typed([(first + k, [None if f == null else f for f in line.split(delim)], line)
+                                for k, line in enumerate(lines)])
         plain_null = b"\\" not in null  # else a line without a backslash cannot hold a NULL
         rows = []
         for k, line in enumerate(lines):
@@ -355,13 +359,18 @@ class CopyDecoder:
             else:
                 fields = line.split(delim)
             rows.append((first + k, fields, line))
-        return rows
+        return self._typed(rows)
+
+    def _typed(self, raw: list) -> list:
+        return self.typer.rows(raw) if self.typer is not None and raw else raw
 
     def _text_rows(self, final: bool) -> list:
-        rows = self._bulk_rows() if not self.ended else None
-        if rows is not None:
-            return rows + (self._scan_rows(final) if final else [])
-        return self._scan_rows(final)
+        rows = self._bulk_rows() if not self.ended else None  # already typed when a typer is set
+        if rows is None:
+            return self._typed(self._scan_rows(final))
+        if final:
+            rows += self._typed(self._scan_rows(final))
+        return rows
 
     def _scan_rows(self, final: bool) -> list:
         # scan with an index and cut the consumed prefix once: deleting per line is quadratic
@@ -610,6 +619,38 @@ class RowTyper:
             keep = bytes if binary else _utf8
             self._fast = [d if d is not None else keep for d in self._decoders]
 
+    @property
+    def can_type_lines(self) -> bool:
+        return self._fast is not None and not self.options.binary
+
+    def lines(self, first: int, lines: list, delim: bytes, null: bytes, csv: bool) -> list:
+        """Type whole lines (text/csv without quotes or CRs) in one pass, without intermediate
+        field lists; a line that fails is redone by row() for PostgreSQL's exact error."""
+        decs = self._fast
+        n = len(decs)
+        check_null = csv or b"\\" not in null  # else a line without a backslash holds no NULL
+        out = []
+        append = out.append
+        for line in lines:
+            if not csv and b"\\" in line:
+                fields = [None if f == null else (_unescape_text(f) if b"\\" in f else f)
+                          for f in _split_text_fields(line, delim[0])]
+                # lines.index finds the first identical line: it would have failed the same way
+                append(self.rows([(first + lines.index(line), fields, line)])[0])
+                continue
+            parts = line.split(delim)
+            try:
+                if len(parts) != n:
+                    raise ValueError
+                if check_null:
+                    append(tuple([None if f == null else dec(f) for dec, f in zip(decs, parts)]))
+                else:
+                    append(tuple([dec(f) for dec, f in zip(decs, parts)]))
+            except Exception:  # noqa: BLE001 - row() raises the precise CopyDataError
+                fields = [None if f == null else f for f in parts] if check_null else parts
+                append(self.row(first + lines.index(line), fields, line))
+        return out
+
     def rows(self, batch: list) -> list:
         """Type a batch of (line, fields, text) at speed; the first bad row is redone by row() for
         PostgreSQL's exact error."""
@@ -767,11 +808,10 @@ def encode_rows(options: CopyOptions, types: Sequence[PgType], names: Sequence[s
 def decode_stream(options: CopyOptions, types: Sequence[PgType] | None, names: Sequence[str],
                   chunks: Iterable[bytes]) -> list[tuple]:
     """Decode a whole COPY FROM stream given as chunks (tests and tools)."""
-    dec = CopyDecoder(options, len(types) if types is not None else None, names)
-    typer = RowTyper(options, types, names)
+    dec = CopyDecoder(options, len(types) if types is not None else None, names, RowTyper(options, types, names))
     out = []
     for c in chunks:
-        out += typer.rows(dec.feed(c))
-    out += typer.rows(dec.finish())
+        out += dec.feed(c)
+    out += dec.finish()
     return out
 

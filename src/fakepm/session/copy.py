@@ -133,9 +133,7 @@ def _copy_in(session, spec: CopySpec, sql: str):
     session._send(m.CopyInResponse(fmt, (fmt,) * spec.ncolumns).encode())
     session.transcript.append(("S", f"CopyInResponse format={fmt} columns={spec.ncolumns}"))
     known = spec.types is not None
-    decoder = CopyDecoder(opts, spec.ncolumns if known else None, spec.names)
-    typer = RowTyper(opts, spec.types, spec.names)
-    typed = typer.rows
+    decoder = CopyDecoder(opts, spec.ncolumns if known else None, spec.names, RowTyper(opts, spec.types, spec.names))
     rows: list = []
     fault = spec.fault
     table = _context_name(spec)
@@ -155,13 +153,11 @@ def _copy_in(session, spec: CopySpec, sql: str):
         t, body = frame
         try:
             if t == b"d":
-                batch = decoder.feed(body)
-                if batch:
-                    rows += typed(batch)
+                rows += decoder.feed(body)
                 if fault is not None and len(rows) >= fault.after_rows:
                     return failed(fault.error or PgError("57014", "canceling statement due to user request"))
             elif t == b"c":
-                rows += typed(decoder.finish())
+                rows += decoder.finish()
                 break
             elif t == b"f":
                 msg = m.CopyFail.decode(body).message
