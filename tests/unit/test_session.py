@@ -693,6 +693,59 @@ def _scram_attempt(s: Session, user: str, password: str) -> list:
     return feed(s, m.PasswordMessage(client.get_client_final().encode()).encode())
 
 
+def test_ssl_request_with_tls_available_waits_for_the_handshake():
+    from fakepm.session.connection import START_TLS
+
+    h = Harness()
+    s = Session(h.hub, h.config, h.responder, peer=("127.0.0.1", 5), tls_available=True)
+    s.receive(m.SSLRequest().encode())
+    assert s.data_to_send() == b"S"
+    assert s.waiting is START_TLS
+    s.resume_tls()  # the server finished the handshake; the StartupMessage now comes decrypted
+    out = feed(s, m.StartupMessage(m.PROTOCOL_3_0, {"user": "u"}).encode())
+    assert out[-1] == m.ReadyForQuery("I")
+    assert s.info.tls
+
+
+def test_plaintext_bytes_right_after_ssl_request_are_refused():
+    h = Harness()
+    s = Session(h.hub, h.config, h.responder, peer=("127.0.0.1", 5), tls_available=True)
+    s.receive(m.SSLRequest().encode() + m.StartupMessage(m.PROTOCOL_3_0, {"user": "u"}).encode())
+    out = m.split_backend_stream(s.data_to_send())
+    assert (out[0].error.severity, out[0].error.code, out[0].error.message) == (
+        "FATAL", "08P01", "received unencrypted data after SSL request")
+    assert s.closed
+
+
+def test_require_tls_refuses_plaintext_with_postgresql_wording():
+    h = Harness(require_tls=True, tls=True)
+    s = h.session()
+    out = feed(s, m.StartupMessage(m.PROTOCOL_3_0, {"user": "alice", "database": "shop"}).encode())
+    assert (out[0].error.code, out[0].error.message) == (
+        "28000", 'no pg_hba.conf entry for host "127.0.0.1", user "alice", database "shop", no encryption')
+    assert s.closed
+
+
+@pytest.mark.parametrize("packet, problem", [
+    (b"\x00\x00\x00\x04", "invalid length of startup packet: 4"),
+    (m.StartupMessage(2 << 16, {}).encode(), "unsupported frontend protocol 2.0"),
+    (m.StartupMessage(m.PROTOCOL_3_0, {"database": "x"}).encode(), "no PostgreSQL user name specified"),
+])
+def test_bad_startup_packets_get_a_fatal_naming_the_problem(packet, problem):
+    s = Harness().session()
+    out = feed(s, packet)
+    assert out[0].error.severity == "FATAL" and problem in out[0].error.message
+    assert s.closed
+
+
+def test_unknown_message_type_is_a_fatal_protocol_violation(h):
+    s = h.connected()
+    out = feed(s, b"Y\x00\x00\x00\x04")
+    assert (out[0].error.severity, out[0].error.code, out[0].error.message) == (
+        "FATAL", "08P01", "invalid frontend message type 89")
+    assert s.closed
+
+
 def test_wrong_password_and_unknown_user_same_fatal():
     h = Harness(users={"mia": UserAuth("md5", "s3cret"), "sam": UserAuth("scram-sha-256", "s3cret")})
     for user in ("mia", "sam", "nobody"):
