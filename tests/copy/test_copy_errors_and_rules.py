@@ -187,3 +187,16 @@ def test_copy_in_response_formats_and_byte_at_a_time_copy_data(pg):
         assert pg.copies[-1].rows == [(1, "x"), (None, "é")]
     finally:
         sock.close()
+
+
+def test_copy_out_in_an_encoding_that_cannot_hold_a_character(pg):
+    pg.table("u", {"s": "text"}, rows=[["café"], ["✓"]])
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        with conn.cursor().copy("COPY u TO STDOUT (ENCODING 'latin1')") as cp:
+            first = bytes(next(iter(cp)))
+            with pytest.raises(psycopg.Error) as e:
+                list(cp)
+    assert first == b"caf\xe9\n"
+    assert (e.value.diag.sqlstate, e.value.diag.message_primary) == (
+        "22P05", 'character with byte sequence 0xe2 0x9c 0x93 in encoding "UTF8" has no equivalent in encoding '
+                 '"LATIN1"')

@@ -27,6 +27,7 @@ import codecs
 import re
 import struct
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Iterable, Sequence
 
 from .types import InvalidValue, PgType
@@ -714,7 +715,8 @@ _TEXT_OUT_ESC = {
 
 
 class CopyEncoder:
-    """Rows of natural values -> CopyData payloads for COPY TO / CopyOut."""
+    """Rows of natural values -> CopyData payloads for COPY TO / CopyOut (escaping works on the
+    UTF-8 bytes the type registry produces; ENCODING transcodes the finished line)."""
 
     def __init__(self, options: CopyOptions, types: Sequence[PgType], names: Sequence[str] = ()):
         self.options = options
@@ -722,29 +724,29 @@ class CopyEncoder:
         self.names = list(names)
         binary = options.binary
         self._enc = [t.encode_binary if binary else t.encode_text for t in self.types]
-        d = options.delimiter
-        esc = dict(_TEXT_OUT_ESC)
-        if d not in esc:
-            esc[d] = "\\" + d
-        self._text_re = re.compile("[" + re.escape("".join(esc)) + "]")
-        self._text_esc = esc
-        self._text_special = frozenset(esc)
-        self._null = options.null
-        self._out_encoding = python_encoding(options.encoding) if options.encoding else "utf-8"
+        d = options.delimiter.encode()
+        self._delim = d
+        self._null = options.null.encode()
+        esc = {k.encode(): v.encode() for k, v in _TEXT_OUT_ESC.items()}
+        esc.setdefault(d, b"\\" + d)
+        self._text_search = re.compile(b"[" + re.escape(b"".join(esc)) + b"]").search
+        self._text_sub = partial(re.compile(b"[" + re.escape(b"".join(esc)) + b"]").sub, lambda m: esc[m.group()])
+        enc = python_encoding(options.encoding) if options.encoding else "utf-8"
+        self._transcode = enc if enc != "utf-8" else None
         if options.csv:
             fq = options.force_quote
             self._force = [True] * len(names) if fq == "*" else [n in set(fq or ()) for n in names]
-            q = options.quote
-            self._csv_special = re.compile("[" + re.escape(options.delimiter + q + "\r\n") + "]")
-            e = options.escape
-            self._csv_esc = re.compile("[" + re.escape(q + e) + "]")
+            q, e = options.quote.encode(), options.escape.encode()
+            self._quote = q
+            self._csv_search = re.compile(b"[" + re.escape(d + q + b"\r\n") + b"]").search
+            self._csv_esc = partial(re.compile(b"[" + re.escape(q + e) + b"]").sub, lambda m: e + m.group())
 
     def header(self) -> bytes:
         """What comes before the first row (binary signature; or the HEADER line)."""
         if self.options.binary:
             return _BIN_HEADER
         if self.options.header:
-            return self._line([n for n in self.names], header=True)
+            return self._line([n.encode() for n in self.names], header=True)
         return b""
 
     def trailer(self) -> bytes:
@@ -761,39 +763,37 @@ class CopyEncoder:
                     parts.append(_I32.pack(len(b)))
                     parts.append(b)
             return b"".join(parts)
-        values = [None if v is None else enc(v).decode("utf-8") for enc, v in zip(self._enc, row)]
-        return self._line(values)
+        return self._line([None if v is None else enc(v) for enc, v in zip(self._enc, row)])
 
     def _line(self, values: list, header: bool = False) -> bytes:
         if self.options.csv:
-            return self._csv_line(values, header)
-        out = []
-        special = self._text_special
-        for v in values:
-            if v is None:
-                out.append(self._null)
-            elif any(c in special for c in v) if len(v) < 16 else self._text_re.search(v):
-                out.append(self._text_re.sub(lambda m: self._text_esc[m.group()], v))
-            else:
-                out.append(v)
-        line = self.options.delimiter.join(out) + "\n"
-        return line.encode(self._out_encoding)
+            line = self._csv_line(values, header)
+        else:
+            search, sub, null = self._text_search, self._text_sub, self._null
+            line = self._delim.join([null if v is None else (sub(v) if search(v) else v) for v in values]) + b"\n"
+        if self._transcode is not None:
+            try:
+                line = line.decode("utf-8").encode(self._transcode)
+            except UnicodeEncodeError as e:
+                seq = " ".join(f"0x{b:02x}" for b in e.object[e.start].encode("utf-8"))
+                raise CopyDataError("22P05", f'character with byte sequence {seq} in encoding "UTF8" has no '
+                                             f'equivalent in encoding "{self.options.encoding.upper()}"') from None
+        return line
 
     def _csv_line(self, values: list, header: bool) -> bytes:
-        o = self.options
-        q = o.quote
+        null, q = self._null, self._quote
         out = []
         single = len(values) == 1
         for i, v in enumerate(values):
             if v is None:
-                out.append(o.null)
+                out.append(null)
                 continue
             force = not header and i < len(self._force) and self._force[i]
-            if force or v == o.null or self._csv_special.search(v) or (single and v == "\\."):
-                out.append(q + self._csv_esc.sub(lambda m: o.escape + m.group(), v) + q)
+            if force or v == null or self._csv_search(v) or (single and v == b"\\."):
+                out.append(q + self._csv_esc(v) + q)
             else:
                 out.append(v)
-        return (o.delimiter.join(out) + "\n").encode(self._out_encoding)
+        return self._delim.join(out) + b"\n"
 
 
 def encode_rows(options: CopyOptions, types: Sequence[PgType], names: Sequence[str], rows: Iterable) -> bytes:

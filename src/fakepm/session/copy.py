@@ -237,7 +237,9 @@ def _copy_out(session, spec: CopySpec, sql: str):
                 if session._cancel_requested:
                     session._cancel_requested = False
                     raise PgError("57014", "canceling statement due to user request")
-    except PgError as e:
+    except (PgError, CopyDataError) as e:
+        if isinstance(e, CopyDataError):
+            e = PgError(e.sqlstate, e.message)
         session._statement_failed(e)
         _record(session, spec, sql, None, count, e, names=names)
         return False
