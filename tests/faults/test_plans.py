@@ -1,7 +1,6 @@
 """Fault plans as data: parsing (with errors naming where and what), triggers, byte shaping,
 malformed message bytes, and the YAML keys `fault:` (rule) and `faults:` (server)."""
 
-import random
 
 import psycopg
 import pytest
