@@ -12,6 +12,7 @@ node-postgres, pgbench, pg_recvlogical) connect to it and get the answers a test
 
 from .answers.result import Column, ConnectionInfo, Query, Result
 from .answers.rules import Rule
+from .faults import FaultPlan, FaultSpecError, parse_fault
 from .protocol.auth import UserAuth
 from .protocol.errors import NO_RULE_MATCHED, PgError
 from .protocol.pgoutput import UNCHANGED_TOAST  # an unchanged TOASTed column in pg.wal.update(...)
@@ -21,6 +22,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FakePostgres",
+    "FaultPlan",
+    "FaultSpecError",
+    "parse_fault",
     "RuleBuilder",
     "Rule",
     "Query",

@@ -11,13 +11,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 from ..scenario.registry import register_rule_key, register_section
 from .plan import FaultSpecError, parse_fault
 
 
 def _one(ctx, node, where):
     try:
-        return parse_fault(node.plain(), f"{where} ({node.where})")
+        plan = parse_fault(node.plain(), where)
+        return dataclasses.replace(plan, source=f"{os.path.basename(node.file)}:{node.line}")
     except FaultSpecError as e:
         ctx.error(node, str(e))
         return None
