@@ -39,6 +39,27 @@ def test_disconnect_after_the_500th_row_of_a_copy_out(pg):
     assert buf.getvalue().count("\n") == 500
 
 
+def test_copy_out_cut_asyncpg(pg):
+    import asyncio
+
+    import asyncpg
+
+    pg.on("COPY (SELECT a FROM src) TO STDOUT").reply(columns={"a": "int4"}, rows=[[i] for i in range(1000)],
+                                                      fault={"close": True, "after_rows": 500})
+    buf = io.BytesIO()
+
+    async def go():
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            await conn.copy_from_query("SELECT a FROM src", output=buf, timeout=5)
+        finally:
+            conn.terminate()
+
+    with pytest.raises(asyncpg.ConnectionDoesNotExistError):
+        asyncio.run(go())
+    assert buf.getvalue().count(b"\n") == 500
+
+
 def test_error_after_n_rows_of_a_copy_in(pg):
     pg.table("t", {"a": "int4"})
     pg.on("COPY t FROM STDIN").reply(columns={"a": "int4"},
