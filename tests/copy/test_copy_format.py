@@ -128,7 +128,7 @@ def test_csv_errors_match_postgres():
 @pytest.mark.parametrize(
     "data, message, context",
     [
-        (b"PGCOPX", "COPY file signature not recognized", "COPY t"),
+        (b"PGCOPX", "COPY file signature not recognized", None),
         (PG_BINARY[:19] + b"\x00\x01\x00\x00\x00\x04\x00\x00\x00\x01", "row field count is 1, expected 2",
          "COPY t, line 1"),
         (PG_BINARY[:19] + b"\x00\x02\x00\x00\x00\x04\x00\x00", "unexpected EOF in COPY data", "COPY t, line 1"),

@@ -79,7 +79,8 @@ def test_builtin_uses_declared_columns_and_rows(catalog):
         ("COPY t (a, a) FROM STDIN", "42701", 'column "a" specified more than once'),
         ("COPY t FROM '/tmp/x'", "0A000", "fakepm: COPY FROM a server file is not supported"),
         ("COPY t (a) TO STDOUT (FORMAT csv, FORCE_QUOTE (b))", "42P10",
-         'FORCE QUOTE column "b" not referenced by COPY'),
+         'FORCE_QUOTE column "b" not referenced by COPY'),
+        ("COPY t (a) FROM STDIN (FORMAT csv, FORCE_NULL (zz))", "42703", 'column "zz" of relation "t" does not exist'),
     ],
 )
 def test_builtin_errors(catalog, sql, code, message):

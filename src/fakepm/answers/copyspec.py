@@ -478,14 +478,15 @@ def _table_columns(st: CopyStatement, table) -> tuple[tuple[str, ...], tuple] | 
     return tuple(st.columns), tuple(types)
 
 
-def _check_force_columns(st: CopyStatement, names) -> Result | None:
+def _check_force_columns(st: CopyStatement, names, table=None) -> Result | None:
     for opt in ("force_quote", "force_not_null", "force_null"):
         cols = st.given.get(opt)
         if isinstance(cols, tuple):
             for c in cols:
+                if table is not None and table.column(c) is None:
+                    return Result(error=PgError("42703", f'column "{c}" of relation "{table.name}" does not exist'))
                 if c not in names:
-                    word = opt.upper().replace("_", " ")
-                    return Result(error=PgError("42P10", f'{word} column "{c}" not referenced by COPY'))
+                    return Result(error=PgError("42P10", f'{opt.upper()} column "{c}" not referenced by COPY'))
     return None
 
 
@@ -517,7 +518,7 @@ def builtin_copy(query: Query, catalog) -> Result | None:
     if isinstance(cols, Result):
         return cols
     spec.names, spec.types = cols
-    bad = _check_force_columns(st, spec.names)
+    bad = _check_force_columns(st, spec.names, table)
     if bad is not None:
         return bad
     if st.direction == "out":

@@ -95,8 +95,11 @@ class CopyDataError(ValueError):
         self.text = text
         self.hint = hint
 
-    def context(self, table: str) -> str:
-        """PostgreSQL's CONTEXT line: ``COPY t, line 3, column b: "x"``."""
+    def context(self, table: str) -> str | None:
+        """PostgreSQL's CONTEXT line: ``COPY t, line 3, column b: "x"``; None before the first line
+        (a bad binary header is reported without one)."""
+        if not self.line:
+            return None
         out = f"COPY {table}"
         if self.line:
             out += f", line {self.line}"
