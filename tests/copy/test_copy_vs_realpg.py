@@ -107,3 +107,45 @@ def test_bad_input_gets_the_same_error(servers, sql, data):
     expected = diag_of(real, sql, data)
     assert expected is not None
     assert diag_of(fake, sql, data) == expected
+
+
+def _result(pgc, timeout=10.0):
+    import select
+    import time
+
+    deadline = time.monotonic() + timeout
+    while pgc.flush() != 0:
+        assert time.monotonic() < deadline
+        select.select([], [pgc.socket], [], 0.1)
+    while pgc.is_busy():
+        left = deadline - time.monotonic()
+        assert left > 0, "no result in time"
+        select.select([pgc.socket], [], [], left)
+        pgc.consume_input()
+    return pgc.get_result()
+
+
+def copy_fail_diag(dsn: str, data: bytes):
+    """libpq's PQputCopyEnd with an error message (CopyFail) after `data`."""
+    from psycopg.pq import DiagnosticField as F
+
+    with psycopg.connect(dsn, autocommit=True) as c:
+        pgc = c.pgconn
+        pgc.send_query(b"COPY items (id, name) FROM STDIN")
+        assert _result(pgc).status == psycopg.pq.ExecStatus.COPY_IN
+        if data:
+            pgc.put_copy_data(data)
+        pgc.put_copy_end(b"the client gave up")
+        res = _result(pgc)
+        out = tuple(res.error_field(f) for f in (F.SQLSTATE, F.MESSAGE_PRIMARY, F.CONTEXT))
+        while _result(pgc) is not None:
+            pass
+        return out
+
+
+@pytest.mark.parametrize("data", [b"", b"1\ta\n2\tb\n", b"1\ta\n2\t"])
+def test_copy_fail_gets_the_same_error(servers, data):
+    fake, real = servers
+    expected = copy_fail_diag(real, data)
+    assert expected[0] == b"57014"
+    assert copy_fail_diag(fake, data) == expected

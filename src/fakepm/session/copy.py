@@ -162,7 +162,7 @@ def _copy_in(session, spec: CopySpec, sql: str):
             elif t == b"f":
                 msg = m.CopyFail.decode(body).message
                 return failed(PgError("57014", f"COPY from stdin failed: {msg}",
-                                      where=f"COPY {table}, line {decoder.line + 1}" if decoder.line else None))
+                                      where=f"COPY {table}, line {decoder.line + 1}"))
             elif t in (b"S", b"H"):
                 continue  # libpq/pg8000 send these without noticing the COPY; PostgreSQL ignores them
             elif t == b"X":
