@@ -24,6 +24,7 @@ def test_defaults_pick_the_point_from_the_action():
     assert parse_fault({"too_many_clients": True}).at == "startup"
     assert parse_fault({"close": True, "message": "Sync"}).at == "message"
     assert parse_fault("reset").action == "reset"
+    assert parse_fault({"send": "5a0000000549"}).value == b"Z\0\0\0\x05I"
     e = parse_fault({"error": "40001"}).value
     assert (e.code, e.message, e.severity) == ("40001", "could not serialize access due to concurrent update", "ERROR")
 
@@ -42,6 +43,7 @@ def test_defaults_pick_the_point_from_the_action():
     ({"error": {"message": "x"}}, "an error needs `code`"),
     ({"auth": "kerberos"}, "unknown auth fault 'kerberos'"),
     ({"close": True, "regex": "("}, "bad regex"),
+    ({"send": "zz"}, "`send` is bytes or a hex string"),
 ])
 def test_bad_plans_name_where_and_what(data, message):
     with pytest.raises(FaultSpecError) as info:

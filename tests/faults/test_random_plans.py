@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakepm import FakePostgres
-from fakepm.strategies import query_fault_plans
+from fakepm.strategies import backend_streams, query_fault_plans
 
 SQL = "SELECT y FROM t"
 ROWS = [("a",), ("b",), ("c",)]
@@ -96,3 +96,18 @@ def test_asyncpg_raises_only_documented_errors(pg, plans):
         assert value[-3:] == ROWS or len(value) <= 4
     assert not [e for e in pg.events if e["kind"] == "internal_error"]
     assert not pg._loop.errors
+
+
+@settings_
+@given(stream=backend_streams())
+def test_psycopg_survives_malformed_backend_streams(pg, stream):
+    pg.rules.clear()
+    pg.clear_faults()
+    pg.on(SQL).reply(columns={"y": "text"}, rows=[list(r) for r in ROWS], fault={"send": stream})
+
+    def query():
+        with psycopg.connect(pg.dsn, autocommit=True, connect_timeout=3) as conn:
+            return conn.execute(SQL).fetchall()
+
+    kind, value = _bounded(query)
+    assert kind == "ok" or isinstance(value, PSYCOPG_RAISES), repr(value)

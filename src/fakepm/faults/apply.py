@@ -263,6 +263,11 @@ def _apply(fs: FaultSet, s, p: FaultPlan, point: str, result, type_oids):
     if a == "garbage":
         s._send(fs.rng(p).randbytes(v))
         raise SessionAbort(f"{why}: {v} random bytes")
+    if a == "send":
+        s._send(v)
+        if p.then != "continue":
+            raise SessionAbort(f"{why}: sent {len(v)} raw bytes")
+        return None
     if a == "too_many_clients":
         s._error(fatal("53300", "sorry, too many clients already"))
         raise SessionAbort(f"{why}: too many clients")

@@ -3,7 +3,7 @@
 A FaultPlan says
   * what happens (`action` + `value`): close, reset, hang, delay, dribble, slice, cut,
     garbage, malformed, error, notice, parameter_status, notification, skip_ready,
-    too_many_clients, refuse_new, auth;
+    too_many_clients, refuse_new, auth, send (raw backend bytes);
   * where (`at`, a named point of the conversation, see POINTS; `rows` = N for the
     "after N rows / COPY rows / replication messages" points);
   * when (`Trigger`): a SQL filter (query/regex), a frontend message type, the Nth
@@ -83,7 +83,7 @@ AUTH_FAULTS = ("bad_server_signature", "skip_sasl_final", "unsupported_method", 
 ACTIONS = (
     "close", "reset", "hang", "delay", "dribble", "slice", "cut", "garbage", "malformed", "error",
     "fatal", "notice", "parameter_status", "notification", "skip_ready", "too_many_clients",
-    "refuse_new", "auth",
+    "refuse_new", "auth", "send",
 )
 TRIGGER_KEYS = ("query", "regex", "message", "connection", "user", "first", "nth", "every", "after",
                 "probability", "seed")
@@ -281,6 +281,15 @@ def _action_value(action: str, v, where: str, data: dict):
         if isinstance(v, dict) and "channel" in v and set(v) <= {"channel", "payload", "pid"}:
             return (str(v["channel"]), str(v.get("payload", "")))
         raise FaultSpecError(f"{where}: `notification` is a channel or {{channel, payload}}, got {v!r}")
+    if action == "send":  # raw backend bytes (a hex string in YAML), then close unless `then: continue`
+        if isinstance(v, (bytes, bytearray)):
+            return bytes(v)
+        if isinstance(v, str):
+            try:
+                return bytes.fromhex(v)
+            except ValueError:
+                raise FaultSpecError(f"{where}: `send` is bytes or a hex string, got {v!r}") from None
+        raise FaultSpecError(f"{where}: `send` is bytes or a hex string, got {v!r}")
     if action == "auth":
         kinds = v if isinstance(v, (list, tuple)) else [v]
         for k in kinds:
