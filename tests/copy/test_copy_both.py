@@ -228,3 +228,16 @@ def test_yaml_copy_both_errors_are_located(tmp_path):
     path.write_text("rules:\n  - query: START_CHAT\n    copy:\n      both:\n        - reply: welcome\n")
     assert check_paths([str(path)]) == [
         f"{path}:4:7: copy: copy_both script step 1: unknown key(s) ['reply']; use recv/expect and send"]
+
+
+def test_client_copy_done_mid_script_ends_the_exchange(pg):
+    pg.on("START_CHAT").copy_both(script=[{"recv": "ping", "send": "pong"}, {"recv": "more"}])
+    c = Raw(pg.port)
+    try:
+        c.send(_msg(b"Q", b"START_CHAT\0"))
+        assert c.read()[0] == b"W"
+        c.send(_msg(b"d", b"ping"), _msg(b"c"))
+        assert [c.read() for _ in range(4)] == [(b"d", b"pong"), (b"c", b""), (b"C", b"COPY 0\0"), (b"Z", b"I")]
+    finally:
+        c.close()
+    assert pg.copies[-1].rows == [b"ping"]
