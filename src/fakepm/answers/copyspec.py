@@ -28,7 +28,7 @@ from typing import Any, Callable
 from ..protocol.copyformat import CopyOptionError, CopyOptions
 from ..protocol.errors import PgError
 from ..protocol.types import PgType
-from .result import Column, Query, Result, make_columns
+from .result import Column, Query, Result
 
 __all__ = ["CopyStatement", "CopySpec", "CopyFault", "parse_copy", "builtin_copy", "copy_from_rule",
            "copy_both", "describe_declared_select"]
@@ -656,10 +656,6 @@ def describe_declared_select(sql: str, catalog) -> tuple[Column, ...] | None:
         out.append(col)
     return tuple(out)
 
-
-def columns_spec(columns) -> tuple[Column, ...]:
-    """Columns from any spec make_columns accepts (re-exported for handlers building CopySpecs)."""
-    return make_columns(columns)
 
 
 # ----------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import re
 import struct
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from .types import InvalidValue, PgType
 
