@@ -200,3 +200,11 @@ def test_copy_out_in_an_encoding_that_cannot_hold_a_character(pg):
     assert (e.value.diag.sqlstate, e.value.diag.message_primary) == (
         "22P05", 'character with byte sequence 0xe2 0x9c 0x93 in encoding "UTF8" has no equivalent in encoding '
                  '"LATIN1"')
+
+
+def test_a_rule_without_columns_on_copy_to_an_undeclared_table_sends_no_rows(pg):
+    pg.on("COPY ghost (x) TO STDOUT").reply(tag="COPY 0")
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        with conn.cursor().copy("COPY ghost (x) TO STDOUT") as cp:
+            assert list(cp) == []
+    pg.verify()

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from ..protocol.copyformat import CopyOptionError, CopyOptions
 from ..protocol.errors import PgError
-from ..protocol.types import PgType
+from ..protocol.types import REGISTRY, PgType
 from .result import Column, Query, Result
 
 __all__ = ["CopyStatement", "CopySpec", "CopyFault", "parse_copy", "builtin_copy", "copy_from_rule",
@@ -543,13 +543,10 @@ def copy_from_rule(sql: str, answer: Result, catalog) -> Result:
         return _server_file_error(st)
     if answer.columns is None:
         res = builtin_copy(Query(sql=sql), catalog)
-        if res is None:  # COPY TO an undeclared table, and the rule gave no rows: send none
+        if res is None:  # COPY TO an undeclared table and the rule gave no columns: no rows to send
+            names = st.columns or ()
             res = Result(copy=CopySpec(direction="out", table=st.table, schema=st.schema, options=st.options,
-                                       names=st.columns or (), types=(), rows=[]))
-            if st.columns:
-                from ..protocol.types import REGISTRY
-
-                res.copy.types = (REGISTRY.by_name("text"),) * len(st.columns)
+                                       names=names, types=(REGISTRY.by_name("text"),) * len(names), rows=[]))
         if res.copy is not None:
             res.copy.tag = answer.tag
         return _with_notices(res, answer)
@@ -557,7 +554,7 @@ def copy_from_rule(sql: str, answer: Result, catalog) -> Result:
     spec = CopySpec(direction=st.direction, table=st.table, schema=st.schema, options=st.options,
                     names=tuple(c.name for c in cols), types=tuple(c.type for c in cols), tag=answer.tag)
     if st.direction == "out":
-        spec.rows = answer.rows if not callable(answer.rows) else answer.rows
+        spec.rows = answer.rows
     bad = _check_force_columns(st, spec.names)
     if bad is not None:
         return bad
