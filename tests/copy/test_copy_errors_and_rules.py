@@ -208,3 +208,17 @@ def test_a_rule_without_columns_on_copy_to_an_undeclared_table_sends_no_rows(pg)
         with conn.cursor().copy("COPY ghost (x) TO STDOUT") as cp:
             assert list(cp) == []
     pg.verify()
+
+
+def test_yaml_tables_type_copy_in_and_feed_copy_out(tmp_path):
+    from decimal import Decimal
+
+    path = tmp_path / "shop.yaml"
+    path.write_text("tables:\n  public.products:\n    columns: {id: int4, name: text, price: \"numeric(10,2)\"}\n"
+                    "    rows:\n      - [1, Widget, \"9.99\"]\n")
+    with FakePostgres(path) as pg, psycopg.connect(pg.dsn, autocommit=True) as conn:
+        with conn.cursor().copy("COPY products TO STDOUT (FORMAT csv)") as cp:
+            assert b"".join(bytes(b) for b in cp) == b"1,Widget,9.99\n"
+        with conn.cursor().copy("COPY public.products (price, id) FROM STDIN") as cp:
+            cp.write(b"2.50\t2\n")
+        assert pg.copies[-1].rows == [(Decimal("2.50"), 2)]
