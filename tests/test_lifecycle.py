@@ -202,3 +202,51 @@ def test_restart_after_stop(baseline):
         stop_bounded(pg)
     assert [q.sql for q in pg.queries if q.sql == "SELECT answer"] == ["SELECT answer"] * 2  # journal kept
     assert_clean(baseline)
+
+
+def read_to_eof(sock, limit=1 << 16) -> bytes:
+    """Everything the server still sends before it closes (bounded by the socket timeout)."""
+    data = b""
+    while len(data) < limit:
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_stop_with_raw_half_open_connections(baseline):
+    """Sockets that sent nothing, half a startup packet, or an SSLRequest and then half a TLS
+    handshake: stop() closes them all."""
+    from fakepm.protocol import messages as m
+
+    pg = FakePostgres(tls=True).start()
+    socks = []
+    try:
+        for payload in (b"", m.StartupMessage(m.PROTOCOL_3_0, {"user": "x"}).encode()[:7], m.SSLRequest().encode()):
+            s = socket.create_connection((pg.host, pg.port), timeout=5)
+            s.sendall(payload)
+            socks.append(s)
+        assert socks[-1].recv(1) == b"S"
+        socks[-1].sendall(b"\x16\x03\x01\x00")  # the start of a ClientHello, never finished
+        stop_bounded(pg)
+        for s in socks:
+            read_to_eof(s)  # returns: the server closed every one of them
+    finally:
+        for s in socks:
+            s.close()
+    assert_clean(baseline)
+
+
+def test_plaintext_right_after_ssl_request_is_refused_like_postgresql():
+    from fakepm.protocol import messages as m
+
+    with FakePostgres(tls=True) as pg:
+        with socket.create_connection((pg.host, pg.port), timeout=5) as s:
+            s.sendall(m.SSLRequest().encode() + m.StartupMessage(m.PROTOCOL_3_0, {"user": "x"}).encode())
+            data = read_to_eof(s)
+    assert data[:1] == b"S" or data[:1] == b"E"
+    assert b"received unencrypted data after SSL request" in data
