@@ -39,6 +39,3 @@ def upstream_pg():
 
 def upstream_url(pg, role: str = "rec_scram", dbname: str = "postgres") -> str:
     return f"postgresql://{role}:{ROLES[role][1]}@{pg.host}:{pg.port}/{dbname}"
-
-
-pytest_plugins = ["pytester"]

@@ -12,6 +12,8 @@ from conftest import upstream_url
 from fakepm.proxy.record import RecordError, Recording
 from served import FAKEPM
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="module")
 def items(upstream_pg):
