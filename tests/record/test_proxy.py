@@ -12,7 +12,7 @@ import pytest
 from conftest import upstream_url
 from served import FAKEPM, Served
 from fakepm.protocol.errors import PgError
-from fakepm.protocol.pgoutput import Insert, PgoutputDecoder, TextValue, Update
+from fakepm.protocol.pgoutput import Delete, Insert, PgoutputDecoder, TextValue, Update
 from fakepm.proxy import Anonymize, Proxy, ProxyHooks, answer, pseudonym
 
 
@@ -108,8 +108,10 @@ def test_replication_stream_is_anonymized(customers):
     try:
         hook = Anonymize({"public.customers.email": pseudonym})
         with Proxy(upstream_url(customers), hooks=[hook]) as px:
-            customers.psql("INSERT INTO customers VALUES (3, 'cy@example.com', 'Cy'); "
-                           "UPDATE customers SET email = 'ada@new.example' WHERE id = 1")
+            customers.psql("ALTER TABLE customers REPLICA IDENTITY FULL; "  # old tuples carry every column
+                           "INSERT INTO customers VALUES (3, 'cy@example.com', 'Cy'); "
+                           "UPDATE customers SET email = 'ada@new.example' WHERE id = 1; "
+                           "DELETE FROM customers WHERE id = 3")
             conn = psycopg2.connect(px.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection,
                                     connect_timeout=10)
             try:
@@ -119,21 +121,27 @@ def test_replication_stream_is_anonymized(customers):
                 decoder = PgoutputDecoder()
                 changes = []
                 deadline = time.monotonic() + 20
-                while len(changes) < 2 and time.monotonic() < deadline:
+                while len(changes) < 3 and time.monotonic() < deadline:
                     msg = cur.read_message()
                     if msg is None:
                         time.sleep(0.05)
                         continue
                     decoded = decoder.decode(msg.payload)
-                    if isinstance(decoded, (Insert, Update)):
+                    if isinstance(decoded, (Insert, Update, Delete)):
                         changes.append(decoded)
                     msg.cursor.send_feedback(flush_lsn=msg.data_start)
             finally:
                 conn.close()
         rel = next(iter(decoder.relations.values()))
         assert [c.name for c in rel.columns] == ["id", "email", "name"]
-        rows = [[v.data.decode() if isinstance(v, TextValue) else v for v in c.new] for c in changes]
-        assert rows == [["3", pseudonym("cy@example.com"), "Cy"], ["1", pseudonym("ada@new.example"), "Ada"]]
+        def text(tup):
+            return [v.data.decode() if isinstance(v, TextValue) else v for v in tup]
+
+        insert, update, delete = changes
+        assert text(insert.new) == ["3", pseudonym("cy@example.com"), "Cy"]
+        assert text(update.old) == ["1", pseudonym("ada@example.com"), "Ada"]
+        assert text(update.new) == ["1", pseudonym("ada@new.example"), "Ada"]
+        assert text(delete.old) == ["3", pseudonym("cy@example.com"), "Cy"]
     finally:
         customers.psql("SELECT pg_drop_replication_slot('anon_slot')")
 

@@ -65,9 +65,11 @@ class ProxyHooks:
         return None
 
     def on_change(self, relation: str, columns: list, row: list, conn: ConnInfo):
-        """An Insert/Update tuple in a pgoutput replication stream. `relation` is "schema.table",
-        `columns` the column names (from the Relation message), `row` natural values (None for
-        NULL or unchanged TOAST). Return a new list to change it."""
+        """A tuple of a pgoutput Insert/Update/Delete in a replication stream passing through
+        (called for the new tuple and for the key/old tuple when there is one). `relation` is
+        "schema.table", `columns` the column names (from the Relation message), `row` natural
+        values (None for NULL, unchanged TOAST and non-key columns of a key tuple). Return a
+        new list to change it."""
         return None
 
     def on_exchange(self, exchange, conn: ConnInfo) -> None:

@@ -557,7 +557,7 @@ class _Connection:
         return m.DataRow(tuple(encode_value(f.type_oid, f.format, v) for f, v in zip(fields, row)))
 
     def _replication_hooks(self, data: bytes) -> bytes | None:
-        """Rewrite Insert/Update tuples inside an XLogData's pgoutput payload; None = unchanged."""
+        """Rewrite Insert/Update/Delete tuples inside an XLogData's pgoutput payload; None = unchanged."""
         if not data or data[:1] != b"w":
             return None
         try:
@@ -567,18 +567,20 @@ class _Connection:
             msg = self.pgoutput.decode(xlog.payload)
         except ValueError:
             return None  # not pgoutput (another plugin): relayed untouched
-        if not isinstance(msg, (po.Insert, po.Update)):
+        if not isinstance(msg, (po.Insert, po.Update, po.Delete)):
             return None
         rel = self.pgoutput.relations.get(msg.relid)
         if rel is None:
             return None
-        new = self._tuple_hooks(rel, msg.new)
-        if new is None:
+        kw = {}
+        for name in ("new", "key", "old"):  # key/old: identity columns may hold the value too
+            tup = getattr(msg, name, None)
+            if tup is not None:
+                changed = self._tuple_hooks(rel, tup)
+                if changed is not None:
+                    kw[name] = changed
+        if not kw:
             return None
-        kw = {"new": new}
-        if isinstance(msg, po.Update):
-            if msg.old is not None:
-                kw["old"] = self._tuple_hooks(rel, msg.old) or msg.old
         payload = type(msg)(**{**_fields_of(msg), **kw}).encode()
         return XLogData(xlog.wal_start, xlog.wal_end, xlog.send_time, payload).encode()
 
