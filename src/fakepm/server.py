@@ -402,6 +402,7 @@ class FakePostgres:
         def do():
             self.rules.clear()
             self.journal.clear()
+            self.faults.clear()
 
         self._call(do)
 

@@ -245,6 +245,8 @@ def test_parameter_description_count_asyncpg(fresh):
 
     with pytest.raises(asyncpg.InterfaceError, match="the server expects 2 arguments for this query, 1 was passed"):
         asyncio.run(go())
+    with psycopg.connect(fresh.dsn, autocommit=True) as conn:  # psycopg never Describes a statement
+        assert conn.execute("SELECT %s::int4", [1], prepare=True).fetchall() == [(1,)]
 
 
 def test_unsolicited_messages_between_data_rows(fresh):
