@@ -138,7 +138,8 @@ def twophase_pg():
     from realpg import real_postgres, skip_unless_postgres
 
     skip_unless_postgres()
-    with real_postgres(settings={"max_prepared_transactions": "10"}) as server:
+    with real_postgres(settings={"max_prepared_transactions": "10", "wal_receiver_timeout": "2s",
+                                 "wal_retrieve_retry_interval": "200ms"}) as server:
         yield server
 
 
@@ -201,3 +202,32 @@ def test_subscriber_default_path_with_changes_scripted_before_it_subscribes(subs
         fake.wal.wait_for_apply(last, timeout=20, slot="sub4")
         real.psql("ALTER SUBSCRIPTION sub4 DISABLE")
         fake.verify()
+
+
+def test_subscriber_pings_are_answered_at_once(twophase_pg):
+    """No keepalives of our own: the subscriber (wal_receiver_timeout=2s) pings with replyRequested at 1 s;
+    each ping gets an immediate keepalive, so it never times out and never reconnects."""
+    real = twophase_pg
+    real.psql(SCHEMA.strip())
+    try:
+        with FakePostgres(version="15.4") as fake:
+            fake.wal.configure(wal_sender_timeout=0, keepalive_interval=0)
+            declare(fake)
+            fake.wal.create_slot("s5")
+            real.psql(f"CREATE SUBSCRIPTION sub5 CONNECTION '{fake.conninfo()}' PUBLICATION pub "
+                      "WITH (create_slot = false, copy_data = false, slot_name = 's5')")
+            fake.wal.wait_for_stream(slot="s5", timeout=20)
+            time.sleep(4.5)  # two wal_receiver_timeouts
+            pings = [e for e in fake.events if e["kind"] == "standby_status" and e["reply_requested"]]
+            assert len(pings) >= 2
+            assert len([e for e in fake.events if e["kind"] == "start_replication"]) == 1
+            last = fake.wal.insert("public.items", {"id": 1, "name": "still there"})
+            wait_rows(real, "SELECT name FROM items", "still there")
+            fake.wal.wait_for_apply(last, timeout=10, slot="s5")
+            real.psql("ALTER SUBSCRIPTION sub5 DISABLE")
+    finally:
+        for sub in real.psql("SELECT subname FROM pg_subscription").split():
+            real.psql(f"ALTER SUBSCRIPTION {sub} DISABLE")
+            real.psql(f"ALTER SUBSCRIPTION {sub} SET (slot_name = NONE)")
+            real.psql(f"DROP SUBSCRIPTION {sub}")
+        real.psql("DROP TABLE IF EXISTS public.orders, public.items")
