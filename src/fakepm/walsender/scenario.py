@@ -86,8 +86,8 @@ class ReplicationSection:
             tables = None if spec.get("all_tables") or "tables" not in spec else spec["tables"]
             wal.publication(name, tables, publish=spec.get("publish", ("insert", "update", "delete", "truncate")))
         for i, spec in enumerate(d.get("slots") or []):
-            wal.create_slot(spec["name"], kind=spec.get("type", "logical"), two_phase=bool(spec.get("two_phase")),
-                            confirmed_flush=spec.get("confirmed_flush"))
+            wal.create_slot(spec["name"], kind=spec.get("type", "logical"), plugin=spec.get("plugin", "pgoutput"),
+                            two_phase=bool(spec.get("two_phase")), confirmed_flush=spec.get("confirmed_flush"))
         for i, item in enumerate(d.get("stream") or []):
             _emit(wal, item, f"{self.where}.stream[{i}]")
 
@@ -140,6 +140,8 @@ def _check_item(item, where: str) -> None:
         t = _mapping(v, w, _TXN_KEYS)
         for j, c in enumerate(_list(t.get("changes") or [], f"{w}.changes")):
             _check_change(c, f"{w}.changes[{j}]")
+        if "origin" in t:
+            _mapping(t["origin"], f"{w}.origin", {"name", "lsn"})
     elif k in ("insert", "update", "delete", "truncate", "message"):
         _check_change(item, where)
     elif k == "pause":

@@ -184,12 +184,13 @@ class TransactionBuilder:
         return self.commit().end_lsn
 
     def __enter__(self) -> "TransactionBuilder":
+        self._outer = getattr(self._wal._local, "tx", None)
         self._wal._local.tx = self
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._wal._local.tx = None
-        if exc_type is None:
+        self._wal._local.tx = self._outer
+        if exc_type is None:  # an exception inside the block discards the transaction (a rollback)
             self.commit()
 
 
@@ -266,6 +267,10 @@ class WalSender:
     def create_slot(self, name: str, *, kind: str = "logical", plugin: str = "pgoutput", two_phase: bool = False,
                     confirmed_flush=None) -> Slot:
         """Declare a slot as if a client had created it (confirmed_flush defaults to the log's start)."""
+        if kind not in ("logical", "physical"):
+            raise ValueError(f"slot {name!r}: kind must be 'logical' or 'physical', got {kind!r}")
+        if kind == "logical" and plugin != "pgoutput":
+            raise ValueError(f"slot {name!r}: fakepm implements the pgoutput plugin only, got {plugin!r}")
         start = _lsn(confirmed_flush, f"slot {name} confirmed_flush") if confirmed_flush is not None else \
             self.log.start_lsn
         slot = Slot(name, kind, plugin if kind == "logical" else None, two_phase, confirmed_flush=start,
@@ -275,6 +280,9 @@ class WalSender:
 
     def publication(self, name: str, tables=None, *, publish=("insert", "update", "delete", "truncate")) -> None:
         """Declare a publication (tables=None: FOR ALL TABLES). Once any is declared, unknown names fail."""
+        bad = set(publish) - {"insert", "update", "delete", "truncate"}
+        if bad:
+            raise ValueError(f"publication {name!r}: publish takes insert, update, delete, truncate; got {sorted(bad)}")
         if self.publications is None:
             self.publications = {}
         names = None if tables is None else {self.table(t, f"publication {name}").qualname for t in tables}
