@@ -736,6 +736,33 @@ def default_tag(sql: str, rowcount: int) -> str:
     return base
 
 
+_VALUES_SCAN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\bvalues\b|[(),]|[^\s(),'\"]+",
+                          re.I | re.S)
+
+
+@functools.lru_cache(maxsize=1024)
+def insert_values_rows(sql: str) -> int:
+    """Rows an `INSERT ... VALUES (...), (...)` inserts (0 for INSERT ... SELECT): the
+    rowcount PostgreSQL reports, used when a rule answers an INSERT without declaring rows."""
+    depth, rows, seen_values, prev = 0, 0, False, ""
+    for m in _VALUES_SCAN.finditer(sql):
+        tok = m.group(0)
+        if tok == "(":
+            if seen_values and depth == 0:
+                rows += 1
+            depth += 1
+        elif tok == ")":
+            depth -= 1
+        elif depth == 0 and tok.lower() == "values" and not seen_values:
+            if prev.lower() == "default":
+                return 1
+            seen_values = True
+        elif depth == 0 and seen_values and tok not in (",",) and not tok.startswith(("--", "/*")):
+            break  # ON CONFLICT / RETURNING: the VALUES list is over
+        prev = tok
+    return rows
+
+
 # --------------------------------------------------------------------------------------
 # identifiers and type names
 

@@ -140,9 +140,20 @@ def _do_set(session, sql: str) -> Result:
         if raw.upper() == "DEFAULT":
             changes = set_setting(session, name, None)
         else:
-            values = [literal(v) for v in _split_list(raw)]
+            values = [_set_value(name, v) for v in _split_list(raw)]
             changes = set_setting(session, name, ", ".join(values))
     return Result(columns=None, tag="SET", set_parameters=changes or None)
+
+
+def _set_value(name: str, token: str) -> str:
+    """One SET value as SHOW gives it back: 'lit' -> lit, "Ident" -> Ident (search_path keeps
+    the quotes an identifier needs, as PostgreSQL shows it)."""
+    if token.startswith('"'):
+        value = ident(token)
+        if name == "search_path" and not re.fullmatch(r"[a-z_][a-z0-9_$]*", value):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+    return literal(token)
 
 
 def _split_list(raw: str) -> list[str]:

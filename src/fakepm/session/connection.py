@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..answers.match import classify, default_tag, split_statements
+from ..answers.match import classify, default_tag, insert_values_rows, split_statements
 from ..answers.result import ConnectionInfo, Deferred, Query, Result
 from ..protocol import messages as m
 from ..protocol.auth import AuthFailed, Authenticator
@@ -637,6 +637,8 @@ class Session:
                 if suspended:
                     self._send(m.PORTAL_SUSPENDED)
                     return SUSPENDED
+        if result.tag is None and result.columns is None and sql[:6].upper() == "INSERT":
+            count = insert_values_rows(sql)  # a rule with no rows for INSERT ... VALUES: they were inserted
         tag = result.tag if result.tag is not None else default_tag(sql, count)
         if fx is not None and fx.stmt:
             err = yield from fx.at(self, "before_command_complete", result, sql)
