@@ -481,6 +481,8 @@ class Loop:
         """Byte-level faults (faults/wire.py): send pieces with loop timers between them."""
         shaper = conn.session.wire_shaper
         pieces = shaper.shape(data) if shaper is not None else [(0.0, data, None)]
+        if shaper is not None and shaper.spent:
+            conn.session.wire_shaper = None
         if conn.paced is None:
             conn.paced = deque()
         idle = not conn.paced

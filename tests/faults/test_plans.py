@@ -168,3 +168,15 @@ def test_python_rule_builder_fault(tmp_path):
         with psycopg.connect(pg.dsn, autocommit=True) as conn:
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("SELECT 2")
+
+
+def test_byte_shaping_is_one_off_per_answer():
+    with FakePostgres() as pg:
+        pg.on("SELECT y FROM t").reply(columns={"y": "text"}, rows=[["a"]] * 5,
+                                       fault={"dribble": {"seconds": 0.02, "by": "bytes", "pieces": 4}, "first": 1})
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            assert len(conn.execute("SELECT y FROM t").fetchall()) == 5
+            assert len(conn.execute("SELECT y FROM t").fetchall()) == 5
+            (session,) = pg.hub.sessions.values()
+            assert session.wire_shaper is None
+        assert WireShaper("slice", {"offsets": (2,)}).shape(b"abcd") and not WireShaper("cut", 3).spent

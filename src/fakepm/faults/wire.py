@@ -3,7 +3,8 @@
 A WireShaper is sans-I/O: `shape(data)` turns one write into a list of
 `(delay_before_seconds, chunk, then)` where `then` is None, "close" (FIN) or "reset" (RST).
 The loop (loop.py) sends the chunks in order with loop timers between them; once a piece
-says close/reset, later output is dropped.
+says close/reset, later output is dropped. Slices, a dribble and a delay are one-off: once
+`spent`, the loop drops the shaper and output flows normally again.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class WireShaper:
             return [(0.0, data[:room], self.then or "close")]
         if k == "slice":
             return self._slice(data)
-        if k == "dribble":
+        if k == "dribble":  # the next write only (one statement's answer, usually)
+            self.kind = "pass"
             seconds, pieces = self.value
             n = max(1, min(pieces, len(data)))
             step = -(-len(data) // n)
@@ -66,8 +68,12 @@ class WireShaper:
                 out.append((SLICE_PAUSE if out else 0.0, data[prev - start:c - start], None))
                 prev = c
         self.sent = end
+        last = spec["offsets"][-1] if "offsets" in spec else spec["limit"]
+        if end >= last:
+            self.kind = "pass"
         return out
 
-    def close_after(self) -> list:
-        """Pieces to append when the session ends while shaping (none: the loop closes)."""
-        return []
+    @property
+    def spent(self) -> bool:
+        """Nothing left to shape: the loop drops the shaper."""
+        return self.kind == "pass"
