@@ -888,7 +888,8 @@ class Session:
                 if fmt:
                     err = PgError("22P03", f"incorrect binary data format in bind parameter {i + 1}")
                 else:
-                    err = PgError("22P02", str(e) or f"invalid input syntax for type {t.name}")
+                    # the registry's InvalidValue carries PostgreSQL's SQLSTATE (22003 out of range, 22007 ...)
+                    err = PgError(getattr(e, "sqlstate", None) or "22P02", str(e) or f"invalid input syntax for type {t.name}")
                 self._ext_error(err)
                 return
         if self.tx == "E" and classify(st.sql) not in commands.ALLOWED_IN_FAILED_TX:
