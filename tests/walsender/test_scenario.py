@@ -84,3 +84,29 @@ def test_parse_replication_section_for_other_loaders():
     assert [type(r).__name__ for r in pg.wal.log.records] == ["Txn", "Marker"]
     with pytest.raises(ValueError, match=r"replication.stream\[0\].insert: needs table: and row:"):
         parse_replication_section({"stream": [{"insert": {"row": {}}}]})
+
+
+def test_bundled_cdc_scenario_streams_to_psycopg2():
+    psycopg2 = pytest.importorskip("psycopg2")
+    import psycopg2.extras
+    import select
+    import time
+
+    path = os.path.join(HERE, "..", "..", "scenarios", "cdc.yaml")
+    with FakePostgres(path) as pg:
+        pg.wal.configure(keepalive_interval=0.2)
+        conn = psycopg2.connect(pg.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+        try:
+            cur = conn.cursor()
+            cur.start_replication(slot_name="orders_cdc", decode=False, options={
+                "proto_version": "1", "publication_names": "orders_pub", "messages": "true"})
+            kinds, deadline = [], time.monotonic() + 10
+            while len(kinds) < 16 and time.monotonic() < deadline:
+                msg = cur.read_message()
+                if msg is None:
+                    select.select([cur], [], [], 0.1)
+                else:
+                    kinds.append(chr(msg.payload[0]))
+        finally:
+            conn.close()
+        assert "".join(kinds) == "BRIRICBUCBUCBDCM"
