@@ -110,3 +110,16 @@ def test_bundled_cdc_scenario_streams_to_psycopg2():
         finally:
             conn.close()
         assert "".join(kinds) == "BRIRICBUCBUCBDCM"
+
+
+def test_json_schema_accepts_the_examples_and_rejects_typos():
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from fakepm.walsender.scenario import JSON_SCHEMA
+
+    for path in (CDC, os.path.join(HERE, "..", "..", "scenarios", "cdc.yaml")):
+        with open(path) as f:
+            jsonschema.validate(yaml.safe_load(f)["replication"], JSON_SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"stream": [{"insret": {"table": "t", "row": {}}}]}, JSON_SCHEMA)

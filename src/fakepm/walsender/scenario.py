@@ -302,3 +302,73 @@ def _register() -> None:
 
 
 _register()
+
+
+# ---------------------------------------------------------------------------- JSON Schema (for editors)
+_ROW = {"type": "object", "description": "column name -> natural value"}
+_LSN = {"type": "string", "pattern": "^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"}
+_DURATION = {"oneOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}
+_ROW_CHANGE = {"type": "object", "required": ["table", "row"], "additionalProperties": False,
+               "properties": {"table": {"type": "string"}, "row": _ROW, "old": _ROW, "lsn": _LSN,
+                              "unchanged": {"type": "array", "items": {"type": "string"}}}}
+_CHANGE = {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": {
+    "insert": _ROW_CHANGE, "update": _ROW_CHANGE, "delete": _ROW_CHANGE,
+    "truncate": {"type": "object", "additionalProperties": False, "properties": {
+        "tables": {"type": "array", "items": {"type": "string"}}, "table": {"type": "string"},
+        "cascade": {"type": "boolean"}, "restart_identity": {"type": "boolean"}, "lsn": _LSN}},
+    "message": {"type": "object", "required": ["prefix", "content"], "additionalProperties": False, "properties": {
+        "prefix": {"type": "string"}, "content": {"type": "string"}, "transactional": {"type": "boolean"},
+        "lsn": _LSN}},
+    "subtransaction": {"type": "object", "additionalProperties": False, "properties": {
+        "abort": {"type": "boolean"}, "changes": {"type": "array", "items": {"$ref": "#/$defs/change"}}}},
+}, "additionalProperties": False}
+
+#: JSON Schema of the `replication:` section (the scenario schema can embed it).
+JSON_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "$defs": {"change": _CHANGE},
+    "properties": {
+        "system": {"type": "object", "additionalProperties": False, "properties": {
+            "systemid": {"type": ["string", "integer"]}, "timeline": {"type": "integer"},
+            "dbname": {"type": "string"}, "start_lsn": _LSN, "first_xid": {"type": "integer"}}},
+        "wal_sender_timeout": _DURATION,
+        "keepalive_interval": _DURATION,
+        "slot_start": {"enum": ["beginning", "end"]},
+        "slots": {"type": "array", "items": {"type": "object", "required": ["name"], "additionalProperties": False,
+                                              "properties": {"name": {"type": "string"},
+                                                             "type": {"enum": ["logical", "physical"]},
+                                                             "plugin": {"const": "pgoutput"},
+                                                             "two_phase": {"type": "boolean"},
+                                                             "confirmed_flush": _LSN}}},
+        "publications": {"type": "object", "additionalProperties": {
+            "type": ["object", "null"], "additionalProperties": False, "properties": {
+                "tables": {"type": "array", "items": {"type": "string"}}, "all_tables": {"type": "boolean"},
+                "publish": {"type": "array", "items": {"enum": ["insert", "update", "delete", "truncate"]}}}}},
+        "tables": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["columns"], "additionalProperties": False, "properties": {
+                "columns": {"type": "object", "additionalProperties": {"type": "string"}},
+                "key": {"type": "array", "items": {"type": "string"}},
+                "replica_identity": {"enum": sorted(_IDENTITY)},
+                "rows": {"type": "array"}}}},
+        "stream": {"type": "array", "items": {"type": "object", "minProperties": 1, "maxProperties": 1,
+                                              "additionalProperties": False, "properties": {
+            "transaction": {"type": "object", "additionalProperties": False, "properties": {
+                "changes": {"type": "array", "items": {"$ref": "#/$defs/change"}},
+                "xid": {"type": "integer"}, "commit_time": {"type": ["string", "number"]},
+                "origin": {"type": "object", "properties": {"name": {"type": "string"}, "lsn": _LSN}},
+                "streaming": {"type": "boolean"}, "prepare": {"type": "string"}, "abort": {"type": "boolean"},
+                "segment_size": {"type": "integer", "minimum": 1}, "lsn": _LSN, "commit_lsn": _LSN,
+                "end_lsn": _LSN}},
+            "insert": _ROW_CHANGE, "update": _ROW_CHANGE, "delete": _ROW_CHANGE,
+            "truncate": _CHANGE["properties"]["truncate"], "message": _CHANGE["properties"]["message"],
+            "pause": {"type": "number", "minimum": 0},
+            "keepalive": {"type": ["object", "null"], "properties": {"reply_requested": {"type": "boolean"}}},
+            "fault": {"oneOf": [{"enum": ["disconnect", "error"]}, {"type": "object", "properties": {
+                "kind": {"enum": ["disconnect", "error"]}, "code": {"type": "string"},
+                "message": {"type": "string"}, "once": {"type": "boolean"}}}]},
+            "commit_prepared": {"type": ["string", "object"]},
+            "rollback_prepared": {"type": ["string", "object"]},
+        }}},
+    },
+}
