@@ -277,3 +277,19 @@ def test_temporary_slot_goes_away_with_its_connection(pg):
     while time.monotonic() < deadline and "tmp" in pg.wal.slots:
         time.sleep(0.02)
     assert "tmp" not in pg.wal.slots
+
+
+def test_a_slot_streams_to_one_consumer_at_a_time(pg):
+    pg.wal.create_slot("busy")
+    first = psycopg2.connect(pg.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    second = psycopg2.connect(pg.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    try:
+        opts = {"proto_version": "1", "publication_names": "pub"}
+        first.cursor().start_replication(slot_name="busy", decode=False, options=opts)
+        pg.wal.wait_for_stream(slot="busy")
+        pid = pg.wal.slots["busy"].active_pid
+        with pytest.raises(psycopg2.errors.ObjectInUse, match=f'replication slot "busy" is active for PID {pid}'):
+            second.cursor().start_replication(slot_name="busy", decode=False, options=opts)
+    finally:
+        first.close()
+        second.close()
