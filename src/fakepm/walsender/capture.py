@@ -26,7 +26,7 @@ class WriteCapture:
         self.only = None if tables is None else {wal.table(t, "capture_writes").qualname for t in tables}
         self.rows: dict[str, list] = {}  # qualname -> current rows (tuples in column order)
         self.pending: dict[int, list] = {}  # connection id -> [(kind, table, row, old)]
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # statements of concurrent connections apply one at a time
 
     def install(self, pg, priority: int = 0) -> None:
         pg.on(regex=_WRITE, priority=priority, name="capture_writes").handle(self.write)
@@ -155,22 +155,20 @@ class WriteCapture:
                 raise PgError("42703", f'column "{c}" does not exist')
         want = natural_row(table, cond, f"WHERE of {table.qualname}")
         idx = [names.index(c) for c in cond]
-        with self.lock:
-            matches = [r for r in self.rows[table.qualname] if all(r[i] == want[i] for i in idx)]
-        changes = []
+        sets = {}
         if isinstance(tree, exp.Update):
-            sets = {}
             for eq in tree.expressions:
                 sets[eq.this.name] = self._value(eq.expression, query, f"SET of {table.qualname}")
-            for old in matches:
-                new = dict(zip(names, old))
-                new.update(sets)
-                changes.append(("update", table, new, dict(zip(names, old))))
-            tag = f"UPDATE {len(matches)}"
-        else:
-            changes = [("delete", table, dict(zip(names, old)), None) for old in matches]
-            tag = f"DELETE {len(matches)}"
-        self._record(query, changes)
+        with self.lock:  # match and change the current rows atomically
+            matches = [r for r in self.rows[table.qualname] if all(r[i] == want[i] for i in idx)]
+            if isinstance(tree, exp.Update):
+                changes = [("update", table, {**dict(zip(names, old)), **sets}, dict(zip(names, old)))
+                           for old in matches]
+                tag = f"UPDATE {len(matches)}"
+            else:
+                changes = [("delete", table, dict(zip(names, old)), None) for old in matches]
+                tag = f"DELETE {len(matches)}"
+            self._record(query, changes)
         return tag
 
     # ------------------------------------------------------------------ state and emission
