@@ -1,31 +1,25 @@
-"""COPY FROM STDIN throughput: fakepm vs a real PostgreSQL, in the same run.
+"""COPY FROM STDIN and COPY TO STDOUT: fakepm (own process) vs a real PostgreSQL, in the same run.
 
-    .venv/bin/python bench/bench_copy.py [--rows 1000000] [--append bench/RESULTS.md]
+    .venv/bin/python bench/bench_copy.py [--quick]
 
-Loads N rows of (int8, text, timestamptz) with psycopg 3 `cursor.copy()` in text and binary
-format, into fakepm (table declared with `pg.table`, rows decoded into typed values and kept
-in `pg.copies`) and into a throwaway real PostgreSQL (tests/realpg.py: fsync off, UNLOGGED
-table). The COPY payload is built once up front and written in 64 KiB chunks, so the client
-costs the same on both sides; the time measured is from the COPY statement to its
-CommandComplete. Prints a table and, with --append, adds it to RESULTS.md with the command.
+FROM STDIN: N rows of (int8, text, timestamptz) with psycopg 3 `cursor.copy()`, text and
+binary, into fakepm's declared table `items` (every value decoded into Python and kept in
+`pg.copies`, freed after each run) and into PostgreSQL's UNLOGGED table (fsync off). The
+payload is built once up front and written in 64 KiB chunks, so the client costs the same on
+both sides; the time is from the COPY statement to its CommandComplete.
+TO STDOUT: `COPY (SELECT ... generate_series ...) TO STDOUT`, text and binary; fakepm answers
+the inner SELECT from a streamed rule (rows produced while sent). The client reads the blocks.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import os
-import platform
-import shlex
 import struct
-import subprocess
-import sys
 import time
 
 import psycopg
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from common import ROWS_SQL, FakeServer, Stat, bench_main, real_server, table, verdict
 
 CHUNK = 64 * 1024
 UTC = dt.timezone.utc
@@ -46,115 +40,71 @@ def payload(n: int, fmt: str) -> bytes:
     return b"".join(parts)
 
 
-def copy_once(dsn: str, table: str, fmt: str, data: bytes) -> float:
+def _fmt_opt(fmt: str) -> str:
+    return " (FORMAT binary)" if fmt == "binary" else ""
+
+
+def copy_in(dsn: str, fmt: str, data: bytes) -> tuple[float, int]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         cur = conn.cursor()
-        sql = f"COPY {table} (id, name, at) FROM STDIN" + (" (FORMAT binary)" if fmt == "binary" else "")
         view = memoryview(data)
         t0 = time.perf_counter()
-        with cur.copy(sql) as cp:
+        with cur.copy("COPY items (id, name, at) FROM STDIN" + _fmt_opt(fmt)) as cp:
             for i in range(0, len(data), CHUNK):
                 cp.write(view[i:i + CHUNK])
-        elapsed = time.perf_counter() - t0
-        return elapsed, cur.rowcount
+        return time.perf_counter() - t0, cur.rowcount
 
 
-_CHILD = """
-import sys
-from fakepm import FakePostgres
-with FakePostgres() as pg:
-    pg.table("items", {"id": "int8", "name": "text", "at": "timestamptz"})
-    print(pg.dsn, flush=True)
-    for line in sys.stdin:  # one line per finished COPY: check it, then free its rows
-        rec = pg.copies[-1]
-        print(rec.count, rec.error, flush=True)
-        pg.journal.copies.clear()
-"""
+def copy_out(dsn: str, fmt: str, n: int) -> tuple[float, int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cur = conn.cursor()
+        size = 0
+        t0 = time.perf_counter()
+        with cur.copy(f"COPY ({ROWS_SQL.format(n=n)}) TO STDOUT" + _fmt_opt(fmt)) as cp:
+            for block in cp:
+                size += len(block)
+        return time.perf_counter() - t0, size
 
 
-class ChildFake:
-    """fakepm in its own process (no GIL shared with the client), driven over stdin/stdout."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
-        self.dsn = self.proc.stdout.readline().strip()
-
-    def last_count(self) -> int:
-        self.proc.stdin.write("next\n")
-        self.proc.stdin.flush()
-        count, _error = self.proc.stdout.readline().split(" ", 1)
-        return int(count)
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--append", metavar="RESULTS.md", help="append the results table to this file")
-    args = ap.parse_args()
-
-    from fakepm import FakePostgres
-    from realpg import real_postgres
-
-    results = []  # (format, server, MB, seconds)
-    data = {fmt: payload(args.rows, fmt) for fmt in ("text", "binary")}
-    child = ChildFake()
-    try:
-        with FakePostgres() as fake, real_postgres() as real:
-            fake.table("items", {"id": "int8", "name": "text", "at": "timestamptz"})
-            with psycopg.connect(real.dsn, autocommit=True) as c:
-                c.execute("CREATE UNLOGGED TABLE items (id int8, name text, at timestamptz)")
+def run(quick: bool) -> list[str]:
+    n, reps = (5000, 1) if quick else (1_000_000, 2)
+    data = {fmt: payload(n, fmt) for fmt in ("text", "binary")}
+    res: dict = {}
+    sizes: dict = {}
+    with FakeServer("--rows", str(n)) as fake, real_server() as real:
+        real.psql("CREATE UNLOGGED TABLE items (id int8, name text, at timestamptz)")
+        for _ in range(reps):
             for fmt in ("text", "binary"):
-                mb = len(data[fmt]) / 1e6
-                with psycopg.connect(real.dsn, autocommit=True) as c:
-                    c.execute("TRUNCATE items")
-                t, n = copy_once(real.dsn, "items", fmt, data[fmt])
-                assert n == args.rows
-                results.append((fmt, "PostgreSQL 15", mb, t))
-                for table, label in (("items", "fakepm in-process, typed"), ("raw_items", "fakepm in-process, untyped")):
-                    t, n = copy_once(fake.dsn, table, fmt, data[fmt])
-                    assert n == args.rows and fake.copies[-1].count == args.rows, (n, fake.copies[-1].error)
-                    fake.journal.copies.clear()  # free the million rows before the next run
-                    results.append((fmt, label, mb, t))
-                t, n = copy_once(child.dsn, "items", fmt, data[fmt])
-                assert n == args.rows and child.last_count() == args.rows
-                results.append((fmt, "fakepm own process, typed", mb, t))
-    finally:
-        child.close()
-
-    cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:])
-    lines = [
-        f"### COPY FROM STDIN, {args.rows:,} rows (int8, text, timestamptz), psycopg 3 "
-        f"({dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} CPUs)",
+                for label, dsn in (("fakepm", fake.dsn), ("PostgreSQL", real.dsn)):
+                    t, count = copy_in(dsn, fmt, data[fmt])
+                    assert count == n, (label, fmt, count)
+                    res.setdefault(("FROM STDIN", fmt, label), []).append(n / t)
+                    sizes[("FROM STDIN", fmt)] = len(data[fmt])
+                fake.cmd("clear")  # free the million decoded rows
+                real.psql("TRUNCATE items")
+                for label, dsn in (("fakepm", fake.dsn), ("PostgreSQL", real.dsn)):
+                    t, size = copy_out(dsn, fmt, n)
+                    res.setdefault(("TO STDOUT", fmt, label), []).append(n / t)
+                    sizes[("TO STDOUT", fmt, label)] = size
+    rows = []
+    for direction in ("FROM STDIN", "TO STDOUT"):
+        for fmt in ("text", "binary"):
+            f, r = Stat(res[(direction, fmt, "fakepm")]), Stat(res[(direction, fmt, "PostgreSQL")])
+            size = sizes.get((direction, fmt)) or sizes[(direction, fmt, "PostgreSQL")]
+            q = f.median / r.median
+            rows.append([direction, fmt, f"{size / 1e6:.1f}", f.fmt(), f"{f.median * size / n / 1e6:.1f}", r.fmt(),
+                         f"{r.median * size / n / 1e6:.1f}", f"{q:.2f}x", verdict(q, 0.5)])
+    return [
+        "## 6. COPY",
         "",
-        f"Command: `{cmd}`",
+        f"{n:,} rows of (int8, text, timestamptz) with psycopg 3 `cursor.copy()`, {reps} runs. FROM STDIN: fakepm "
+        "types every value into Python (declared table) and keeps the rows in `pg.copies`; PostgreSQL writes an "
+        "UNLOGGED table with fsync off. TO STDOUT: fakepm streams a generated rule answer.",
         "",
-        "| format | server | payload MB | seconds | MB/s | vs PostgreSQL |",
-        "|---|---|---|---|---|---|",
+        *table(["COPY", "format", "MB", "fakepm rows/s: median (min-max)", "fakepm MB/s", "PostgreSQL rows/s",
+                "PostgreSQL MB/s", "fakepm/PostgreSQL", "target ≥0.5x"], rows),
     ]
-    base = {fmt: t for fmt, label, _mb, t in results if label.startswith("PostgreSQL")}
-    for fmt, label, mb, t in results:
-        lines.append(f"| {fmt} | {label} | {mb:.1f} | {t:.2f} | {mb / t:.1f} | {base[fmt] / t:.2f}x |")
-    lines.append("")
-    lines.append("typed: table declared with `pg.table`, every value decoded into Python (int, str, aware datetime) "
-                 "and kept in `pg.copies`; untyped: undeclared table, rows kept as text fields (text) or bytes "
-                 "(binary). in-process: the server thread shares the GIL with the client (as in a test); own "
-                 "process: fakepm in a child process. PostgreSQL writes an UNLOGGED table with fsync off. "
-                 "vs PostgreSQL = PostgreSQL time / this time (> 1: faster than PostgreSQL).")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.append:
-        with open(args.append, "a", encoding="utf-8") as f:
-            f.write("\n" + text)
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__)
