@@ -1,11 +1,18 @@
 """Record from a real PostgreSQL, replay as a scenario; a programmable pass-through proxy.
 
-    from fakepm.proxy import Proxy, ProxyHooks, Anonymize, Recorder
+    from fakepm.proxy import Proxy, ProxyHooks, Anonymize, Recording
+
+Rooms: upstream.py (fakepm's own authenticated client connection), tracker.py (which reply
+answers which message), relay.py (the proxy: sockets and threads), hooks.py (what users
+program), record.py (hook -> scenario YAML), copyfmt.py (COPY data -> rows), drift.py
+(recording vs the real server), cli.py (`fakepm record | drift | proxy`),
+pytest_support.py (`@pytest.mark.fakepm(record=...)`).
 """
 
 from .hooks import Anonymize, ColumnInfo, ConnInfo, Log, ProxyHooks, answer, pseudonym
+from .record import Recorder, RecordError, Recording
 from .relay import Proxy
 from .upstream import UpstreamError, UpstreamURL
 
 __all__ = ["Proxy", "ProxyHooks", "Anonymize", "Log", "ColumnInfo", "ConnInfo", "answer", "pseudonym",
-           "UpstreamError", "UpstreamURL"]
+           "Recorder", "Recording", "RecordError", "UpstreamError", "UpstreamURL"]
