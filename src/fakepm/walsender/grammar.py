@@ -10,7 +10,7 @@ PgError 42601 "syntax error" (PostgreSQL's text) with a DETAIL saying what fakep
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..protocol.errors import PgError
 from ..protocol.replication import parse_lsn
