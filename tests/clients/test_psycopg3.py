@@ -346,23 +346,13 @@ def test_cancel_of_a_delayed_query(fakepm, how):
         assert c.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_blocking_cancel_against_fakepm_serve():
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-m", "fakepm.cli", "serve"], stdout=subprocess.PIPE, text=True)
-    try:
-        dsn = proc.stdout.readline().strip()
-        assert dsn.startswith("postgresql://"), dsn
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as c:
-            timer = _cancel_soon(c.cancel)
-            with pytest.raises(psycopg.errors.QueryCanceled):
-                c.execute("SELECT pg_sleep(5)")
-            timer.join()
-            assert c.execute("SELECT 1").fetchone() == (1,)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def test_blocking_cancel_against_fakepm_serve(served_dsn):
+    with psycopg.connect(served_dsn, autocommit=True, connect_timeout=5) as c:
+        timer = _cancel_soon(c.cancel)
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute("SELECT pg_sleep(5)")
+        timer.join()
+        assert c.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_cancel_with_wrong_key_does_nothing(fakepm):
