@@ -414,3 +414,15 @@ def test_hot_standby_feedback_is_reported():
     assert fb == [{"kind": "hot_standby_feedback", "clock": 5, "xmin": 700, "epoch": 0, "catalog_xmin": 650,
                    "catalog_epoch": 0}]
     assert st.deadline is None  # timeout 0 = off
+
+
+def test_fast_row_encoding_equals_the_message_classes():
+    key = (po.TextValue(b"3"), None, None)
+    new = (po.TextValue(b"4"), po.BinaryValue(b"\x00\x01"), po.UNCHANGED_TOAST)
+    tb = po.encode_tuple_bytes
+    assert po.encode_row_change("I", 16395, new=tb(new)) == po.Insert(16395, new).encode()
+    assert po.encode_row_change("U", 16395, new=tb(new), old=tb(key), old_kind="K", xid=7) == \
+        po.Update(16395, new, key=key, xid=7).encode()
+    assert po.encode_row_change("U", 16395, new=tb(new)) == po.Update(16395, new).encode()
+    assert po.encode_row_change("D", 16395, old=tb(new), old_kind="O") == po.Delete(16395, old=new).encode()
+    assert tb([b"x", None], binary=True) == b"\x00\x02b\x00\x00\x00\x01xn"

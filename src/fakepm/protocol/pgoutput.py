@@ -56,6 +56,8 @@ __all__ = [
     "TupleData",
     "as_tuple_data",
     "make_tuple",
+    "encode_tuple_bytes",
+    "encode_row_change",
     # messages
     "Begin",
     "Commit",
@@ -250,6 +252,50 @@ def make_tuple(
         else:
             raise TypeError(f"column {i}: no encoder for {type(value).__name__} value {value!r}")
     return tuple(out)
+
+
+# Hot path for senders: TupleData and I/U/D payloads straight from encoded column bytes,
+# without a TextValue/BinaryValue object per column (same layout as the classes below).
+_I32_LEN = struct.Struct(">i")
+_ROW_HEAD = struct.Struct(">I")
+
+
+def encode_tuple_bytes(values: Sequence[Any], binary: bool = False) -> bytes:
+    """TupleData bytes: None -> ``n``, UNCHANGED_TOAST -> ``u``, bytes -> ``t`` (``b`` when binary).
+
+    A column value may also be a TextValue/BinaryValue (its own kind wins).
+    """
+    kind = b"b" if binary else b"t"
+    parts = [struct.pack(">H", len(values))]
+    append = parts.append
+    for v in values:
+        if v is None:
+            append(b"n")
+        elif v is UNCHANGED_TOAST:
+            append(b"u")
+        elif isinstance(v, bytes):
+            append(kind + _I32_LEN.pack(len(v)) + v)
+        elif isinstance(v, TextValue):
+            append(b"t" + _I32_LEN.pack(len(v.data)) + v.data)
+        elif isinstance(v, BinaryValue):
+            append(b"b" + _I32_LEN.pack(len(v.data)) + v.data)
+        else:
+            raise TypeError(f"tuple column: {v!r} is not None, UNCHANGED_TOAST, bytes, TextValue or BinaryValue")
+    return b"".join(parts)
+
+
+def encode_row_change(kind: str, relid: int, new: Optional[bytes] = None, old: Optional[bytes] = None,
+                      old_kind: Optional[str] = None, xid: Optional[int] = None) -> bytes:
+    """An Insert (``I``), Update (``U``) or Delete (``D``) payload from :func:`encode_tuple_bytes` output;
+    ``old_kind`` is ``"K"`` (old key) or ``"O"`` (old row). Byte-identical to Insert/Update/Delete.encode()."""
+    head = kind.encode() + (b"" if xid is None else _ROW_HEAD.pack(xid)) + _ROW_HEAD.pack(relid)
+    if kind == "I":
+        return head + b"N" + new
+    if kind == "U":
+        return head + (old_kind.encode() + old if old_kind else b"") + b"N" + new
+    if kind == "D":
+        return head + old_kind.encode() + old
+    raise ValueError(f"encode_row_change: kind must be I, U or D, got {kind!r}")
 
 
 # ---------------------------------------------------------------------------------------

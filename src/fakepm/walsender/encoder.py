@@ -43,6 +43,7 @@ class PgoutputWriter:
         self.pubs = publications
         self.server_major = server_major
         self.relations_sent: dict[int, tuple] = {}  # relid -> (Table, signature) last sent outside streams
+        self._column_encoders: dict[int, tuple] = {}  # relid -> (Table, [encoder per column])
         self._resolved = False
         self._pubspecs = None
 
@@ -87,20 +88,30 @@ class PgoutputWriter:
         out.append((0, rel.encode()))
         return out
 
-    def _tuple(self, change: Change, which: str):
+    def _encoders(self, table: Table) -> list:
+        """Per column: value -> bytes (text, or binary with binary=true where the type has a send function)."""
+        cached = self._column_encoders.get(table.oid)
+        if cached is None or cached[0] is not table:
+            encs = []
+            for col in table.columns:
+                if not self.opts.binary:
+                    encs.append(col.type.encode_text)
+                elif col.type.has_binary:
+                    encs.append(col.type.encode_binary)
+                else:  # no send function: this column stays text inside a binary tuple
+                    encs.append(lambda v, enc=col.type.encode_text: po.TextValue(enc(v)))
+            cached = self._column_encoders[table.oid] = (table, encs)
+        return cached[1]
+
+    def _tuple(self, change: Change, which: str) -> bytes:
+        """The TupleData bytes of a change's new or old row, cached per format (shared by connections)."""
         key = (which, self.opts.binary)
         cached = change.cache.get(key)
         if cached is None:
             values = change.new if which == "new" else change.old
-            out = []
-            for col, v in zip(change.table.columns, values):
-                if v is None or v is po.UNCHANGED_TOAST:
-                    out.append(v)
-                elif self.opts.binary and col.type.has_binary:
-                    out.append(po.BinaryValue(col.type.encode_binary(v)))
-                else:
-                    out.append(po.TextValue(col.type.encode_text(v)))
-            cached = change.cache[key] = tuple(out)
+            toast = po.UNCHANGED_TOAST
+            out = [v if v is None or v is toast else enc(v) for enc, v in zip(self._encoders(change.table), values)]
+            cached = change.cache[key] = po.encode_tuple_bytes(out, self.opts.binary)
         return cached
 
     def _change(self, c: Change, xid, stream_rels: set | None):
@@ -121,16 +132,18 @@ class PgoutputWriter:
                 elif sent[0] is not t:
                     self.relations_sent[t.oid] = (t, sent[1])
         if c.kind == "insert":
-            msg = po.Insert(c.table.oid, self._tuple(c, "new"), xid=xid)
-        elif c.kind == "update":
+            out.append((c.lsn, po.encode_row_change("I", c.table.oid, new=self._tuple(c, "new"), xid=xid)))
+            return out
+        if c.kind == "update":
             old = self._tuple(c, "old") if c.old_kind else None
-            msg = po.Update(c.table.oid, self._tuple(c, "new"), key=old if c.old_kind == "K" else None,
-                            old=old if c.old_kind == "O" else None, xid=xid)
-        elif c.kind == "delete":
-            old = self._tuple(c, "old")
-            msg = po.Delete(c.table.oid, key=old if c.old_kind == "K" else None,
-                            old=old if c.old_kind == "O" else None, xid=xid)
-        elif c.kind == "truncate":
+            out.append((c.lsn, po.encode_row_change("U", c.table.oid, new=self._tuple(c, "new"), old=old,
+                                                    old_kind=c.old_kind, xid=xid)))
+            return out
+        if c.kind == "delete":
+            out.append((c.lsn, po.encode_row_change("D", c.table.oid, old=self._tuple(c, "old"),
+                                                    old_kind=c.old_kind, xid=xid)))
+            return out
+        if c.kind == "truncate":
             rels = tuple(t.oid for t in c.tables if self.published(t, "truncate"))
             msg = po.Truncate(rels, c.truncate_options, xid=xid)
         else:
