@@ -504,3 +504,23 @@ def test_connect_probes_need_no_rule(fakepm):
         assert TypeInfo.fetch(c, "hstore") is None
         assert c.execute("SELECT current_database(), current_user").fetchone() == ("postgres", "postgres")
         assert c.execute("SELECT pg_catalog.version()").fetchone()[0].startswith("PostgreSQL ")
+
+
+def test_settings_follow_the_transaction(fakepm):
+    # as PostgreSQL 15: ROLLBACK undoes SET, COMMIT undoes SET LOCAL, both report ParameterStatus
+    with psycopg.connect(fakepm.dsn, autocommit=True) as c:
+        c.execute("BEGIN")
+        c.execute("SET application_name = 'rolled back'")
+        assert c.info.parameter_status("application_name") == "rolled back"
+        c.execute("ROLLBACK")
+        assert c.info.parameter_status("application_name") == ""
+        c.execute("BEGIN")
+        c.execute("SET LOCAL application_name = 'local'")
+        c.execute("SET work_mem = '64MB'")
+        c.execute("COMMIT AND CHAIN")
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert c.info.parameter_status("application_name") == ""
+        assert c.execute("SHOW work_mem").fetchone() == ("64MB",)
+        c.execute("COMMIT")
+        with pytest.raises(psycopg.errors.NoActiveSqlTransaction):
+            c.execute("COMMIT AND CHAIN")

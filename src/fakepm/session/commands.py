@@ -79,8 +79,11 @@ def _clean_value(lname: str, value: str) -> str:
     return value
 
 
-def set_setting(session, name: str, value: str | None) -> dict:
-    """Set (or reset with None) one setting; returns ParameterStatus changes to report."""
+def set_setting(session, name: str, value: str | None, local: bool = False) -> dict:
+    """Set (or reset with None) one setting; returns ParameterStatus changes to report.
+
+    Inside a transaction the value before it is kept: ROLLBACK restores it, and COMMIT
+    restores it too when the change was `SET LOCAL` (as PostgreSQL does)."""
     lname = name.lower()
     if lname in ("time zone", "timezone"):
         lname = "timezone"
@@ -88,6 +91,19 @@ def set_setting(session, name: str, value: str | None) -> dict:
         value = _default_of(session, lname)
     else:
         value = _clean_value(lname, value)
+    if session.tx != "I":
+        # lname -> [value before the transaction, value after COMMIT]
+        undo = session.__dict__.setdefault("settings_undo", {})
+        entry = undo.setdefault(lname, [session.settings.get(lname), session.settings.get(lname)])
+        if not local:
+            entry[1] = value
+    return _apply_setting(session, lname, value)
+
+
+def _apply_setting(session, lname: str, value: str | None) -> dict:
+    if value is None:
+        session.settings.pop(lname, None)
+        return {}
     session.settings[lname] = value
     canonical = REPORTED_NAMES.get(lname)
     if canonical is not None and canonical in session.reported and session.reported[canonical] != value:
@@ -117,10 +133,13 @@ def _do_set(session, sql: str) -> Result:
     m = _SET_RE.match(_norm(sql))
     if m is None:
         return Result(error=PgError("42601", f'syntax error at or near "{sql.split()[-1] if sql.split() else ""}"'))
+    local = (m.group(1) or "").upper() == "LOCAL"
+    if local and session.tx == "I":
+        return Result(tag="SET", notices=(_warning("25P01", "SET LOCAL can only be used in transaction blocks"),))
     changes: dict = {}
     if m.group(2):  # TIME ZONE
         v = m.group(3).strip()
-        changes = set_setting(session, "timezone", None if v.upper() in ("LOCAL", "DEFAULT") else literal(v))
+        changes = set_setting(session, "timezone", None if v.upper() in ("LOCAL", "DEFAULT") else literal(v), local)
     elif m.group(4):
         changes = set_setting(session, "client_encoding", literal(m.group(5)))
     elif m.group(6):
@@ -138,10 +157,10 @@ def _do_set(session, sql: str) -> Result:
         name = ident(m.group(12))
         raw = m.group(13).strip()
         if raw.upper() == "DEFAULT":
-            changes = set_setting(session, name, None)
+            changes = set_setting(session, name, None, local)
         else:
             values = [_set_value(name, v) for v in _split_list(raw)]
-            changes = set_setting(session, name, ", ".join(values))
+            changes = set_setting(session, name, ", ".join(values), local)
     return Result(columns=None, tag="SET", set_parameters=changes or None)
 
 
@@ -216,14 +235,21 @@ def _warning(code: str, message: str) -> PgError:
     return PgError(code, message, severity="WARNING")
 
 
-def _end_transaction(session, commit: bool) -> None:
+def _end_transaction(session, commit: bool) -> dict:
+    """End the transaction; returns the ParameterStatus changes of settings it restores."""
     session.tx = "I"
+    changes: dict = {}
+    for lname, (before, after) in session.__dict__.pop("settings_undo", {}).items():
+        target = after if commit else before
+        if session.settings.get(lname) != target:
+            changes.update(_apply_setting(session, lname, target))
     session.savepoints.clear()
     if commit:
         session.pending_notifies_commit()
     else:
         session.pending_notifies = []
     session._drop_portals(keep_holdable=True)
+    return changes
 
 
 _SAVEPOINT_NAME = re.compile(r"^(?:ROLLBACK|ABORT)\s+(?:WORK\s+|TRANSACTION\s+)?TO\s+(?:SAVEPOINT\s+)?(" + _IDENT + ")",
@@ -248,22 +274,22 @@ def _transaction(session, kind: str, sql: str, rule_error: PgError | None = None
         if iso:
             session.settings["transaction_isolation"] = _WS.sub(" ", iso.group(1).lower())
         return Result(tag=tag)
-    if kind == "COMMIT":
+    if kind in ("COMMIT", "ROLLBACK"):
+        chain = re.search(r"\bAND\s+CHAIN$", norm, re.I) is not None and not re.search(r"\bNO\s+CHAIN$", norm, re.I)
         if tx == "I":
-            _end_transaction(session, True)
-            return Result(tag="COMMIT", notices=(_warning("25P01", "there is no transaction in progress"),))
+            if chain:
+                return Result(error=PgError("25P01", f"{kind} AND CHAIN can only be used in transaction blocks"))
+            _end_transaction(session, kind == "COMMIT")
+            return Result(tag=kind, notices=(_warning("25P01", "there is no transaction in progress"),))
         failed = tx == "E" or rule_error is not None
-        _end_transaction(session, not failed)
-        session.settings["transaction_isolation"] = session.settings.get("default_transaction_isolation",
-                                                                        "read committed")
-        return Result(tag="ROLLBACK" if tx == "E" else "COMMIT")
-    if kind == "ROLLBACK":
-        _end_transaction(session, False)
-        session.settings["transaction_isolation"] = session.settings.get("default_transaction_isolation",
-                                                                        "read committed")
-        if tx == "I":
-            return Result(tag="ROLLBACK", notices=(_warning("25P01", "there is no transaction in progress"),))
-        return Result(tag="ROLLBACK")
+        changes = _end_transaction(session, kind == "COMMIT" and not failed)
+        if chain:
+            session.tx = "T"  # AND CHAIN: a new transaction with the same characteristics
+        else:
+            session.settings["transaction_isolation"] = session.settings.get("default_transaction_isolation",
+                                                                            "read committed")
+        tag = "ROLLBACK" if kind == "ROLLBACK" or tx == "E" else "COMMIT"
+        return Result(tag=tag, set_parameters=changes or None)
     if kind == "ROLLBACK TO":
         m = _SAVEPOINT_NAME.match(norm)
         name = ident(m.group(1)) if m else ""
