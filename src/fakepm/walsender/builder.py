@@ -8,6 +8,7 @@ import datetime as dt
 from ..answers.catalog import Table
 from ..protocol import pgoutput as po
 from ..protocol.replication import parse_lsn, to_pg_timestamp
+from .encoder import pre_encode
 from .wal import Change, SubAbort, Txn, make_change
 
 def _seconds(value, what: str) -> float:
@@ -73,6 +74,7 @@ class TransactionBuilder:
 
     # changes -----------------------------------------------------------------
     def _add(self, change: Change, lsn=None) -> Change:
+        pre_encode(change)  # also fails early (here, in the test) on a value the type cannot encode
         change.subxid = self._subxid
         if lsn is not None:
             change.lsn = _lsn(lsn, f"{self.where} change lsn")

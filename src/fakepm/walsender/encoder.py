@@ -36,6 +36,19 @@ class Publications:
         return [self.declared[n] for n in names]
 
 
+def pre_encode(change: Change) -> None:
+    """Fill a row change's text TupleData cache when it is written to the WAL (on the emitting thread),
+    so senders only frame bytes; binary tuples are encoded lazily by the first binary consumer."""
+    if change.table is None:
+        return
+    encs = [c.type.encode_text for c in change.table.columns]
+    toast = po.UNCHANGED_TOAST
+    for which, values in (("new", change.new), ("old", change.old)):
+        if values is not None:
+            out = [v if v is None or v is toast else enc(v) for enc, v in zip(encs, values)]
+            change.cache[(which, False)] = po.encode_tuple_bytes(out)
+
+
 class PgoutputWriter:
     def __init__(self, options: po.PgoutputOptions, publications: Publications, server_major: int = 17):
         self.opts = options
