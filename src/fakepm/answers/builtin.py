@@ -231,23 +231,17 @@ def _compile(e):
     if isinstance(e, exp.Literal):
         if e.is_string:
             return TEXT, _const(e.this, TEXT), "?column?"
-        text = e.this
-        try:
-            v = int(text)
-            if -(2**31) <= v < 2**31:
-                return INT4, _const(v, INT4), "?column?"
-            if -(2**63) <= v < 2**63:
-                return INT8, _const(v, INT8), "?column?"
-            return NUMERIC, _const(Decimal(text), NUMERIC), "?column?"
-        except ValueError:
-            return NUMERIC, _const(Decimal(text), NUMERIC), "?column?"
+        return _number_literal(e.this)
     if isinstance(e, exp.RawString):  # a dollar-quoted string ($$x$$): psql scripts use them
         return TEXT, _const(e.this, TEXT), "?column?"
     if isinstance(e, exp.Boolean):
-        return BOOL, _const(bool(e.this), BOOL), "bool"
+        return BOOL, _const(bool(e.this), BOOL), "?column?"
     if isinstance(e, exp.Null):
         return TEXT, _const(None, TEXT), "?column?"
     if isinstance(e, exp.Neg):
+        if isinstance(e.this, exp.Literal) and not e.this.is_string:
+            # PostgreSQL folds the sign into a numeric literal: -2147483648 is an int4
+            return _number_literal("-" + e.this.this)
         inner = _compile(e.this)
         if inner is None or inner[0] not in (INT4, INT8, NUMERIC, FLOAT8):
             return None
@@ -345,6 +339,19 @@ def _compile(e):
 
         return t, arith, "?column?"
     return _compile_function(e)
+
+
+def _number_literal(text: str):
+    """A numeric constant typed as PostgreSQL types it: int4, int8, else numeric."""
+    try:
+        v = int(text)
+        if -(2**31) <= v < 2**31:
+            return INT4, _const(v, INT4), "?column?"
+        if -(2**63) <= v < 2**63:
+            return INT8, _const(v, INT8), "?column?"
+        return NUMERIC, _const(Decimal(text), NUMERIC), "?column?"
+    except ValueError:
+        return NUMERIC, _const(Decimal(text), NUMERIC), "?column?"
 
 
 class _ParamType:
