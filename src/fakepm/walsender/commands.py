@@ -134,7 +134,8 @@ class ReplicationCommands:
         slot = Slot(cmd.name, cmd.kind, cmd.plugin, cmd.two_phase, cmd.temporary, confirmed_flush=start,
                     restart_lsn=start if cmd.kind == "logical" or cmd.reserve_wal else 0, consistent_point=start,
                     owner=session if cmd.temporary else None)
-        self._slots[cmd.name] = slot
+        with self._slots_lock:
+            self._slots[cmd.name] = slot
         if cmd.kind == "physical":
             row = (cmd.name, "0/0", None, None)
         else:
@@ -152,7 +153,8 @@ class ReplicationCommands:
             yield from self._wait_inactive(session, slot, timeout=10.0)
         if slot.active_pid is not None and slot.active_pid != session.pid:
             raise PgError("55006", f'replication slot "{cmd.name}" is active for PID {slot.active_pid}')
-        del self._slots[cmd.name]
+        with self._slots_lock:
+            self._slots.pop(cmd.name, None)
         session.hub.journal.event("slot_dropped", connection=session.id, slot=cmd.name)
         yield from self._reply(session, sql, Result(None, tag="DROP_REPLICATION_SLOT"), "walsender:DROP_REPLICATION_SLOT")
 

@@ -34,6 +34,7 @@ class WalSender(ReplicationCommands):
         self.clock = clock  # wall clock for commit times and sendTime (inject for determinism)
         self.log = WalLog()
         self._slots: dict[str, Slot] = {}  # see the `slots` property
+        self._slots_lock = threading.RLock()
         self.publications: dict | None = None  # None: every publication name publishes every table
         self.systemid = "7710764530963304710"
         self.timeline = 1
@@ -102,7 +103,8 @@ class WalSender(ReplicationCommands):
             self.log.start_lsn
         slot = Slot(name, kind, plugin if kind == "logical" else None, two_phase, confirmed_flush=start,
                     restart_lsn=start, consistent_point=start)
-        self._slots[name] = slot
+        with self._slots_lock:
+            self._slots[name] = slot
         return slot
 
     def publication(self, name: str, tables=None, *, publish=("insert", "update", "delete", "truncate")) -> None:
@@ -298,11 +300,12 @@ class WalSender(ReplicationCommands):
         return self._slots
 
     def _purge_temporary(self) -> None:
-        for name, slot in list(self._slots.items()):
-            if slot.temporary and slot.owner is not None and slot.owner.closed:
-                del self._slots[name]
-            if slot.active_pid is not None and slot.owner is not None and slot.owner.closed:
-                slot.active_pid = None
+        with self._slots_lock:  # the test thread (pg.wal.slots) and the loop thread both purge
+            for name, slot in list(self._slots.items()):
+                if slot.temporary and slot.owner is not None and slot.owner.closed:
+                    self._slots.pop(name, None)
+                if slot.active_pid is not None and slot.owner is not None and slot.owner.closed:
+                    slot.active_pid = None
 
     def _slot(self, name: str) -> Slot:
         self._purge_temporary()
