@@ -274,3 +274,18 @@ def test_param_type_from_the_rules_params(fakepm):
             await c.close()
 
     assert run(main()) == "ada"
+
+
+def test_multi_statement_execute(fakepm):
+    rule = fakepm.on("UPDATE t SET a = 1").reply()
+
+    async def main():
+        c = await connect(fakepm)
+        try:
+            assert await c.execute("SELECT 1; UPDATE t SET a = 1; SELECT 2") == "SELECT 1"
+            assert await c.fetchval("SELECT 3") == 3
+        finally:
+            await c.close()
+
+    run(main())
+    assert rule.calls == 1

@@ -524,3 +524,27 @@ def test_settings_follow_the_transaction(fakepm):
         c.execute("COMMIT")
         with pytest.raises(psycopg.errors.NoActiveSqlTransaction):
             c.execute("COMMIT AND CHAIN")
+
+
+def test_async_connection(fakepm):
+    import asyncio
+
+    users_rule(fakepm)
+    fakepm.on("SELECT slow()").reply(columns={"x": "int4"}, rows=[[1]], delay=5)
+
+    async def main():
+        async with await psycopg.AsyncConnection.connect(fakepm.dsn, autocommit=True) as c:
+            cur = await c.execute("SELECT id, name FROM users WHERE id = %s", [1])
+            assert await cur.fetchone() == (7, "ada")
+            await c.execute("LISTEN jobs")
+            fakepm.notify("jobs", "async")
+            gen = c.notifies(timeout=5, stop_after=1)
+            assert [n.payload async for n in gen] == ["async"]
+            task = asyncio.ensure_future(c.execute("SELECT slow()"))
+            await asyncio.sleep(0.2)
+            await c.cancel_safe()
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                await task
+            assert await (await c.execute("SELECT 1")).fetchone() == (1,)
+
+    asyncio.run(asyncio.wait_for(main(), 20))
