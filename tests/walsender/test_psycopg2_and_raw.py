@@ -290,3 +290,21 @@ def test_a_slot_streams_to_one_consumer_at_a_time(pg):
     finally:
         first.close()
         second.close()
+
+
+def test_slot_kind_mismatch_errors_as_pg15(pg):
+    pg.wal.create_slot("lg")
+    pg.wal.create_slot("ph", kind="physical")
+    conn = psycopg2.connect(pg.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    try:
+        cur = conn.cursor()
+        with pytest.raises(psycopg2.errors.ObjectNotInPrerequisiteState,
+                           match="cannot use a logical replication slot for physical replication"):
+            cur.execute("START_REPLICATION SLOT lg PHYSICAL 0/0")
+        with pytest.raises(psycopg2.errors.ObjectNotInPrerequisiteState,
+                           match='cannot read from logical replication slot "ph"'):
+            cur.execute("START_REPLICATION SLOT ph LOGICAL 0/0 (proto_version '1', publication_names 'p')")
+        with pytest.raises(psycopg2.errors.UndefinedFile, match='could not access file "test_nope"'):
+            cur.execute("CREATE_REPLICATION_SLOT x LOGICAL test_nope")
+    finally:
+        conn.close()

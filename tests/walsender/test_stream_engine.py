@@ -426,3 +426,11 @@ def test_fast_row_encoding_equals_the_message_classes():
     assert po.encode_row_change("U", 16395, new=tb(new)) == po.Update(16395, new).encode()
     assert po.encode_row_change("D", 16395, old=tb(new), old_kind="O") == po.Delete(16395, old=new).encode()
     assert tb([b"x", None], binary=True) == b"\x00\x02b\x00\x00\x00\x01xn"
+
+
+def test_create_slot_option_errors_as_pg15():
+    with pytest.raises(PgError, match="unrecognized option: bogus") as ei:
+        g.parse_command("CREATE_REPLICATION_SLOT y LOGICAL pgoutput (BOGUS)")
+    assert ei.value.code == "XX000"
+    with pytest.raises(PgError, match='unrecognized value for CREATE_REPLICATION_SLOT option "snapshot": "bogus"'):
+        g.parse_command("CREATE_REPLICATION_SLOT y LOGICAL pgoutput (SNAPSHOT 'bogus')")

@@ -210,7 +210,7 @@ class ReplicationCommands:
             raise PgError("55000", "logical decoding requires a database connection")
         slot = self._slot(cmd.slot)
         if slot.kind != "logical":
-            raise PgError("55000", "cannot use physical replication slot for logical decoding")
+            raise PgError("55000", f'cannot read from logical replication slot "{slot.name}"')  # PG15's text
         major = min(max(session.config.major, 14), 18)
         options = po.parse_pgoutput_options(list(cmd.options), major, slot_name=slot.name)
         self._claim(session, slot)

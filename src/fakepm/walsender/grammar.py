@@ -291,7 +291,7 @@ def _create_slot(p: _Parser) -> CreateSlot:
         elif opt == "failover":
             failover = _bool_option(opt, value, p.sql)
         else:
-            raise PgError("42601", f'unrecognized option "{opt}"')
+            raise PgError("XX000", f"unrecognized option: {opt}")
     p.end()
     return CreateSlot(name, kind, plugin, temporary, snapshot, two_phase, reserve_wal, failover)
 
