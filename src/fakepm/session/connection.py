@@ -611,7 +611,9 @@ class Session:
         count = 0
         if result.columns is not None:
             try:
-                formats = result.formats or resolve_formats(formats_req, len(result.columns))
+                # a BINARY cursor's formats apply to a simple FETCH; Bind's formats override them
+                formats = (result.formats if portal is None else None) or resolve_formats(formats_req,
+                                                                                           len(result.columns))
             except PgError as e:
                 self._statement_failed(e)
                 return False
