@@ -267,6 +267,16 @@ def test_named_cursor(fakepm, conn):
     assert any(q.sql.startswith('FETCH FORWARD') for q in fakepm.queries)
 
 
+def test_binary_named_cursor(fakepm, conn):
+    # FETCH through the extended protocol: the Bind's binary formats apply to the rows
+    rows_rule(fakepm)
+    with conn.cursor(name="bin_cur", binary=True) as cur:
+        cur.execute("SELECT id, name FROM big WHERE id > %s", [0])
+        assert cur.fetchmany(2) == [(1, "n1"), (2, "n2")]
+        assert cur.fetchall() == [tuple(r) for r in ROWS[2:]]
+    conn.commit()
+
+
 def test_scrollable_withhold_cursor(fakepm, conn):
     rows_rule(fakepm)
     cur = conn.cursor(name="scroll_cur", scrollable=True, withhold=True)
