@@ -69,7 +69,6 @@ def test_native_error_then_recovery(fakepm):
 
 def test_native_transaction_statements(fakepm):
     users_rule(fakepm)
-    notices = []
     c = native(fakepm)
     try:
         c.run("BEGIN")
@@ -81,7 +80,8 @@ def test_native_transaction_statements(fakepm):
         c.run("COMMIT")
     finally:
         c.close()
-    assert any(n.get(b"C") == b"25001" or n.get("C") == "25001" for n in notices)
+    assert [(n[b"S"], n[b"C"], n[b"M"]) for n in notices] == [
+        (b"WARNING", b"25001", b"there is already a transaction in progress")]
 
 
 def test_dbapi_insert_commit_rollback(fakepm):
