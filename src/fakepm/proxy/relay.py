@@ -155,6 +155,8 @@ class Proxy:
                         client, _addr = self._listener.accept()
                     except (BlockingIOError, OSError):
                         continue
+                    client.setblocking(True)
+                    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay per reply
                     with self._lock:
                         if len(self._conns) >= self.max_connections:
                             client.close()
