@@ -78,6 +78,11 @@ def test_hooks_rewrite_answer_locally_and_anonymize_rows(customers):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="disabled by the proxy"):
                 conn.execute("DELETE FROM customers WHERE id = %s", [1])  # extended: skipped until Sync
             assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+            with conn.pipeline():  # local answers wait for the upstream replies sent before them
+                cur1 = conn.execute("SELECT name FROM customers WHERE id = %s", [2])
+                cur2 = conn.execute("SELECT fakepm_local(%s)", [3])
+                cur3 = conn.execute("SELECT name FROM customers WHERE id = %s", [1])
+            assert (cur1.fetchone(), cur2.fetchone(), cur3.fetchone()) == (("Bob",), (42,), ("Ada",))
     assert any("FROM clients" in s for s in hooks.seen)
 
 
