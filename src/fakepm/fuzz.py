@@ -135,7 +135,9 @@ def _run_rounds(target: Target, test_factory, seconds: float, batch: int) -> Non
         try:
             wrapped()
         except Exception as e:  # noqa: BLE001 - a found problem: hypothesis prints the input
-            target.problems.append(f"{type(e).__name__}: {e}"[:2000])
+            subs = getattr(e, "exceptions", ())  # FlakyFailure / ExceptionGroup: say what failed
+            detail = "".join(f"\n    caused by {type(x).__name__}: {x}" for x in subs)
+            target.problems.append(f"{type(e).__name__}: {e}{detail}"[:3000])
     target.seconds = time.monotonic() - start
 
 

@@ -25,7 +25,7 @@ def _check_session(data: bytes, splits: list) -> None:
     check_session_bytes(_PG, data, splits)
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=frontend_bytes(), splits=st.lists(st.integers(0, 200), max_size=4))
 def test_session_survives_arbitrary_frontend_bytes(data, splits):
     _check_session(data, splits)
