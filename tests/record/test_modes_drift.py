@@ -89,3 +89,24 @@ def test_pytest_marker_records_then_replays(items, pytester, monkeypatch):
     assert recorded["rules"][0]["query"] == "SELECT name, price FROM drift_items WHERE id = $1"
     monkeypatch.delenv("FAKEPM_UPSTREAM")  # no database: the same test replays the file
     pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_cli_record_with_local_user_and_redaction(items, tmp_path):
+    from served import Served
+
+    out = tmp_path / "cli.yaml"
+    rec = Served("record", "--upstream", upstream_url(items), "--out", str(out), "--user", "app:local-pw:md5",
+                 "--redact", r"pen|ink")
+    try:
+        dsn = rec.dsn.replace("rec_scram@", "app:local-pw@")
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            assert conn.execute("SELECT name FROM drift_items WHERE name = 'pen'").fetchone() == ("pen",)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(dsn.replace("local-pw", "wrong"), connect_timeout=10)
+    finally:
+        log = rec.stop()
+    assert rec.proc.returncode == 0, log
+    doc = yaml.safe_load(out.read_text())
+    assert doc["rules"] == [{"query": "SELECT name FROM drift_items WHERE name = '[REDACTED]'",
+                             "columns": {"name": "text"}, "rows": [["[REDACTED]"]], "tag": "SELECT 1"}]
+    assert "local-pw" not in out.read_text()

@@ -58,13 +58,29 @@ def load_plugin(spec: str):
     return obj
 
 
+def _client_users(specs) -> dict | None:
+    """--user NAME:PASSWORD[:METHOD] (repeatable) -> users for local client authentication."""
+    if not specs:
+        return None
+    out = {}
+    for spec in specs:
+        name, sep, rest = spec.partition(":")
+        if not sep or not name:
+            raise ValueError(f"--user {spec!r}: expected NAME:PASSWORD[:METHOD]")
+        password, _, method = rest.rpartition(":") if rest.count(":") and rest.rsplit(":", 1)[1] in (
+            "trust", "password", "md5", "scram-sha-256") else (rest, "", "")
+        out[name] = {"password": password, "auth": method or "scram-sha-256"}
+    return out
+
+
 def cmd_record(args) -> int:
     from .record import RecordError, Recording
     from .upstream import UpstreamURL
 
     host, port = _listen(args.listen)
     try:
-        rec = Recording(args.upstream, args.out, mode=args.mode, redact=args.redact or (), host=host, port=port)
+        rec = Recording(args.upstream, args.out, mode=args.mode, redact=args.redact or (), host=host, port=port,
+                        users=_client_users(args.user))
         rec.start()
     except (RecordError, ValueError, OSError) as e:
         print(f"fakepm record: {e}", file=sys.stderr)
@@ -102,7 +118,7 @@ def cmd_proxy(args) -> int:
     host, port = _listen(args.listen)
     try:
         hooks = [load_plugin(p) for p in args.plugin or ()]
-        px = Proxy(args.upstream, hooks=hooks, host=host, port=port).start()
+        px = Proxy(args.upstream, hooks=hooks, host=host, port=port, users=_client_users(args.user)).start()
     except (ValueError, OSError) as e:
         print(f"fakepm proxy: {e}", file=sys.stderr)
         return 1
@@ -123,6 +139,8 @@ def add_subcommands(sub) -> None:
                    help="once: refuse if FILE exists (default); new: append unseen exchanges; all: re-record")
     r.add_argument("--redact", action="append", metavar="REGEX",
                    help="replace matches in literals, parameters and values with [REDACTED] (repeatable)")
+    r.add_argument("--user", action="append", metavar="NAME:PASSWORD[:METHOD]",
+                   help="clients must log in as this user (method scram-sha-256 by default); default: trust")
     r.set_defaults(func=cmd_record)
     d = sub.add_parser("drift", help="replay a recording's queries on a real server and report differences")
     d.add_argument("file")
@@ -132,4 +150,6 @@ def add_subcommands(sub) -> None:
     p.add_argument("--upstream", required=True)
     p.add_argument("--plugin", action="append", metavar="MODULE:OBJ", help="a ProxyHooks object/class (repeatable)")
     p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1 and a free port)")
+    p.add_argument("--user", action="append", metavar="NAME:PASSWORD[:METHOD]",
+                   help="clients must log in as this user (method scram-sha-256 by default); default: trust")
     p.set_defaults(func=cmd_proxy)

@@ -384,6 +384,9 @@ def _count_fields(data: bytes, opts) -> int:
 class Recording:
     """Record while clients talk to the returned proxy; the file is written on exit.
 
+    Clients authenticate locally: with `users` ({name: password | {password, auth}}), else
+    with the `server.users` of the file being extended (mode 'new'), else trust.
+
         with Recording("postgresql://app:pw@db/shop", "shop.yaml", mode="new") as rec:
             run_app(rec.dsn)
     """
@@ -393,6 +396,9 @@ class Recording:
         from .relay import Proxy
 
         self.recorder = Recorder(out, mode=mode, redact=redact, upstream=upstream)
+        if users is None and self.recorder._existing:
+            # clients authenticate as the scenario says (its server.users), as they will in replay
+            users = (self.recorder._existing.get("server") or {}).get("users")
         self.proxy = Proxy(upstream, hooks=[*hooks, self.recorder], host=host, port=port, users=users)
 
     @property
