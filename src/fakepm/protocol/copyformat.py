@@ -736,6 +736,8 @@ class CopyEncoder:
         self._text_sub = partial(re.compile(b"[" + re.escape(b"".join(esc)) + b"]").sub, lambda m: esc[m.group()])
         enc = python_encoding(options.encoding) if options.encoding else "utf-8"
         self._transcode = enc if enc != "utf-8" else None
+        self._binary = binary
+        self._plain_text = options.format == "text" and self._transcode is None
         if options.csv:
             fq = options.force_quote
             self._force = [True] * len(names) if fq == "*" else [n in set(fq or ()) for n in names]
@@ -756,7 +758,11 @@ class CopyEncoder:
         return _BIN_TRAILER if self.options.binary else b""
 
     def row(self, row: Sequence) -> bytes:
-        if self.options.binary:
+        if self._plain_text:  # the hot path: text format, UTF-8, one pass over the values
+            search, sub, null = self._text_search, self._text_sub, self._null
+            return self._delim.join([null if v is None else (sub(b) if search(b := enc(v)) else b)
+                                     for enc, v in zip(self._enc, row)]) + b"\n"
+        if self._binary:
             parts = [_I16.pack(len(row))]
             for enc, v in zip(self._enc, row):
                 if v is None:
