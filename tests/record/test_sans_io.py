@@ -197,3 +197,22 @@ def test_recorder_sequences_redaction_and_no_password(tmp_path):
     assert doc["rules"][3] == {"query": "SELECT n FROM t WHERE n = $1", "params": [0], "param_types": ["int4"],
                                "error": {"code": "22012", "message": "division by zero"}}
     assert "hunter2" not in rec.dumps()
+
+
+def test_proxy_stops_at_once_with_a_client_stuck_in_startup():
+    import socket
+    import threading
+    import time
+
+    from fakepm.proxy import Proxy
+
+    px = Proxy("postgresql://nobody@127.0.0.1:1/db").start()  # upstream never contacted
+    s = socket.create_connection(("127.0.0.1", px.port), timeout=5)
+    try:
+        s.sendall(b"\x00\x00\x00")  # half a startup packet
+        time.sleep(0.1)
+        px.stop()  # joins each connection thread for at most 5 s; startup would wait 30 s
+        assert not [t for t in threading.enumerate() if t.name.startswith("fakepm-proxy-conn-") and t.is_alive()]
+        assert s.recv(10) == b""  # the proxy closed its side
+    finally:
+        s.close()

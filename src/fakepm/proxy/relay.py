@@ -111,6 +111,12 @@ class Proxy:
         self._thread.join(_JOIN_TIMEOUT)
         with self._lock:
             conns = list(self._conns.values())
+        for c in conns:  # a thread still in startup/auth waits in recv(): wake it
+            if c.info is None:
+                try:
+                    c.client.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
         for c in conns:
             c.join(_JOIN_TIMEOUT)
         self._listener.close()
