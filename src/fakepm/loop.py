@@ -339,6 +339,7 @@ class Loop:
         """(loop thread) give a session news from outside; then serve its output."""
         for conn in self.conns:
             if conn.session is session:
+                session.now = time.monotonic()  # the session never reads a clock itself
                 session.wake(data)
                 self._after(conn)
                 return
