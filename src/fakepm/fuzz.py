@@ -222,6 +222,11 @@ def fuzz_drivers(seconds: float, batch: int) -> Target:
                 pg.on(sql).reply(columns={"y": "text"}, rows=[["a"], ["b"], ["c"]], fault=plans)
                 kind, value = bounded(with_psycopg, 8)
                 assert kind == "ok" or isinstance(value, p_raises), f"psycopg raised {value!r}"
+                if any("garbage" in p for p in plans):
+                    return  # asyncpg 0.32 may spin holding the GIL on random bytes: nothing could stop it
+                pg.journal.clear()
+                pg.rules.clear()
+                pg.on(sql).reply(columns={"y": "text"}, rows=[["a"], ["b"], ["c"]], fault=plans)
                 kind, value = bounded(lambda: asyncio.run(with_asyncpg()), 8)
                 assert kind == "ok" or isinstance(value, a_raises), f"asyncpg raised {value!r}"
                 errors = [e for e in pg.events if e["kind"] == "internal_error"]

@@ -165,9 +165,10 @@ def _trigger():
     )
 
 
-def query_fault_plans(*, max_delay: float = 0.05, max_hang: float = 0.3):
+def query_fault_plans(*, max_delay: float = 0.05, max_hang: float = 0.3, exclude=()):
     """Plans (as dicts) that break the answer to a query: everything a driver should survive
-    by raising an exception or returning rows; all waits bounded by max_delay/max_hang."""
+    by raising an exception or returning rows; all waits bounded by max_delay/max_hang.
+    `exclude`: action names to leave out (e.g. ("garbage",) for a driver that cannot take it)."""
     rows_at = st.integers(0, 3)
     action = st.one_of(
         st.just({"close": True}),
@@ -180,7 +181,7 @@ def query_fault_plans(*, max_delay: float = 0.05, max_hang: float = 0.3):
         st.floats(0, max_delay).map(lambda s: {"dribble": {"seconds": round(s, 3), "by": "bytes", "pieces": 4}}),
         st.lists(st.integers(1, 60), min_size=1, max_size=4).map(lambda o: {"slice": o}),
         st.integers(0, 80).map(lambda n: {"cut": n}),
-        st.integers(1, 64).map(lambda n: {"garbage": n}),
+        st.tuples(st.integers(1, 64), st.integers(0, 2**16)).map(lambda x: {"garbage": x[0], "seed": x[1]}),
         st.sampled_from([k for k in MALFORMED if k != "param_count"]).map(lambda k: {"malformed": k}),
         st.sampled_from(_SQLSTATES).map(lambda c: {"error": c}),
         st.sampled_from(_SQLSTATES).map(lambda c: {"fatal": c}),
@@ -192,11 +193,16 @@ def query_fault_plans(*, max_delay: float = 0.05, max_hang: float = 0.3):
 
     def place(d, r, trig):
         d = dict(d)
+        if "seed" in d and "seed" in trig:
+            trig = {k: v for k, v in trig.items() if k != "seed"}  # one seed: the garbage's
+            trig.pop("probability", None)
         d.update(trig)
         if "error" in d or "fatal" in d or "notice" in d or "parameter_status" in d or "notification" in d:
             d["after_rows"] = r
         return d
 
+    if exclude:
+        action = action.filter(lambda d: not set(d) & set(exclude))
     return st.builds(place, action, rows_at, _trigger())
 
 

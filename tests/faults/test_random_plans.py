@@ -77,8 +77,11 @@ def test_psycopg_raises_only_documented_errors(pg, plans):
     assert not [e for e in pg.events if e["kind"] == "internal_error"]
 
 
+# asyncpg 0.32 can spin forever inside its Cython protocol code, holding the GIL, on some
+# random byte streams (found by `python -m fakepm.fuzz`): no timeout can fire then, so random
+# bytes are left out for asyncpg; its reaction to `garbage` is asserted in test_drivers.py.
 @settings_
-@given(plans=st.lists(query_fault_plans(max_hang=0.2), min_size=1, max_size=2))
+@given(plans=st.lists(query_fault_plans(max_hang=0.2, exclude=("garbage",)), min_size=1, max_size=2))
 def test_asyncpg_raises_only_documented_errors(pg, plans):
     _setup(pg, plans)
 
