@@ -310,7 +310,7 @@ class CopyDecoder:
                                              f"0x{data[e.start:e.start + 1].hex()}", line=self.line + 1) from None
         self._buf += data
         if self.options.binary:
-            return self._typed(self._binary_rows(final=False))
+            return self._binary_rows(final=False)
         return self._text_rows(final=False)
 
     def finish(self) -> list:
@@ -318,7 +318,7 @@ class CopyDecoder:
         if self.ended:
             return []
         if self.options.binary:
-            rows = self._typed(self._binary_rows(final=True))
+            rows = self._binary_rows(final=True)
             if self._buf:  # a partial row (a missing trailer alone is accepted, as PostgreSQL does)
                 raise CopyDataError("22P04", "unexpected EOF in COPY data", line=self.line + 1)
             return rows
@@ -560,6 +560,9 @@ class CopyDecoder:
         unpack16, unpack32 = _I16.unpack_from, _I32.unpack_from
         line = self.line
         append = rows.append
+        typer = self.typer
+        decs = typer._fast if typer is not None and ncols is not None else None
+        untyped = typer is not None and decs is None
         while n - pos >= 2:
             count = unpack16(data, pos)[0]
             if count == -1:
@@ -593,12 +596,19 @@ class CopyDecoder:
             if ncols is not None and count != ncols:
                 self.line = line
                 raise CopyDataError("22P04", f"row field count is {count}, expected {ncols}", line=line)
-            append((line, fields, None))
+            if decs is None:
+                append((line, fields, None))
+            else:  # typed right away; a bad value is redone by row() for the exact error
+                try:
+                    append(tuple([None if f is None else dec(f) for dec, f in zip(decs, fields)]))
+                except Exception:  # noqa: BLE001
+                    self.line = line
+                    append(typer.row(line, fields, None))
             pos = p
         self.line = line
         if pos:
             del buf[:pos]
-        return rows
+        return typer.rows(rows) if untyped and rows else rows
 
 
 def _utf8(b: bytes) -> str:
