@@ -211,3 +211,85 @@ def test_value_not_fitting_its_column_type_fails_at_rule_creation(columns, rows,
     with pytest.raises(ValueError) as info:
         pg.on("SELECT x").reply(columns=columns, rows=rows)
     assert fragment in str(info.value)
+
+
+# ---------------------------------------------------------------- every type as a bound parameter
+def _param_rules(pg):
+    """One rule per type, matched only when the decoded parameter equals the value."""
+    for name, t, value, _ in SCALARS:
+        pg.on(f"SELECT param_{name}($1::{t})", params=[value]).reply(columns={"ok": "text"}, rows=[[name]])
+        pg.on(f"SELECT param_{name}_arr($1::{t}[])", params=[[value, None]]).reply(columns={"ok": "text"},
+                                                                                  rows=[[name + "[]"]])
+
+
+@pytest.fixture
+def params_pg():
+    with FakePostgres() as server:
+        _param_rules(server)
+        yield server
+        assert not server.unmatched, [(q.sql, q.params) for q in server.unmatched]
+
+
+def _sent_value(name, value, driver):
+    if name == "json" or name == "jsonb":
+        if driver == "psycopg":
+            from psycopg.types.json import Json, Jsonb
+
+            return (Json if name == "json" else Jsonb)(value)
+        if driver == "psycopg2":
+            return psycopg2.extras.Json(value)
+        return json.dumps(value)
+    return value
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_params_psycopg3(params_pg, binary):
+    with psycopg.connect(params_pg.dsn, autocommit=True) as conn:
+        cur = conn.cursor(binary=binary)
+        for name, t, value, _ in SCALARS:
+            sent = _sent_value(name, value, "psycopg")
+            assert cur.execute(f"SELECT param_{name}(%s::{t})", [sent]).fetchone() == (name,), name
+            assert cur.execute(f"SELECT param_{name}_arr(%s::{t}[])", [[sent, None]]).fetchone() == (name + "[]",)
+
+
+def test_params_psycopg2(params_pg):
+    conn = psycopg2.connect(params_pg.dsn)
+    try:
+        psycopg2.extras.register_uuid(conn_or_curs=conn)
+        psycopg2.extras.register_ipaddress(conn)
+        cur = conn.cursor()
+        for name, t, value, _ in SCALARS:
+            sent = _sent_value(name, value, "psycopg2")
+            cur.execute(f"SELECT param_{name}(%s::{t})", [sent])
+            assert cur.fetchone() == (name,), name
+            if name == "oid":
+                continue  # sqlglot cannot parse `ARRAY[...]::oid[]`: matched as text, so no unification
+            cur.execute(f"SELECT param_{name}_arr(%s::{t}[])", [[sent, None]])
+            assert cur.fetchone() == (name + "[]",), name
+    finally:
+        conn.close()
+
+
+def test_params_asyncpg(params_pg):
+    async def main():
+        conn = await asyncpg.connect(params_pg.dsn)
+        try:
+            for name, t, value, _ in SCALARS:
+                sent = _sent_value(name, value, "asyncpg")
+                assert await conn.fetchval(f"SELECT param_{name}($1::{t})", sent) == name, name
+                assert await conn.fetchval(f"SELECT param_{name}_arr($1::{t}[])", [sent, None]) == name + "[]", name
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+
+
+def test_params_pg8000(params_pg):
+    conn = pg8000.native.Connection("postgres", host=params_pg.host, port=params_pg.port, database="postgres")
+    try:
+        for name, t, value, _ in SCALARS:
+            sent = _sent_value(name, value, "pg8000")
+            assert conn.run(f"SELECT param_{name}(:v::{t})", v=sent) == [[name]], name
+            assert conn.run(f"SELECT param_{name}_arr(:v::{t}[])", v=[sent, None]) == [[name + "[]"]], name
+    finally:
+        conn.close()

@@ -1161,6 +1161,15 @@ class _Builder:
     def slot_for(self, node) -> Slot | None:
         """The Slot `node` (with any casts around it) stands for, or None."""
         e = self.exp
+        if isinstance(node, e.Neg) and isinstance(node.this, e.Cast):
+            # `-5::int4` parses as -(5::int4); psycopg2 writes negative numbers that way
+            inner = node.this
+            while isinstance(inner, e.Cast):
+                inner = inner.this
+            if isinstance(inner, e.Literal) and not inner.is_string:
+                s = self.slot_for(node.this)
+                if s is not None and s.kind == "literal" and isinstance(s.value, (int, Decimal)):
+                    return Slot("literal", -s.value, s.index, s.cast)
         base, cast_to = self._unwrap(node)
         cast = _dt_name(cast_to) if cast_to is not None else None
         if isinstance(base, e.Array):
