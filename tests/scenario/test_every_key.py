@@ -43,6 +43,7 @@ def test_server_section_version_database_parameters(dsn):
         assert c.info.parameter_status("standard_conforming_strings") == "on"  # YAML `on` kept as written
         assert c.execute("SHOW lock_timeout").fetchone() == ("5s",)  # from the included file
         assert c.execute("SHOW server_version_num").fetchone() == ("160004",)
+        assert c.execute("select version()").fetchone()[0].startswith("PostgreSQL 16.4 on ")
     with pytest.raises(psycopg.OperationalError, match='database "other" does not exist'):
         psycopg.connect(dsn.replace("/keys", "/other"))
 

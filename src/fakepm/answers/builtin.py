@@ -421,6 +421,8 @@ def _compile_function(e):
             name = "current_user"
         elif isinstance(e, exp.CurrentSchema):
             name = "current_schema"
+        elif type(e).__name__ == "CurrentVersion":  # newer sqlglot parses a bare version() into this
+            name = "version"
     elif isinstance(e, exp.Column) and not e.table and str(e.name).lower() in (
         "current_user", "session_user", "user", "current_role", "current_timestamp", "current_date", "current_schema",
         "localtimestamp",
