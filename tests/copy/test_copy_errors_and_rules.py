@@ -222,3 +222,10 @@ def test_yaml_tables_type_copy_in_and_feed_copy_out(tmp_path):
         with conn.cursor().copy("COPY public.products (price, id) FROM STDIN") as cp:
             cp.write(b"2.50\t2\n")
         assert pg.copies[-1].rows == [(Decimal("2.50"), 2)]
+
+
+def test_copy_from_where_is_kept_in_the_journal_not_evaluated(pg):
+    copy_in(pg, "COPY t FROM STDIN WHERE a > 1", b"1\tx\n2\ty\n")
+    rec = pg.copies[-1]
+    assert rec.options["where"] == "a > 1"
+    assert rec.rows == [(1, "x"), (2, "y")]  # fakepm does not filter: every row sent is journaled

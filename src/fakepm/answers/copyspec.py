@@ -86,6 +86,7 @@ class CopySpec:
     fault: CopyFault | None = None
     tag: str | None = None
     column_formats: tuple | None = None  # COPY both: per-column formats to announce
+    where: str | None = None  # COPY FROM ... WHERE: not evaluated, kept for the journal
 
     @property
     def ncolumns(self) -> int:
@@ -504,7 +505,7 @@ def builtin_copy(query: Query, catalog) -> Result | None:
     if st.endpoint in ("file", "program"):
         return _server_file_error(st)
     table = _lookup(catalog, st)
-    spec = CopySpec(direction=st.direction, table=st.table, schema=st.schema, options=st.options)
+    spec = CopySpec(direction=st.direction, table=st.table, schema=st.schema, options=st.options, where=st.where)
     if st.query is not None:
         spec.query = st.query
         return Result(copy=spec)
@@ -552,7 +553,8 @@ def copy_from_rule(sql: str, answer: Result, catalog) -> Result:
         return _with_notices(res, answer)
     cols = answer.columns
     spec = CopySpec(direction=st.direction, table=st.table, schema=st.schema, options=st.options,
-                    names=tuple(c.name for c in cols), types=tuple(c.type for c in cols), tag=answer.tag)
+                    names=tuple(c.name for c in cols), types=tuple(c.type for c in cols), tag=answer.tag,
+                    where=st.where)
     if st.direction == "out":
         spec.rows = answer.rows
     bad = _check_force_columns(st, spec.names)

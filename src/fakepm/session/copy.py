@@ -97,7 +97,8 @@ def _record(session, spec: CopySpec, sql: str, rows, count: int, error: PgError 
     rec = CopyRecord(
         direction=spec.direction, table=spec.table, schema=spec.schema,
         columns=list(names if names is not None else spec.names), format=spec.options.format,
-        options=spec.options.as_dict(), rows=rows, count=count, sql=sql, connection=session.id,
+        options={**spec.options.as_dict(), **({"where": spec.where} if spec.where else {})}, rows=rows,
+        count=count, sql=sql, connection=session.id,
         error=f"{error.code} {error.message}" if error is not None else None,
     )
     copies = getattr(session.hub.journal, "copies", None)
