@@ -27,7 +27,7 @@ from ..protocol.auth import AuthFailed, Authenticator
 from ..protocol.errors import PgError, fatal, protocol_violation
 from ..protocol.framing import FrameReader
 from ..protocol.types import REGISTRY, PgType
-from . import commands
+from . import answer_cache, commands
 from ..faults.apply import REPLACED, SessionAbort
 from .config import ServerConfig
 from .encode import encode_row, resolve_formats, row_description, row_encoders, static_rows, static_rows_joined
@@ -159,6 +159,7 @@ class Session:
         self.on_output: Callable[[], None] | None = None  # server hook: output appeared outside receive()
         self.post_threadsafe: Callable[[Any], None] | None = None  # server hook: wake(data) from any thread
         self.transcript: deque = deque(maxlen=400)  # (direction, summary) for test reports
+        self.answer_cache: dict | None = None  # simple-query text -> answer bytes (answer_cache.py)
         self._prog = self._program()
         self._started = False
         hub.register(self)
@@ -554,6 +555,9 @@ class Session:
         self.transcript.append(("C", f"Query {msg.sql[:200]!r}"))
         self.statements.pop("", None)
         self.portals.pop("", None)
+        if self.answer_cache and answer_cache.serve(self, msg.sql):
+            self._ready_for_query()
+            return
         stmts = split_statements(msg.sql)
         if not stmts:
             self._send(m.EMPTY_QUERY)
@@ -567,7 +571,7 @@ class Session:
                     return
         start_tx = self.tx
         for sql in stmts:
-            ok = yield from self._simple_statement(sql)
+            ok = yield from self._simple_statement(sql, msg.sql if len(stmts) == 1 else None)
             if self.close_reason is not None:
                 return
             if not ok:
@@ -580,9 +584,13 @@ class Session:
             return None
         return self.replication_factory(self, sql, stmts)
 
-    def _simple_statement(self, sql: str):
+    def _simple_statement(self, sql: str, text: str | None = None):
         result = yield from self._evaluate(sql, [], (), "simple", None)
-        return (yield from self._emit_result(result, sql, (), None))
+        mark = len(self._out)
+        done = yield from self._emit_result(result, sql, (), None)
+        if text is not None and done is True:
+            answer_cache.remember(self, text, sql, result, mark)  # replayed next time if nothing can differ
+        return done
 
     def _emit_result(self, result: Result, sql: str, formats_req: tuple, portal: Portal | None, max_rows: int = 0):
         """Send one statement's answer (simple protocol or Execute).
