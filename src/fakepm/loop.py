@@ -297,6 +297,14 @@ class Loop:
 
     def _after(self, conn: Conn) -> None:
         """After the session ran: send its output, then serve what it waits for."""
+        # a loop, not recursion: a long streamed result resumes once per 256 KiB sent, and a
+        # recursive call per batch kept every sent batch alive (memory grew with the rows) and
+        # would hit the recursion limit for results of a few hundred MB
+        while self._after_once(conn):
+            pass
+
+    def _after_once(self, conn: Conn) -> bool:
+        """One pass of _after; True when the session resumed its output and has more to send."""
         s = conn.session
         out = s.data_to_send()
         if out:
@@ -313,8 +321,7 @@ class Loop:
             self._start_tls(conn)
         elif w is OUTPUT_FULL and conn.out_size == 0:
             s.resume_output()
-            self._after(conn)
-            return
+            return True
         if s.closed:
             self._close_after_flush(conn)
             return
