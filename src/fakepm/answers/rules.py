@@ -252,7 +252,10 @@ class RuleSet:
     # -- answering --------------------------------------------------------------------
     def answer(self, match: Match, query: Query) -> Result | Deferred:
         rule = match.rule
-        query.params = match.params if rule.query is not None else query.params
+        if rule.query is not None and not query.params:
+            # a simple query's literals, seen through the rule's $n (the journal shows them too);
+            # values the client bound itself are kept as sent
+            query.params = match.params
         if rule.handler is not None:
             handler = rule.handler
 
