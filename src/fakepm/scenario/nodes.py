@@ -106,7 +106,13 @@ def parse(text: str, file: str) -> tuple[Node | None, list[tuple[int, int, str]]
     A syntax error stops parsing (node None); duplicate keys are reported and the later
     value is kept, as most YAML loaders do.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as e:  # a NUL or other unprintable character, found before parsing
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        return None, [(line, col, f"YAML error: unacceptable character #x{e.character:04x} (special characters "
+                                  f"are not allowed; write it as an escape in a double-quoted string)")]
     problems: list[tuple[int, int, str]] = []
     try:
         root = loader.get_single_node()
