@@ -180,3 +180,15 @@ def test_byte_shaping_is_one_off_per_answer():
             (session,) = pg.hub.sessions.values()
             assert session.wire_shaper is None
         assert WireShaper("slice", {"offsets": (2,)}).shape(b"abcd") and not WireShaper("cut", 3).spent
+
+
+def test_byte_faults_over_tls():
+    with FakePostgres(tls=True) as pg:
+        pg.on("SELECT y FROM t").reply(columns={"y": "text"}, rows=[["a"]] * 3,
+                                       fault={"slice": [1, 2, 3, 6], "first": 1})
+        pg.on("SELECT z FROM t").reply(columns={"z": "text"}, rows=[["a"]] * 3, fault={"cut": 10})
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT y FROM t").fetchall() == [("a",)] * 3
+            with pytest.raises(psycopg.OperationalError):
+                conn.execute("SELECT z FROM t")
+        assert not [e for e in pg.events if e["kind"] == "internal_error"] and not pg._loop.errors
