@@ -1236,10 +1236,31 @@ def _iso_fraction_ok(s: str) -> bool:
     return j - dot - 1 <= 6
 
 
+_DAY_TEXT: dict = {}  # toordinal() -> b"YYYY-MM-DD": isoformat() costs ~5x a cached day + %-format
+
+
+def _day_text(dt) -> bytes:
+    key = dt.toordinal()
+    day = _DAY_TEXT.get(key)
+    if day is None:
+        if len(_DAY_TEXT) >= 8192:  # bounded: a stream of scattered dates must not grow it forever
+            _DAY_TEXT.clear()
+        day = _DAY_TEXT[key] = b"%04d-%02d-%02d" % (dt.year, dt.month, dt.day)
+    return day
+
+
+def _clock_text(dt, suffix: bytes) -> bytes:
+    """The day, time and zone suffix; a fraction as PostgreSQL prints it (trailing zeros dropped)."""
+    us = dt.microsecond
+    if us:
+        return b"%s %02d:%02d:%02d%s%s" % (_day_text(dt), dt.hour, dt.minute, dt.second,
+                                           (b".%06d" % us).rstrip(b"0"), suffix)
+    return b"%s %02d:%02d:%02d%s" % (_day_text(dt), dt.hour, dt.minute, dt.second, suffix)
+
+
 def _ts_text(dt) -> bytes:
     if dt.__class__ is datetime and dt.tzinfo is None:
-        s = dt.isoformat(" ")
-        return (s.rstrip("0") if dt.microsecond else s).encode()
+        return _clock_text(dt, b"")
     return _DATE_SPECIAL_TEXT[dt]  # KeyError (aware, date, str...) -> coerce
 
 
@@ -1250,10 +1271,7 @@ def _tstz_text(dt) -> bytes:
             if tz is None:
                 raise _NotCanonical  # coerce: naive means UTC
             dt = dt.astimezone(_UTC)
-        s = dt.isoformat(" ")[:-6]  # drop '+00:00'
-        if dt.microsecond:
-            s = s.rstrip("0")
-        return (s + "+00").encode()
+        return _clock_text(dt, b"+00")
     return _DATE_SPECIAL_TEXT[dt]
 
 
@@ -1274,7 +1292,7 @@ def _tstz_bin(dt) -> bytes:
 def _ts_untext(data):
     try:
         s = data.decode()
-        if _iso_fraction_ok(s):
+        if "." not in s or _iso_fraction_ok(s):
             dt = datetime.fromisoformat(s)
             return dt.replace(tzinfo=None) if dt.tzinfo is not None else dt  # zone ignored, like PG
     except ValueError:
@@ -1293,9 +1311,12 @@ def _to_utc(dt: datetime) -> datetime:
 def _tstz_untext(data):
     try:
         s = data.decode()
-        if _iso_fraction_ok(s):
+        if "." not in s or _iso_fraction_ok(s):
             dt = datetime.fromisoformat(s)
-            if dt.tzinfo is None:
+            tz = dt.tzinfo
+            if tz is _UTC:  # PostgreSQL's own output ('+00') comes back as the utc singleton
+                return dt
+            if tz is None:
                 return dt.replace(tzinfo=_UTC)  # session TimeZone is UTC
             return _to_utc(dt)
     except (ValueError, OverflowError):
@@ -1315,13 +1336,13 @@ def _ts_unbin_factory(epoch: datetime):
             n = _I64.unpack(data)[0]
         except struct.error:
             raise _bin_len_error(data, 8) from None
-        if n == _INT64_MAX:
-            return INFINITY
-        if n == _INT64_MIN:
-            return NEG_INFINITY
         try:
-            return epoch + timedelta(microseconds=n)
+            return epoch + timedelta(0, 0, n)  # the infinities overflow: checked only then
         except OverflowError:
+            if n == _INT64_MAX:
+                return INFINITY
+            if n == _INT64_MIN:
+                return NEG_INFINITY
             raise InvalidValue("timestamp out of range for a Python datetime (years 1-9999)", _DT_RANGE) from None
     return dec
 
