@@ -41,8 +41,13 @@ def test_200_connections_queries_copy_replication_and_faults():
     pg.fault(delay=0.002, every=50)
     counts = {"query": 0, "copy_out": 0, "copy_in": 0, "flaky_ok": 0, "flaky_err": 0, "repl": 0}
     lock = threading.Lock()
-    stop_at = time.monotonic() + DURATION
+    # the clock starts once every worker is connected and streaming (slow machines connect slowly);
+    # until then the loops run, and each loop runs at least once
+    stop = {"at": time.monotonic() + 60}
     errors: list = []
+
+    def going(done_once: bool) -> bool:
+        return not done_once or time.monotonic() < stop["at"]
 
     def bump(key, n=1):
         with lock:
@@ -51,15 +56,19 @@ def test_200_connections_queries_copy_replication_and_faults():
     async def query_client():
         conn = await asyncpg.connect(pg.dsn, timeout=10)
         try:
-            while time.monotonic() < stop_at:
+            done = False
+            while going(done):
                 row = await conn.fetchrow("SELECT id, name FROM items WHERE id = $1", 1, timeout=10)
                 assert tuple(row) == (1, "one")
                 bump("query")
+                done = True
         finally:
             await conn.close(timeout=5)
 
     async def flaky_client():
-        while time.monotonic() < stop_at:
+        done = False
+        while going(done):
+            done = True
             try:
                 conn = await asyncpg.connect(pg.dsn, timeout=10)
                 try:
@@ -76,7 +85,9 @@ def test_200_connections_queries_copy_replication_and_faults():
     def copy_client(direction):
         try:
             with psycopg.connect(pg.dsn, autocommit=True, connect_timeout=10) as conn:
-                while time.monotonic() < stop_at:
+                done = False
+                while going(done):
+                    done = True
                     cur = conn.cursor()
                     if direction == "out":
                         with cur.copy("COPY big TO STDOUT") as cp:
@@ -99,7 +110,8 @@ def test_200_connections_queries_copy_replication_and_faults():
                 cur.create_replication_slot("load", output_plugin="pgoutput")
                 cur.start_replication(slot_name="load", decode=False,
                                       options={"proto_version": "1", "publication_names": "p"})
-                while time.monotonic() < stop_at + 0.5:
+                hard_stop = time.monotonic() + 60
+                while time.monotonic() < hard_stop and (counts["repl"] == 0 or time.monotonic() < stop["at"] + 0.5):
                     msg = cur.read_message()
                     if msg is None:
                         select.select([cur], [], [], 0.1)
@@ -117,10 +129,11 @@ def test_200_connections_queries_copy_replication_and_faults():
         for t in workers:
             t.start()
         pg.wal.wait_for_stream(slot="load", timeout=10)
+        stop["at"] = time.monotonic() + DURATION
 
         def produce():
             i = 0
-            while time.monotonic() < stop_at:
+            while i < 5 or time.monotonic() < stop["at"]:
                 pg.wal.insert("public.t_def", {"id": i, "a": "x"})
                 i += 1
                 time.sleep(0.01)
