@@ -565,6 +565,33 @@ class CopyDecoder:
         untyped = typer is not None and decs is None
         while n - pos >= 2:
             count = unpack16(data, pos)[0]
+            if decs is not None and count == ncols:
+                # fast path: frame and type in one pass; anything unusual (a row cut by the
+                # CopyData boundary, a bad length, a bad value) is redone below for the exact outcome
+                p = pos + 2
+                vals = []
+                add = vals.append
+                try:
+                    for dec in decs:
+                        ln = unpack32(data, p)[0]
+                        p += 4
+                        if ln >= 0:
+                            end = p + ln
+                            if end > n:
+                                raise _Redo
+                            add(dec(data[p:end]))
+                            p = end
+                        elif ln == -1:
+                            add(None)
+                        else:
+                            raise _Redo
+                except Exception:  # noqa: BLE001 - struct.error when short, _Redo, decode errors
+                    pass
+                else:
+                    line += 1
+                    append(tuple(vals))
+                    pos = p
+                    continue
             if count == -1:
                 self.ended = True
                 pos += 2
@@ -611,6 +638,10 @@ class CopyDecoder:
         return typer.rows(rows) if untyped and rows else rows
 
 
+class _Redo(Exception):
+    """A fast path gives up on a row: the general path redoes it (and raises the exact error)."""
+
+
 def _utf8(b: bytes) -> str:
     return b.decode("utf-8", "replace")
 
@@ -631,7 +662,8 @@ class RowTyper:
                 (t.decode_binary if binary else t.decode_text) if t is not None else None for t in self.types
             ]
             keep = bytes if binary else _utf8
-            self._fast = [d if d is not None else keep for d in self._decoders]
+            # bound decoders, C-level where the registry offers one (fast); errors are redone by row()
+            self._fast = [getattr(d, "fast", d) if d is not None else keep for d in self._decoders]
 
     @property
     def can_type_lines(self) -> bool:
@@ -727,6 +759,19 @@ _TEXT_OUT_ESC = {
 }
 
 
+_BIN_NULL = b"\xff\xff\xff\xff"
+_DIGITS = b"0123456789"
+# type name -> every byte its text output can hold (none needs COPY text escaping)
+_ESCAPE_FREE = {
+    **dict.fromkeys(("int2", "int4", "int8"), _DIGITS + b"-"),
+    **dict.fromkeys(("oid", "xid", "cid"), _DIGITS),
+    "bool": b"tf",
+    **dict.fromkeys(("timestamp", "timestamptz", "date"), _DIGITS + b"-:. +infinity"),
+    **dict.fromkeys(("float4", "float8"), _DIGITS + b"-+.eNaInfity"),
+    "uuid": _DIGITS + b"abcdef-",
+}
+
+
 class CopyEncoder:
     """Rows of natural values -> CopyData payloads for COPY TO / CopyOut (escaping works on the
     UTF-8 bytes the type registry produces; ENCODING transcodes the finished line)."""
@@ -737,8 +782,13 @@ class CopyEncoder:
         self.names = list(names)
         binary = options.binary
         self._enc = [t.encode_binary if binary else t.encode_text for t in self.types]
+        # the registry's encoders without the coerce() fallback: a row that fails is redone with _enc
+        self._raw = [getattr(e, "__wrapped__", e) for e in self._enc]
         d = options.delimiter.encode()
         self._delim = d
+        # columns whose text output never holds a byte that text COPY escapes (nor the delimiter)
+        self._safe = [t.name in _ESCAPE_FREE and d not in _ESCAPE_FREE[t.name] for t in self.types]
+        self._count = _I16.pack(len(self.types))
         self._null = options.null.encode()
         esc = {k.encode(): v.encode() for k, v in _TEXT_OUT_ESC.items()}
         esc.setdefault(d, b"\\" + d)
@@ -770,9 +820,21 @@ class CopyEncoder:
     def row(self, row: Sequence) -> bytes:
         if self._plain_text:  # the hot path: text format, UTF-8, one pass over the values
             search, sub, null = self._text_search, self._text_sub, self._null
-            return self._delim.join([null if v is None else (sub(b) if search(b := enc(v)) else b)
-                                     for enc, v in zip(self._enc, row)]) + b"\n"
+            try:
+                return self._delim.join([null if v is None else (enc(v) if safe else
+                                                                 (sub(b) if search(b := enc(v)) else b))
+                                         for enc, safe, v in zip(self._raw, self._safe, row)]) + b"\n"
+            except Exception:  # noqa: BLE001 - a value needing coerce(), or a bad one: redone below
+                return self._delim.join([null if v is None else (sub(b) if search(b := enc(v)) else b)
+                                         for enc, v in zip(self._enc, row)]) + b"\n"
         if self._binary:
+            if len(row) == len(self._raw):
+                pack = _I32.pack
+                try:
+                    return self._count + b"".join([_BIN_NULL if v is None else pack(len(b := enc(v))) + b
+                                                   for enc, v in zip(self._raw, row)])
+                except Exception:  # noqa: BLE001 - redone below with coerce() and the exact error
+                    pass
             parts = [_I16.pack(len(row))]
             for enc, v in zip(self._enc, row):
                 if v is None:

@@ -770,6 +770,10 @@ def _text_codec(display: str, *, truncate: int | None = None, labels: frozenset 
             raise InvalidValue(f'invalid input value for enum {display}: "{s}"')
         return s
 
+    if truncate is None and labels is None:
+        # a C callable equal to dec_text on valid input (raises otherwise): bulk paths (COPY) use
+        # it and redo a failing value with dec_text for the exact error
+        dec_text.fast = bytes.decode  # type: ignore[attr-defined]
     if binary:
         return Codec(enc, dec_text, enc, dec_text, coerce, name=display)
     return Codec(enc, dec_text, None, None, coerce, name=display)

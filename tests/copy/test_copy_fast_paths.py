@@ -1,0 +1,73 @@
+"""The fast paths of protocol/copyformat.py give the same bytes, rows and errors as the general ones.
+
+Fast paths: encoders without coerce() (a row that fails is redone with it), columns whose text
+output needs no escaping (unless the delimiter could occur in it), binary rows framed and typed in
+one pass (a row cut by a CopyData boundary or holding a bad value is redone), text columns decoded
+by bytes.decode (a bad byte is redone by the registry's decoder for PostgreSQL's message).
+"""
+
+import datetime as dt
+
+import pytest
+
+from fakepm.protocol.copyformat import CopyDataError, CopyOptions, decode_stream, encode_rows
+from fakepm.protocol.types import REGISTRY
+
+UTC = dt.timezone.utc
+TYPES = [REGISTRY.by_name(n) for n in ("int8", "text", "timestamptz", "float8", "bool")]
+NAMES = ["id", "name", "at", "x", "ok"]
+ROWS = [
+    (1, "plain", dt.datetime(2024, 1, 1, tzinfo=UTC), 1.5, True),
+    (-2, "tab\there", dt.datetime(2024, 1, 1, 12, 30, 1, 120000, tzinfo=UTC), float("inf"), False),
+    (None, None, None, None, None),
+]
+# values that need coerce(): a str for int8, an int for text, a naive and a +02 datetime, an int for float8
+COERCED = [("3", 7, dt.datetime(2024, 1, 1, 2), 2, "t"),
+           (4, "x", dt.datetime(2024, 1, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2))), 0.25, True)]
+
+
+def test_text_output_with_minus_colon_or_space_delimiter_still_escapes_them():
+    for delim in ("-", ":", " ", "I"):
+        opts = CopyOptions.build({"delimiter": delim}, direction="out")
+        data = encode_rows(opts, TYPES, NAMES, ROWS[1:2])
+        assert data.count(b"\\" + delim.encode()) >= 1, (delim, data)
+        assert decode_stream(CopyOptions.build({"delimiter": delim}), TYPES, NAMES, [data]) == ROWS[1:2]
+
+
+@pytest.mark.parametrize("fmt", ["text", "binary", "csv"])
+def test_rows_needing_coerce_encode_like_their_coerced_values(fmt):
+    opts = CopyOptions.build({"format": fmt}, direction="out")
+    coerced = [tuple(t.coerce(v) for t, v in zip(TYPES, r)) for r in COERCED]
+    assert encode_rows(opts, TYPES, NAMES, COERCED) == encode_rows(opts, TYPES, NAMES, coerced)
+    assert coerced[0][2] == dt.datetime(2024, 1, 1, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("fmt", ["text", "binary"])
+def test_bad_value_in_a_row_still_raises_the_registry_error(fmt):
+    opts = CopyOptions.build({"format": fmt}, direction="out")
+    with pytest.raises(ValueError, match="bigint"):
+        encode_rows(opts, TYPES, NAMES, [("nope", "a", None, None, None)])
+
+
+def test_binary_rows_decode_at_every_split_point():
+    opts = CopyOptions.build({"format": "binary"}, direction="out")
+    data = encode_rows(opts, TYPES, NAMES, ROWS * 3)
+    inn = CopyOptions.build({"format": "binary"})
+    for cut in range(len(data)):
+        assert decode_stream(inn, TYPES, NAMES, [data[:cut], data[cut:]]) == ROWS * 3, cut
+
+
+def test_binary_bad_utf8_in_a_text_column_is_postgres_error_with_line_and_column():
+    opts = CopyOptions.build({"format": "binary"}, direction="out")
+    data = encode_rows(opts, TYPES[:2], NAMES[:2], [(1, "ok"), (2, "ok")])
+    data = data[:-4] + b"o\xff" + data[-2:]  # the second row's name (before the trailer): same length
+    with pytest.raises(CopyDataError) as e:
+        decode_stream(CopyOptions.build({"format": "binary"}), TYPES[:2], NAMES[:2], [data])
+    assert (e.value.sqlstate, e.value.line, e.value.column) == ("22021", 2, "name")
+
+
+def test_text_bad_utf8_is_reported_by_the_registry_decoder():
+    with pytest.raises(CopyDataError) as e:
+        decode_stream(CopyOptions.build({}), TYPES[:2], NAMES[:2], [b"1\tok\n2\to\xff\n"])
+    assert (e.value.sqlstate, e.value.line, e.value.column) == ("22021", 2, "name")
+    assert "0xff" in e.value.message
