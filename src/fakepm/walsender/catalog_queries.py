@@ -13,6 +13,7 @@ import re
 from ..answers.catalog import Table
 from ..answers.result import Column, Result
 from ..protocol import messages as m
+from ..protocol.copyformat import CopyEncoder, CopyOptions
 from ..protocol.types import REGISTRY
 
 _T = REGISTRY.by_name
@@ -117,10 +118,6 @@ def answer_catalog_query(wal, session, sql: str):
     return True
 
 
-def _copy_escape(data: bytes) -> bytes:
-    return (data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\r", b"\\r"))
-
-
 def _copy_out(wal, session, sql: str, q: str, mm):
     """tablesync's `COPY (SELECT cols FROM ONLY table WHERE filter) TO STDOUT` (column lists / row
     filters): the declared rows, projected, in COPY text format. The filter is not evaluated.
@@ -141,12 +138,9 @@ def _copy_out(wal, session, sql: str, q: str, mm):
         idx.append(table.column_names.index(w))
     cols = [table.columns[i] for i in idx]
     out = [m.CopyOutResponse(0, (0,) * len(cols)).encode()]
+    encoder = CopyEncoder(CopyOptions(), [c.type for c in cols], [c.name for c in cols])  # text format
     for row in table.rows:
-        fields = []
-        for i, c in zip(idx, cols):
-            v = row[i]
-            fields.append(b"\\N" if v is None else _copy_escape(c.type.encode_text(v)))
-        out.append(m.copy_data(b"\t".join(fields) + b"\n"))
+        out.append(m.copy_data(encoder.row([row[i] for i in idx])))
     out.append(m.COPY_DONE)
     out.append(m.command_complete(f"COPY {len(table.rows)}"))
     wal._journal(session, sql, None, "walsender:tablesync-copy")
