@@ -71,3 +71,14 @@ def test_text_bad_utf8_is_reported_by_the_registry_decoder():
         decode_stream(CopyOptions.build({}), TYPES[:2], NAMES[:2], [b"1\tok\n2\to\xff\n"])
     assert (e.value.sqlstate, e.value.line, e.value.column) == ("22021", 2, "name")
     assert "0xff" in e.value.message
+
+
+@pytest.mark.parametrize("bad, code, column", [(b"12x\tn\n", "22P02", "id"), (b"1\n", "22P04", None),
+                                               (b"1\tn\tx\n", "22P04", None)])
+def test_text_block_typed_by_column_reports_the_bad_line(bad, code, column):
+    good = b"".join(b"%d\tname-%d\n" % (i, i) for i in range(1, 50))
+    rows = decode_stream(CopyOptions.build({}), TYPES[:2], NAMES[:2], [good])
+    assert rows[48] == (49, "name-49")
+    with pytest.raises(CopyDataError) as e:
+        decode_stream(CopyOptions.build({}), TYPES[:2], NAMES[:2], [good + bad + good])
+    assert (e.value.sqlstate, e.value.line, e.value.column) == (code, 50, column)

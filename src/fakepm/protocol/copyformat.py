@@ -348,7 +348,7 @@ class CopyDecoder:
         self.line += len(lines) + (1 if self.ended else 0)
         delim, null, d = bytes((self._delim,)), self._null, self._delim
         if self.typer is not None and self.typer.can_type_lines:
-            return self.typer.lines(first, lines, delim, null, o.csv)
+            return self.typer.lines(first, lines, delim, null, o.csv, b"\\" not in block)
         if o.csv:
             return self._typed([(first + k, [None if f == null else f for f in line.split(delim)], line)
                                 for k, line in enumerate(lines)])
@@ -669,12 +669,22 @@ class RowTyper:
     def can_type_lines(self) -> bool:
         return self._fast is not None and not self.options.binary
 
-    def lines(self, first: int, lines: list, delim: bytes, null: bytes, csv: bool) -> list:
+    def lines(self, first: int, lines: list, delim: bytes, null: bytes, csv: bool, plain: bool = False) -> list:
         """Type whole lines (text/csv without quotes or CRs) in one pass, without intermediate
-        field lists; a line that fails is redone by row() for PostgreSQL's exact error."""
+        field lists; a line that fails is redone by row() for PostgreSQL's exact error.
+        ``plain``: no line holds a backslash."""
         decs = self._fast
         n = len(decs)
         check_null = csv or b"\\" not in null  # else a line without a backslash holds no NULL
+        if plain and not check_null and lines:
+            # no escapes, no NULLs: type column by column (map over C-level decoders where the
+            # registry has them); any surprise falls back to the line loop below
+            split = [line.split(delim) for line in lines]
+            if set(map(len, split)) == {n}:
+                try:
+                    return list(zip(*[list(map(dec, col)) for dec, col in zip(decs, zip(*split))]))
+                except Exception:  # noqa: BLE001 - redone line by line for the exact error
+                    pass
         out = []
         append = out.append
         for line in lines:
