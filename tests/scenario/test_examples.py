@@ -103,11 +103,14 @@ def test_psql_d_table_output_is_what_real_postgres_prints(real_pg):
         assert out.returncode == 0, out.stderr
         return out.stdout.replace(real_pg.user, "postgres")
 
-    real_pg.psql("DROP TABLE IF EXISTS products, customers; "
-                 "CREATE TABLE products (id int4 PRIMARY KEY, name text, price numeric(10,2), tags text[]); "
-                 "CREATE TABLE customers (id int8 PRIMARY KEY, email varchar(200), created timestamptz)")
+    # a database of its own: the shared real server holds other tests' tables, which \dt would list
+    real_pg.psql("DROP DATABASE IF EXISTS psql_example")
+    real_pg.psql("CREATE DATABASE psql_example")
+    db = real_pg._replace(dbname="psql_example")
+    db.psql("CREATE TABLE products (id int4 PRIMARY KEY, name text, price numeric(10,2), tags text[]); "
+            "CREATE TABLE customers (id int8 PRIMARY KEY, email varchar(200), created timestamptz)")
     with serve("scenarios/psql.yaml") as dsn:
-        assert describe(dsn) == describe(real_pg.dsn)
+        assert describe(dsn) == describe(db.dsn)
 
 
 # ------------------------------------------------------------------ sqlalchemy.yaml
