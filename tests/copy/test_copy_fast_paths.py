@@ -8,6 +8,7 @@ by bytes.decode (a bad byte is redone by the registry's decoder for PostgreSQL's
 
 import datetime as dt
 
+import psycopg
 import pytest
 
 from fakepm.protocol.copyformat import CopyDataError, CopyOptions, decode_stream, encode_rows
@@ -82,3 +83,42 @@ def test_text_block_typed_by_column_reports_the_bad_line(bad, code, column):
     with pytest.raises(CopyDataError) as e:
         decode_stream(CopyOptions.build({}), TYPES[:2], NAMES[:2], [good + bad + good])
     assert (e.value.sqlstate, e.value.line, e.value.column) == (code, 50, column)
+
+
+# ------------------------------------------------------------------- COPY TO batches (real client)
+def _copy_out_rows(pg, rows):
+    from fakepm.answers.copyspec import CopySpec
+    from fakepm.answers.result import Result
+
+    spec = CopySpec(direction="out", table="t", names=("a",), types=(REGISTRY.by_name("int4"),),
+                    options=CopyOptions(), rows=rows)
+    pg.on("COPY t TO STDOUT").respond(Result(copy=spec))
+    got = []
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as e:
+            with conn.cursor().copy("COPY t TO STDOUT") as cp:
+                for row in cp.rows():
+                    got.append(row)
+    return got, e.value
+
+
+def test_copy_to_sends_every_row_before_a_row_that_cannot_be_encoded():
+    from fakepm import FakePostgres
+
+    with FakePostgres() as pg:
+        got, err = _copy_out_rows(pg, lambda: iter([(i,) for i in range(300)] + [("x",)] + [(1,)] * 10))
+    assert len(got) == 300 and got[-1] == ("299",)
+    assert "row 301" in str(err)
+
+
+def test_copy_to_sends_every_row_before_its_source_fails():
+    from fakepm import FakePostgres, PgError
+
+    def rows():
+        yield from ((i,) for i in range(300))
+        raise PgError("22012", "division by zero")
+
+    with FakePostgres() as pg:
+        got, err = _copy_out_rows(pg, rows)
+    assert len(got) == 300
+    assert isinstance(err, psycopg.errors.DivisionByZero)

@@ -187,6 +187,23 @@ def _copy_in(session, spec: CopySpec, sql: str):
 
 
 # ------------------------------------------------------------------------------ COPY OUT
+_BATCH = 256  # COPY TO rows framed and sent per _send (one CopyData each, as PostgreSQL)
+
+
+def _take(it, n: int) -> tuple[list, BaseException | None]:
+    """Up to n rows from it, and the exception that stopped it early (raised after they are sent)."""
+    batch = []
+    add = batch.append
+    try:
+        for _ in range(n):
+            add(next(it))
+    except StopIteration:
+        pass
+    except Exception as e:  # noqa: BLE001 - re-raised by the caller after the rows before it
+        return batch, e
+    return batch, None
+
+
 def _copy_out(session, spec: CopySpec, sql: str):
     names, types, rows = spec.names, spec.types, spec.rows
     if spec.query is not None:
@@ -219,13 +236,16 @@ def _copy_out(session, spec: CopySpec, sql: str):
     encode = enc.row
     fault = spec.fault
     count = 0
+    row_size = 64  # bytes per framed row, measured once rows are sent
+    it = iter(source)
     try:
-        for row in source:
+        for row in it:
             data = encode(row)
             if pending:
                 data = pending + data
                 pending = b""
             send(copy_data(data))
+            row_size = len(data) + 5
             count += 1
             if fault is not None and count >= fault.after_rows:
                 if fault.disconnect:
@@ -233,6 +253,33 @@ def _copy_out(session, spec: CopySpec, sql: str):
                     _record(session, spec, sql, None, count, names=names)
                     return False
                 raise fault.error or PgError("57014", "canceling statement due to user request")
+            if session._out_size > OUTPUT_LIMIT:
+                yield OUTPUT_FULL
+                if session._cancel_requested:
+                    session._cancel_requested = False
+                    raise PgError("57014", "canceling statement due to user request")
+            if fault is None:
+                break  # the first row carried the header; the rest go in batches below
+        while fault is None:
+            # same messages (one CopyData per row), sent _BATCH rows at a time; a row that cannot be
+            # encoded, or a source that fails, still sends every row before it
+            # no more rows than fit under OUTPUT_LIMIT (by the widest batch average so far): the
+            # queued output stays bounded as with one send per row
+            room = (OUTPUT_LIMIT - session._out_size) // row_size + 1
+            batch, failure = _take(it, _BATCH if room > _BATCH else room if room > 0 else 1)
+            if not batch and failure is None:
+                break
+            try:
+                framed = b"".join([copy_data(encode(r)) for r in batch])
+                send(framed)
+                count += len(batch)
+                row_size = max(row_size, len(framed) // len(batch))
+            except Exception:  # noqa: BLE001 - redone row by row: the bad row raises with count right
+                for row in batch:
+                    send(copy_data(encode(row)))
+                    count += 1
+            if failure is not None:
+                raise failure
             if session._out_size > OUTPUT_LIMIT:
                 yield OUTPUT_FULL
                 if session._cancel_requested:
