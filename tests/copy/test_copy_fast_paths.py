@@ -122,3 +122,13 @@ def test_copy_to_sends_every_row_before_its_source_fails():
         got, err = _copy_out_rows(pg, rows)
     assert len(got) == 300
     assert isinstance(err, psycopg.errors.DivisionByZero)
+
+
+@pytest.mark.parametrize("fmt", ["text", "binary", "csv"])
+@pytest.mark.parametrize("batch", [ROWS[:1], ROWS[:2], ROWS, COERCED, ROWS[:1] * 5 + COERCED, [(1, "a\\b", None, 2.0, True)],
+                                   [(1, "a", None, 2.0, True), (2, "b")]])
+def test_encoder_rows_by_column_equal_row_by_row(fmt, batch):
+    from fakepm.protocol.copyformat import CopyEncoder
+
+    enc = CopyEncoder(CopyOptions.build({"format": fmt}, direction="out"), TYPES, NAMES)
+    assert enc.rows(batch) == [enc.row(r) for r in batch]

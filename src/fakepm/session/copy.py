@@ -234,6 +234,7 @@ def _copy_out(session, spec: CopySpec, sql: str):
     send = session._send
     copy_data = m.copy_data
     encode = enc.row
+    encode_rows = enc.rows
     fault = spec.fault
     count = 0
     row_size = 64  # bytes per framed row, measured once rows are sent
@@ -270,7 +271,7 @@ def _copy_out(session, spec: CopySpec, sql: str):
             if not batch and failure is None:
                 break
             try:
-                framed = b"".join([copy_data(encode(r)) for r in batch])
+                framed = b"".join(map(copy_data, encode_rows(batch)))
                 send(framed)
                 count += len(batch)
                 row_size = max(row_size, len(framed) // len(batch))
