@@ -144,9 +144,6 @@ def test_no_transcript_section_when_passing(pytester):
 
 
 def test_marker_scenario(pytester):
-    scenario_mod = pytest.importorskip("fakepm.scenario")
-    if not hasattr(scenario_mod, "load_scenario"):
-        pytest.skip("YAML scenarios are not implemented yet")
     pytester.makefile(".yaml", shop="""
         rules:
           - query: SELECT name FROM products WHERE id = $1
