@@ -18,7 +18,6 @@ import datetime as dt
 import decimal
 import ipaddress
 import struct
-import uuid
 
 from hypothesis import strategies as st
 

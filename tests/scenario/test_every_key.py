@@ -7,7 +7,6 @@ import os
 import subprocess
 import time
 import urllib.parse
-from decimal import Decimal
 
 import asyncpg
 import pg8000.native

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Integer, String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from serve import REPO, SCENARIOS, serve
+from serve import REPO, serve
 
 
 def psql(dsn, *commands):

@@ -13,7 +13,6 @@ Two kinds of tests:
 from __future__ import annotations
 
 import ast
-import os
 import re
 from pathlib import Path
 

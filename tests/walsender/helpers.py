@@ -1,6 +1,5 @@
 """Shared bits for the walsender client tests."""
 
-import os
 import shutil
 import subprocess
 

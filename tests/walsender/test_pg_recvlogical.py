@@ -1,6 +1,5 @@
 """pg_recvlogical (PostgreSQL 15) against the fake walsender: slots, proto 1 and 3, options, keepalives."""
 
-import os
 import subprocess
 import time
 

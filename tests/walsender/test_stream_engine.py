@@ -7,7 +7,6 @@ import struct
 
 import pytest
 
-from fakepm.answers.catalog import Catalog
 from fakepm.protocol import messages as m
 from fakepm.protocol import pgoutput as po
 from fakepm.protocol.errors import PgError

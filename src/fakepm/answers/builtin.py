@@ -135,7 +135,6 @@ class Builtins:
     # values needing the connection or config
     def session_value(self, what: str, query: Query):
         c = query.connection
-        settings = query.settings
         if what == "version":
             return self.config.version_string()
         if what == "current_database":

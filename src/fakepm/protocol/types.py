@@ -1825,7 +1825,7 @@ def _json_codec(jsonb: bool) -> Codec:
         try:
             v = json.loads(s, parse_float=_json_float, parse_constant=_json_reject_constant)
         except (ValueError, RecursionError) as e:
-            raise InvalidValue(f"invalid input syntax for type json", _SYNTAX,
+            raise InvalidValue("invalid input syntax for type json", _SYNTAX,
                                getattr(e, "msg", str(e))) from None
         if jsonb and "\\u0000" in s and _has_nul(v):
             raise InvalidValue("unsupported Unicode escape sequence", "22P05", "\\u0000 cannot be converted to text.")

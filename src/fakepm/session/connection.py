@@ -17,16 +17,16 @@ from __future__ import annotations
 import re
 from inspect import isgenerator
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..answers.match import classify, default_tag, insert_values_rows, split_statements
 from ..answers.result import ConnectionInfo, Deferred, Query, Result
 from ..protocol import messages as m
 from ..protocol.auth import AuthFailed, Authenticator
-from ..protocol.errors import PgError, fatal, protocol_violation
+from ..protocol.errors import PgError, fatal
 from ..protocol.framing import FrameReader
-from ..protocol.types import REGISTRY, PgType
+from ..protocol.types import REGISTRY
 from . import answer_cache, commands
 from ..faults.apply import REPLACED, SessionAbort
 from .config import ServerConfig

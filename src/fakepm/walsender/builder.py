@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from ..answers.catalog import Table
 from ..protocol import pgoutput as po
 from ..protocol.replication import parse_lsn, to_pg_timestamp
 from .encoder import pre_encode
 from .wal import Change, SubAbort, Txn, make_change
+
+if TYPE_CHECKING:  # the annotation only; sender.py imports this module
+    from .sender import WalSender
 
 def _seconds(value, what: str) -> float:
     """60, 1.5, '60s', '2min', '500ms' -> seconds."""
