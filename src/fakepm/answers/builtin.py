@@ -32,6 +32,7 @@ NUMERIC, FLOAT8, TIMESTAMPTZ, DATE, UUID, REGTYPE = (_T("numeric"), _T("float8")
 _WS = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=4096)  # every query without a rule passes here: normalise each text once
 def _key(sql: str) -> str:
     return _WS.sub(" ", sql.strip().rstrip(";").strip()).lower()
 

@@ -301,6 +301,45 @@ class Bind(Message):
         rf = tuple(r.i16() for _ in range(nr))
         return cls(portal, stmt, pf, params, rf)
 
+    @classmethod
+    def decode(cls, body: bytes):
+        """Fast path for the extended protocol's busiest message; any irregularity is left to the
+        careful decoder, whose error names what is wrong."""
+        try:
+            e1 = body.index(b"\x00")
+            e2 = body.index(b"\x00", e1 + 1)
+            portal = body[:e1].decode("utf-8")
+            stmt = body[e1 + 1 : e2].decode("utf-8")
+            pos = e2 + 1
+            (nf,) = _I16.unpack_from(body, pos)
+            pos += 2
+            pf = struct.unpack_from(f"!{nf}h", body, pos)
+            pos += 2 * nf
+            (npar,) = _I16.unpack_from(body, pos)
+            pos += 2
+            if npar < 0:
+                raise ValueError
+            params = []
+            for _ in range(npar):
+                (n,) = _I32.unpack_from(body, pos)
+                pos += 4
+                if n == -1:
+                    params.append(None)
+                elif 0 <= n <= len(body) - pos:
+                    params.append(bytes(body[pos : pos + n]))
+                    pos += n
+                else:
+                    raise ValueError
+            (nr,) = _I16.unpack_from(body, pos)
+            pos += 2
+            rf = struct.unpack_from(f"!{nr}h", body, pos)
+            pos += 2 * nr
+            if pos != len(body):
+                raise ValueError
+        except (ValueError, struct.error):  # includes UnicodeDecodeError and negative counts
+            return super().decode(body)
+        return cls(portal, stmt, pf, tuple(params), rf)
+
 
 @dataclass(frozen=True)
 class Describe(Message):
@@ -331,6 +370,16 @@ class Execute(Message):
     @classmethod
     def _decode(cls, r):
         return cls(r.cstring(), r.i32())
+
+    @classmethod
+    def decode(cls, body: bytes):
+        end = len(body) - 5
+        if end >= 0 and body[end] == 0 and body.find(b"\x00") == end:  # fast path: one name, one int32
+            try:
+                return cls(body[:end].decode("utf-8"), _I32.unpack_from(body, end + 1)[0])
+            except UnicodeDecodeError:
+                pass
+        return super().decode(body)
 
 
 @dataclass(frozen=True)
