@@ -218,6 +218,17 @@ def test_require_tls_refuses_plaintext():
             assert conn.pgconn.ssl_in_use
 
 
+def test_require_tls_lets_unix_socket_clients_in():
+    """The Unix socket cannot carry TLS: like a `hostssl` pg_hba rule, require_tls applies to TCP only."""
+    with FakePostgres(tls=True, require_tls=True, unix_socket_dir=True) as pg:
+        with psycopg.connect(host=pg.unix_socket_dir, port=pg.port, user="postgres", dbname="postgres",
+                             connect_timeout=5) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert not conn.pgconn.ssl_in_use
+        with pytest.raises(psycopg.OperationalError, match="no encryption"):
+            psycopg.connect(pg.url(sslmode="disable"), connect_timeout=5)
+
+
 def test_tls_with_pg8000():
     import ssl
 

@@ -425,7 +425,8 @@ class Session:
                 self._fatal(fatal("22023", f'invalid value for parameter "replication": "{repl}"'))
                 return False
         cfg = self.config
-        if cfg.require_tls and not self.tls:
+        # like a `hostssl` pg_hba line: TCP clients need TLS; the Unix socket cannot do TLS and is let in
+        if cfg.require_tls and not self.tls and self.peer != "[local]":
             self._fatal(
                 fatal(
                     "28000",
