@@ -115,3 +115,85 @@ def test_notifications_arrive_with_a_cached_answer(pg):
         assert [(n.channel, n.payload) for n in listener.notifies] == [("jobs", "hello")]
     listener.close()
     sender.close()
+
+
+# ---------------------------------------------------------------------- extended-protocol groups
+# psycopg 3 sends Parse/Bind/Describe/Execute/Sync (then Bind/Execute/Sync once it has prepared
+# the statement) in one write; asyncpg sends Bind/Execute/Sync for its prepared statements;
+# pgbench -M extended/prepared too. Repeats are answered from the group cache.
+
+def _group_cached(pg) -> int:
+    return sum(pg._call(lambda: [len(s.group_cache or ()) for s in pg.hub.sessions.values()]))
+
+
+@pytest.mark.parametrize("prepare", [False, True])
+def test_extended_repeats_are_journaled_counted_and_current(pg, prepare):
+    import psycopg
+
+    pg.on("SELECT name FROM users WHERE id = $1", params=[7], expect=6).reply(
+        columns={"name": "text"}, rows=[["ada"]])
+    pg.on("SELECT name FROM users WHERE id = $1", params=[8]).reply(columns={"name": "text"}, rows=[["bob"]])
+    sql = "SELECT name FROM users WHERE id = %s"
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        for _ in range(6):
+            assert conn.execute(sql, (7,), prepare=prepare).fetchall() == [("ada",)]
+            assert conn.execute(sql, (8,), prepare=prepare).fetchall() == [("bob",)]
+        assert _group_cached(pg) >= 2
+        pg.verify()  # expect=6 met exactly: replayed answers still count
+        pg.on("SELECT name FROM users WHERE id = $1", params=[8], priority=9).reply(
+            columns={"name": "text"}, rows=[["carol"]])
+        assert conn.execute(sql, (8,), prepare=prepare).fetchall() == [("carol",)]
+        plan = pg.fault(error="40001", query="SELECT name FROM users WHERE id = $1")
+        with pytest.raises(psycopg.errors.SerializationFailure):
+            conn.execute(sql, (7,), prepare=prepare)
+        pg.remove_fault(plan)
+        assert conn.execute(sql, (7,), prepare=prepare).fetchall() == [("ada",)]
+        with conn.transaction():
+            assert conn.execute(sql, (7,), prepare=prepare).fetchall() == [("ada",)]
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+    entries = [q for q in pg.queries if q.sql.startswith("SELECT name")]
+    assert len(entries) == 6 * 2 + 1 + 1 + 1 + 1
+    assert [q.params for q in entries[:4]] == [[7], [8], [7], [8]]
+    assert all(q.protocol == "extended" for q in entries)
+    if prepare:
+        assert all(q.statement for q in entries)  # psycopg's named statement, journaled every time
+
+
+def test_asyncpg_prepared_statement_repeats(pg):
+    import asyncio
+
+    import asyncpg
+
+    pg.on("SELECT name FROM users WHERE id = $1", param_types=["int4"]).reply(
+        columns={"name": "text"}, rows=[["ada"]])
+
+    async def go():
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            values = [await conn.fetchval("SELECT name FROM users WHERE id = $1", 7) for _ in range(5)]
+            return values, _group_cached(pg)
+        finally:
+            await conn.close()
+
+    values, cached = asyncio.run(go())
+    assert values == ["ada"] * 5
+    assert cached >= 1  # asyncpg's Bind/Execute/Sync on its prepared statement
+    assert len([q for q in pg.queries if q.sql.startswith("SELECT name")]) == 5
+
+
+@pytest.mark.parametrize("mode", ["extended", "prepared"])
+def test_pgbench_transactions_are_all_journaled(pg, mode, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("pgbench") is None:
+        pytest.skip("pgbench is not installed")
+    script = tmp_path / "one.sql"
+    script.write_text("SELECT name FROM users WHERE id = 1;\n")
+    pg.on("SELECT name FROM users WHERE id = 1", expect=200).reply(columns={"name": "text"}, rows=[["ada"]])
+    r = subprocess.run(["pgbench", "-n", "-f", str(script), "-M", mode, "-c", "2", "-j", "2", "-t", "100",
+                        "-h", pg.host, "-p", str(pg.port), "-U", "postgres", "postgres"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "number of transactions actually processed: 200/200" in r.stdout
+    pg.verify()

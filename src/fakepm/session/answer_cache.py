@@ -1,4 +1,4 @@
-"""Whole-answer bytes for repeated simple queries (the pgbench / pool-ping hot path).
+"""Whole-answer bytes for repeated queries (the pgbench / pool-ping hot path).
 
 When a connection sends the same simple-protocol text again, and the first time it was
 answered by a static rule answer (or a pure builtin such as `SELECT 1`), the bytes from
@@ -13,10 +13,19 @@ static with no error, notice, notify, delay, COPY, fault or ParameterStatus. An 
 valid only for the rule set it was made with (adding or clearing rules makes a new set).
 The cache is per connection (user, database and application_name filters are fixed for a
 connection) and bounded.
+
+The extended protocol gets the same treatment per *group*: when one read from the socket is
+exactly `[Parse ""] Bind "" [Describe portal ""] Execute "" Sync` (what pgbench -M
+extended/prepared, pools and drivers send for a repeated statement), the whole group's bytes
+are the key; the same bytes again (same statement, parameter bytes and formats) replay
+ParseComplete/BindComplete/RowDescription/DataRows/CommandComplete, with the same journal
+entry (decoded parameters, statement name) and rule count. A named statement must still be
+the very PreparedStatement the entry was made with (re-preparing makes a new one).
 """
 
 from __future__ import annotations
 
+import struct
 from typing import NamedTuple
 
 from ..answers.builtin import _key as builtin_key
@@ -24,6 +33,9 @@ from ..answers.result import Result
 from .hub import JournalEntry
 
 MAX_ENTRIES = 256  # distinct texts per connection (pgbench and pools send a handful)
+MAX_GROUP_BYTES = 4096  # bigger extended-protocol groups (large parameters) are not worth keeping
+SYNC = b"S\x00\x00\x00\x04"
+_I32 = struct.Struct("!i")
 
 
 class Entry(NamedTuple):
@@ -62,35 +74,140 @@ def serve(session, text: str) -> bool:
     return True
 
 
-def remember(session, text: str, sql: str, result: Result, out_mark: int) -> None:
-    """After the first answer to `text` went out through the normal path: keep its bytes if safe."""
+def _static_answer(session, sql: str, result: Result, protocol: str, statement: str | None):
+    """(rule, label, params) when this just-journaled answer can be replayed; None otherwise."""
     if session.tx != "I" or session.replication is not None or not _no_faults(session):
-        return
+        return None
     if not result.static or result.error is not None or result.notices or result.notify or result.delay \
             or result.copy is not None or result.fault is not None or result.set_parameters or result.empty:
-        return
+        return None
     last = session.hub.journal.queries[-1] if session.hub.journal.queries else None
-    if last is None or last.sql != sql or last.connection != session.id or last.rule is None:
-        return
+    if last is None or last.sql != sql or last.connection != session.id or last.rule is None \
+            or last.protocol != protocol or last.statement != statement:
+        return None
     entry_label = last.rule
-    ruleset = session.responder.rules
-    rules = ruleset.rules
+    rules = session.responder.rules.rules
     if any(r.state is not None for r in rules):
-        return
+        return None
     rule = None
     if entry_label.startswith("builtin:"):
         if session.responder.builtins._static.get(builtin_key(sql)) is not result:
-            return  # only the pure builtins (constant SELECTs, type probes) that Builtins itself caches
+            return None  # only the pure builtins (constant SELECTs, type probes) that Builtins itself caches
     else:
         if entry_label.startswith("session:"):
-            return
+            return None
         rule = next((r for r in rules if r.label == entry_label), None)
         if rule is None or rule.handler is not None or rule.times is not None or len(rule.answers) != 1 \
                 or rule.answers[0] is not result:
-            return
+            return None
+    return rule, entry_label, list(last.params)
+
+
+def remember(session, text: str, sql: str, result: Result, out_mark: int) -> None:
+    """After the first answer to `text` went out through the normal path: keep its bytes if safe."""
+    found = _static_answer(session, sql, result, "simple", None)
+    if found is None:
+        return
+    rule, label, params = found
     cache = session.answer_cache
     if cache is None:
         cache = session.answer_cache = {}
     if len(cache) >= MAX_ENTRIES:
         cache.clear()
-    cache[text] = Entry(rules, rule, sql, list(last.params), entry_label, b"".join(session._out[out_mark:]))
+    cache[text] = Entry(session.responder.rules.rules, rule, sql, params, label, b"".join(session._out[out_mark:]))
+
+
+# ---------------------------------------------------------------------- extended-protocol groups
+class GroupEntry(NamedTuple):
+    rules: tuple
+    rule: object
+    statement: object  # the PreparedStatement (Parse "" in the group: installed again on replay)
+    parsed: str | None  # the group starts with Parse "": its transcript line
+    params: list
+    label: str
+    wire: bytes  # [ParseComplete] BindComplete [RowDescription] DataRows CommandComplete
+
+
+def group_candidate(data: bytes) -> bool:
+    """Cheap pre-check on one read: could it be a whole cacheable group? (see group_shape)"""
+    return data[-5:] == SYNC and data[:1] in (b"P", b"B") and len(data) <= MAX_GROUP_BYTES
+
+
+def group_shape(data: bytes) -> bool:
+    """True when `data` is exactly [Parse ""] Bind "" [Describe P ""] Execute "" Sync.
+
+    An Execute row limit is allowed: the answer (rows, then PortalSuspended or CommandComplete)
+    depends only on the static result, and Sync drops the unnamed portal outside a transaction."""
+    pos, end, kinds = 0, len(data), []
+    while pos < end:
+        if end - pos < 5:
+            return False
+        t = data[pos:pos + 1]
+        (n,) = _I32.unpack_from(data, pos + 1)
+        if n < 4 or pos + 1 + n > end:
+            return False
+        body = data[pos + 5:pos + 1 + n]
+        if t == b"P" or t == b"B":
+            ok = body[:1] == b"\x00"  # unnamed statement (Parse) / unnamed portal (Bind)
+        elif t == b"D":
+            ok = body == b"P\x00"
+        elif t == b"E":
+            ok = len(body) == 5 and body[:1] == b"\x00"  # unnamed portal (a row limit is fine: Sync drops it)
+        else:
+            ok = t == b"S"
+        if not ok:
+            return False
+        kinds.append(t)
+        pos += 1 + n
+    return b"".join(kinds) in (b"BES", b"BDES", b"PBES", b"PBDES")
+
+
+def remember_group(session, data: bytes, out_mark: int) -> None:
+    """At the Sync of a group that arrived as one read: keep its answer bytes if nothing can differ."""
+    portal = session.portals.get("")
+    if portal is None or portal.result is None or session.skip_until_sync or portal.cursor:
+        return
+    statement = session.statements.get(portal.statement)
+    if statement is None or not group_shape(data):
+        return
+    found = _static_answer(session, portal.sql, portal.result, "extended", portal.statement)
+    if found is None:
+        return
+    rule, label, params = found
+    cache = session.group_cache
+    if cache is None:
+        cache = session.group_cache = {}
+    if len(cache) >= MAX_ENTRIES:
+        cache.clear()
+    parsed = None
+    if data[:1] == b"P":  # the transcript line _on_parse writes (the text as sent, before splitting)
+        text = data[6:data.index(b"\x00", 6)].decode("utf-8", "replace")
+        parsed = f"Parse '' {text[:200]!r}"
+    cache[data] = GroupEntry(session.responder.rules.rules, rule, statement, parsed, params, label,
+                             b"".join(session._out[out_mark:]))
+
+
+def serve_group(session, data: bytes) -> bool:
+    """Answer a whole group (through ReadyForQuery) from the cache; False on a miss."""
+    entry = session.group_cache.get(data)
+    if entry is None:
+        return False
+    st = entry.statement
+    if entry.rules is not session.responder.rules.rules or session.tx != "I" or session.replication is not None \
+            or not _no_faults(session) or (entry.parsed is None and session.statements.get(st.name) is not st):
+        del session.group_cache[data]
+        return False
+    if entry.parsed is not None:
+        session.transcript.append(("C", entry.parsed))
+        session.statements[""] = st
+    session.portals.pop("", None)
+    session._cancel_requested = False
+    if entry.rule is not None:
+        entry.rule.calls += 1
+    session.hub.journal.record(JournalEntry(
+        sql=st.sql, params=list(entry.params), protocol="extended", connection=session.id, pid=session.pid,
+        user=session.user, database=session.database, rule=entry.label, statement=st.name, time=session.now))
+    session._send(entry.wire)
+    session._end_of_implicit("I")
+    session._ready_for_query()
+    return True

@@ -30,7 +30,8 @@ from ..protocol.types import REGISTRY
 from . import answer_cache, commands
 from ..faults.apply import REPLACED, SessionAbort
 from .config import ServerConfig
-from .encode import encode_row, resolve_formats, row_description, row_encoders, static_rows, static_rows_joined
+from .encode import resolve_formats, row_description, row_encoders, static_rows, static_rows_joined
+from .rowbatch import RowBatchEncoder, take_rows as _take_rows
 
 NEED_INPUT = "need-input"
 OUTPUT_FULL = "output-full"
@@ -38,6 +39,7 @@ START_TLS = "start-tls"
 CANCELED = object()
 SUSPENDED = "suspended"
 OUTPUT_LIMIT = 256 * 1024
+_ROW_BATCH = 512  # rows encoded together by a streamed result (bounded by the output room too)
 
 _TEXT = REGISTRY.by_name("text")
 _PARAM_RE = re.compile(r"\$(\d+)")
@@ -160,6 +162,9 @@ class Session:
         self.post_threadsafe: Callable[[Any], None] | None = None  # server hook: wake(data) from any thread
         self.transcript: deque = deque(maxlen=400)  # (direction, summary) for test reports
         self.answer_cache: dict | None = None  # simple-query text -> answer bytes (answer_cache.py)
+        self.group_cache: dict | None = None  # extended-protocol group bytes -> answer (answer_cache.py)
+        self._group: bytes | None = None  # the read being served, when it may be a cacheable group
+        self._group_mark = 0
         self._prog = self._program()
         self._started = False
         hub.register(self)
@@ -171,8 +176,14 @@ class Session:
         if self.closed:
             return
         if data:
+            if self.idle and self._waiting is NEED_INPUT and not self.reader.buffered and self.mode is None \
+                    and answer_cache.group_candidate(data):
+                if self.group_cache and answer_cache.serve_group(self, data):
+                    return
+                self._group, self._group_mark = data, len(self._out)  # remembered at its Sync if static
             self.reader.feed(data)
         self._drive()
+        self._group = None
 
     def receive_eof(self) -> None:
         self._finish("client closed the connection")
@@ -665,24 +676,50 @@ class Session:
         return True
 
     def _stream_rows(self, result: Result, formats, portal: Portal | None, max_rows: int):
-        """Encode rows lazily; yields OUTPUT_FULL so huge results stay flat in memory."""
+        """Encode rows lazily, a batch at a time (session/rowbatch.py); yields OUTPUT_FULL so huge
+        results stay flat in memory. A row that cannot be encoded, or a row source that fails,
+        still sends every row before it (then the error), as one row at a time would."""
         columns = result.columns
         if portal is not None:
             if portal.rows is None:
                 portal.rows = result.iter_rows()
                 portal.encoders = row_encoders(columns, formats)
-            rows, encoders = portal.rows, portal.encoders
+            rows = portal.rows
         else:
-            rows, encoders = result.iter_rows(), row_encoders(columns, formats)
+            rows = result.iter_rows()
+        batcher = RowBatchEncoder(columns, formats)
         count = 0
         send = self._send
         marks = self.faults.row_mark if self.faults is not None else None
+        row_size = 0  # widest average DataRow size of a batch so far: batches fit the output room
         try:
-            for row in rows:
-                send(encode_row(encoders, row, columns))
-                count += 1
-                if portal is not None:
-                    portal.sent += 1
+            while True:
+                if marks is not None:
+                    want = 1  # a fault plan looks at every row count
+                elif row_size:
+                    room = (OUTPUT_LIMIT - self._out_size) // row_size + 1
+                    want = _ROW_BATCH if room > _ROW_BATCH else room if room > 0 else 1
+                else:
+                    want = 8  # rows of unknown size: a small first batch measures them
+                if max_rows > 0 and max_rows - count < want:
+                    want = max_rows - count
+                batch, failure = _take_rows(rows, want)
+                if batch:
+                    data, good, err = batcher.encode(batch)
+                    if good:
+                        send(data)
+                        count += good
+                        if portal is not None:
+                            portal.sent += good
+                        size = len(data) // good
+                        if size > row_size:
+                            row_size = size
+                    if err is not None:
+                        raise err
+                if failure is not None:
+                    raise failure
+                if len(batch) < want:
+                    break  # the source is exhausted
                 if marks is not None and marks(count):
                     err = yield from self.faults.at(self, "after_rows", result, None, rows=count)
                     if isinstance(err, PgError):
@@ -997,6 +1034,10 @@ class Session:
         self._send(m.CLOSE_COMPLETE)
 
     def _on_sync(self, msg: m.Sync):
+        if self._group is not None:
+            if not self.reader.buffered:  # this Sync ends the read: it was one whole group
+                answer_cache.remember_group(self, self._group, self._group_mark)
+            self._group = None
         self.skip_until_sync = False
         self._end_of_implicit(self.tx)
         self._ready_for_query()
