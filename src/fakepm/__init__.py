@@ -15,7 +15,6 @@ from .answers.rules import Rule
 from .faults import FaultPlan, FaultSpecError, parse_fault
 from .protocol.auth import UserAuth
 from .protocol.errors import NO_RULE_MATCHED, PgError
-from .protocol.pgoutput import UNCHANGED_TOAST  # an unchanged TOASTed column in pg.wal.update(...)
 from .server import FakePostgres, RuleBuilder
 
 __version__ = "0.1.0"
@@ -37,3 +36,25 @@ __all__ = [
     "UNCHANGED_TOAST",
     "__version__",
 ]
+
+# Names whose modules serve only some tests (logical replication): imported on first use so
+# that `import fakepm` stays cheap (tests/test_cold_start.py checks which modules it loads).
+_LAZY = {
+    "UNCHANGED_TOAST": ("fakepm.protocol.pgoutput", "UNCHANGED_TOAST"),  # an unchanged TOASTed column in pg.wal.update(...)
+}
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'fakepm' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

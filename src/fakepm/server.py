@@ -24,7 +24,6 @@ from .answers.responder import Responder
 from .answers.result import Column, Query, Result, make_columns
 from .answers.rules import Rule, RuleSet, RuleState, reply_result
 from .faults import FaultPlan, FaultSet, SessionFaults, parse_fault, parse_faults
-from .faults import scenario as _fault_scenario  # noqa: F401 - registers `fault:`/`faults:` YAML keys
 from .loop import Loop, listen_tcp, listen_unix
 from .protocol.auth import UserAuth
 from .protocol.errors import PgError

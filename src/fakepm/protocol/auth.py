@@ -70,8 +70,8 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
-import scramp
-from scramp.utils import ScramException, ServerError, saslprep
+# scramp (and the importlib.metadata/asn1crypto it pulls in, ~20-70 ms) is imported inside
+# the SCRAM functions only: trust/md5/cleartext users and `import fakepm` never pay for it.
 
 from fakepm.protocol.errors import PgError, fatal
 
@@ -271,6 +271,9 @@ def _scram_keys_raw(password: bytes, salt: bytes, iterations: int) -> tuple[byte
 @lru_cache(maxsize=256)
 def _scram_keys(password: bytes, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
     """(StoredKey, ServerKey) for ``password`` (raw bytes; SASLprep'ed when possible)."""
+    import scramp
+    from scramp.utils import ScramException, saslprep
+
     try:
         text = password.decode("utf-8")
         saslprep(text)
@@ -694,6 +697,9 @@ class Authenticator:
         return digest.digest()[:SCRAM_DEFAULT_SALT_LEN]
 
     def _client_first(self, text: str) -> list[AuthRequest]:
+        import scramp
+        from scramp.utils import ScramException
+
         r = _Reader(text)
         flag = r.peek()
         if flag in ("n", "y"):
@@ -781,6 +787,8 @@ class Authenticator:
         return [AuthRequest(AUTH_SASL_CONTINUE, server_first.encode("ascii"))]
 
     def _client_final(self, text: str) -> list[AuthRequest]:
+        from scramp.utils import ScramException, ServerError
+
         r = _Reader(text)
         channel_binding = r.attr("c")
         if self._cb_in_use:
