@@ -130,3 +130,19 @@ def test_row_limited_execute_replays_the_suspended_answer():
     assert data in s.group_cache
     assert raw_answer(s, data) == first
     assert s.portals == {}
+
+
+def test_repeated_query_read_is_answered_without_the_generator_but_identically():
+    h = Harness()
+    rule = h.rule("SELECT v", columns={"v": "text"}, rows=[["one"]])
+    s = h.connected()
+    q = m.Query("SELECT v").encode()
+    first = raw_answer(s, q)
+    assert "SELECT v" in s.answer_cache
+    for _ in range(2):
+        assert raw_answer(s, q) == first
+    assert rule.calls == 3 and len(h.hub.journal.queries) == 3
+    assert [line for d, line in s.transcript if line.startswith("Query")] == ["Query 'SELECT v'"] * 3
+    two = raw_answer(s, q + q)  # two messages in one read: the normal path, same answers
+    assert two == first + first
+

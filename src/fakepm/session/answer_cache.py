@@ -103,6 +103,25 @@ def _static_answer(session, sql: str, result: Result, protocol: str, statement: 
     return rule, entry_label, list(last.params)
 
 
+def serve_query_read(session, data: bytes) -> bool:
+    """One read that is exactly one Query message with a cached text: answer it through
+    ReadyForQuery without waking the session's generator; False to take the normal path."""
+    end = len(data) - 1
+    if end < 5 or data[end] != 0 or _I32.unpack_from(data, 1)[0] != end or data.find(b"\x00", 5) != end:
+        return False
+    try:
+        text = data[5:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    if text not in session.answer_cache or not serve(session, text):
+        return False
+    session.transcript.append(("C", f"Query {text[:200]!r}"))  # what _on_query does first
+    session.statements.pop("", None)
+    session.portals.pop("", None)
+    session._ready_for_query()
+    return True
+
+
 def remember(session, text: str, sql: str, result: Result, out_mark: int) -> None:
     """After the first answer to `text` went out through the normal path: keep its bytes if safe."""
     found = _static_answer(session, sql, result, "simple", None)

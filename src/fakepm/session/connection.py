@@ -176,11 +176,15 @@ class Session:
         if self.closed:
             return
         if data:
-            if self.idle and self._waiting is NEED_INPUT and not self.reader.buffered and self.mode is None \
-                    and answer_cache.group_candidate(data):
-                if self.group_cache and answer_cache.serve_group(self, data):
-                    return
-                self._group, self._group_mark = data, len(self._out)  # remembered at its Sync if static
+            if self.idle and self._waiting is NEED_INPUT and not self.reader.buffered and self.mode is None:
+                # the pgbench / pool hot path: a repeated static answer, without the generator
+                if data[:1] == b"Q":
+                    if self.answer_cache and answer_cache.serve_query_read(self, data):
+                        return
+                elif answer_cache.group_candidate(data):
+                    if self.group_cache and answer_cache.serve_group(self, data):
+                        return
+                    self._group, self._group_mark = data, len(self._out)  # remembered at its Sync if static
             self.reader.feed(data)
         self._drive()
         self._group = None
