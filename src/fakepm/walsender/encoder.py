@@ -5,9 +5,17 @@
 4.1). The writer keeps the per-connection state PostgreSQL keeps: which Relations were
 sent (again after the relation changed, and in every streamed transaction), so the same
 record encodes differently on different connections.
+
+`writer.frames(record)` gives the same messages already framed as XLogData CopyData, split
+where each frame's sendTime goes (`send_time.join(segments)`). The common record, a
+committed transaction of row changes whose Relations this connection already has and whose
+tables and actions it publishes, is encoded once per format and shared by every connection
+(`plain_body`); everything else goes through `encode()` and is framed per connection.
 """
 
 from __future__ import annotations
+
+import struct
 
 from ..answers.catalog import Table
 from ..protocol import pgoutput as po
@@ -49,6 +57,67 @@ def pre_encode(change: Change) -> None:
             change.cache[(which, False)] = po.encode_tuple_bytes(out)
 
 
+# CopyData 'd', its length, XLogData 'w', walStart, walEnd; the 8-byte sendTime follows
+_XLOG_HEAD = struct.Struct(">cIcQQ")
+_XLOG_OVERHEAD = 4 + 1 + 8 + 8 + 8  # the CopyData length counts itself, 'w' and the three LSN/time fields
+_ROW_KINDS = frozenset(("insert", "update", "delete"))
+
+
+def frame_segments(msgs: list) -> list:
+    """[(wal_start, payload), ...] as XLogData CopyData frames cut at each sendTime: for any 8-byte
+    sendTime `ts`, `ts.join(segments)` is the frames (so one encoding serves every send)."""
+    segs = []
+    prev = b""
+    for start, payload in msgs:
+        segs.append(prev + _XLOG_HEAD.pack(b"d", _XLOG_OVERHEAD + len(payload), b"w", start, start))
+        prev = payload
+    segs.append(prev)
+    return segs
+
+
+class PlainBody:
+    """A committed transaction of row changes (no origin, gid, messages, truncates or subtransaction
+    rollbacks), framed once per format: Begin, each Insert/Update/Delete, Commit, no Relation.
+
+    Any connection may send it that already sent these Tables' Relations and publishes every
+    (table, action) in `actions`; what it sends is byte-identical to `encode()` (tests check)."""
+
+    __slots__ = ("tables", "actions", "count", "segments")
+
+    def __init__(self, tables: tuple, actions: tuple, count: int):
+        self.tables = tables  # distinct Table objects, in order of first change
+        self.actions = actions  # distinct (qualname, kind)
+        self.count = count  # messages in the body
+        self.segments: dict = {}  # binary flag -> frame_segments() of the body
+
+
+def plain_body(txn: Txn) -> PlainBody | None:
+    """txn's shared body (built on first use and kept on the Txn), or None when it cannot be shared."""
+    body = txn.plain
+    if body is not False:
+        return body
+    body = None
+    items = txn.items
+    if items and txn.gid is None and not txn.aborted and txn.origin is None:
+        tables: dict = {}
+        actions: dict = {}
+        for c in items:
+            if type(c) is not Change or c.kind not in _ROW_KINDS:
+                break
+            tables[id(c.table)] = c.table
+            actions[(c.table.qualname, c.kind)] = None
+        else:
+            body = PlainBody(tuple(tables.values()), tuple(actions), len(items) + 2)
+            body.segments[False] = frame_segments(_TEXT_WRITER._body_messages(txn))
+    txn.plain = body
+    return body
+
+
+def publish_plain_body(txn: Txn) -> None:
+    """WalLog hook (on the emitting thread, before readers see the txn): encode the shared text body."""
+    plain_body(txn)
+
+
 class PgoutputWriter:
     def __init__(self, options: po.PgoutputOptions, publications: Publications, server_major: int = 17):
         self.opts = options
@@ -59,6 +128,7 @@ class PgoutputWriter:
         self._column_encoders: dict[int, tuple] = {}  # relid -> (Table, [encoder per column])
         self._resolved = False
         self._pubspecs = None
+        self._published: dict = {}  # (qualname, action) -> published? (publications resolve once per writer)
 
     # ------------------------------------------------------------------ filtering
     def _specs(self):
@@ -68,12 +138,15 @@ class PgoutputWriter:
         return self._pubspecs
 
     def published(self, table: Table, action: str) -> bool:
+        return self._publishes(table.qualname, action)
+
+    def _publishes(self, qualname: str, action: str) -> bool:
         specs = self._specs()
         if specs is None:
             return True
         for spec in specs:
             tables = spec.get("tables")
-            if (tables is None or table.qualname in tables) and action in spec.get("publish", _ACTIONS):
+            if (tables is None or qualname in tables) and action in spec.get("publish", _ACTIONS):
                 return True
         return False
 
@@ -127,6 +200,16 @@ class PgoutputWriter:
             cached = change.cache[key] = po.encode_tuple_bytes(out, self.opts.binary)
         return cached
 
+    def _row(self, c: Change, xid) -> bytes:
+        """The Insert/Update/Delete payload of a row change."""
+        if c.kind == "insert":
+            return po.encode_row_change("I", c.table.oid, new=self._tuple(c, "new"), xid=xid)
+        if c.kind == "update":
+            old = self._tuple(c, "old") if c.old_kind else None
+            return po.encode_row_change("U", c.table.oid, new=self._tuple(c, "new"), old=old, old_kind=c.old_kind,
+                                        xid=xid)
+        return po.encode_row_change("D", c.table.oid, old=self._tuple(c, "old"), old_kind=c.old_kind, xid=xid)
+
     def _change(self, c: Change, xid, stream_rels: set | None):
         """Messages for one change (Relations first when needed)."""
         out = []
@@ -144,17 +227,8 @@ class PgoutputWriter:
                     out += self._relation(t, xid)
                 elif sent[0] is not t:
                     self.relations_sent[t.oid] = (t, sent[1])
-        if c.kind == "insert":
-            out.append((c.lsn, po.encode_row_change("I", c.table.oid, new=self._tuple(c, "new"), xid=xid)))
-            return out
-        if c.kind == "update":
-            old = self._tuple(c, "old") if c.old_kind else None
-            out.append((c.lsn, po.encode_row_change("U", c.table.oid, new=self._tuple(c, "new"), old=old,
-                                                    old_kind=c.old_kind, xid=xid)))
-            return out
-        if c.kind == "delete":
-            out.append((c.lsn, po.encode_row_change("D", c.table.oid, old=self._tuple(c, "old"),
-                                                    old_kind=c.old_kind, xid=xid)))
+        if c.kind in _ROW_KINDS:
+            out.append((c.lsn, self._row(c, xid)))
             return out
         if c.kind == "truncate":
             rels = tuple(t.oid for t in c.tables if self.published(t, "truncate"))
@@ -165,6 +239,45 @@ class PgoutputWriter:
         return out
 
     # ------------------------------------------------------------------ records
+    def frames(self, rec) -> tuple:
+        """(segments, message count) of one WAL record: `send_time.join(segments)` is its XLogData frames."""
+        if type(rec) is Txn and not self._stream_it(rec):
+            body = plain_body(rec)
+            if body is not None and self._can_share(body):
+                binary = self.opts.binary
+                segs = body.segments.get(binary)
+                if segs is None:
+                    segs = body.segments[binary] = frame_segments(self._body_messages(rec))
+                return segs, body.count
+        msgs = self.encode(rec)
+        return (frame_segments(msgs) if msgs else []), len(msgs)
+
+    def _can_share(self, body: PlainBody) -> bool:
+        """This connection would send exactly the shared body: it publishes every change, and already
+        sent the current Relation of every table (the same Table object, so nothing changed since)."""
+        published = self._published
+        for key in body.actions:
+            ok = published.get(key)
+            if ok is None:
+                ok = published[key] = self._publishes(*key)
+            if not ok:
+                return False
+        sent = self.relations_sent
+        for t in body.tables:
+            s = sent.get(t.oid)
+            if s is None or s[0] is not t:
+                return False
+        return True
+
+    def _body_messages(self, txn: Txn) -> list:
+        """What _plain() sends for a PlainBody transaction when no Relation is due."""
+        items = txn.items
+        out = [(items[0].lsn, po.Begin(txn.commit_lsn, txn.commit_time, txn.xid).encode())]
+        row = self._row
+        out += [(c.lsn, row(c, None)) for c in items]
+        out.append((txn.end_lsn, po.Commit(txn.commit_lsn, txn.end_lsn, txn.commit_time).encode()))
+        return out
+
     def encode(self, rec) -> list:
         """[(wal_start, payload), ...] for one WAL record (may be empty: nothing to publish)."""
         if isinstance(rec, Txn):
@@ -293,3 +406,7 @@ class PgoutputWriter:
         if rec.kind == "rollback":
             return []
         return self._plain(txn, prepared=False, commit=rec)
+
+
+# builds the text bodies at emit time (no per-connection state is used: Relations and filters are not asked)
+_TEXT_WRITER = PgoutputWriter(po.PgoutputOptions(proto_version=1), Publications(None))

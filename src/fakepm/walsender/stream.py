@@ -27,8 +27,8 @@ from .encoder import PgoutputWriter
 from .wal import Marker, Slot, WalLog
 
 COPY_BOTH = m.CopyBothResponse(0, ()).encode()
-_XLOG = struct.Struct(">cQQq")
 _KEEPALIVE = struct.Struct(">cQqB")
+_SEND_TIME = struct.Struct(">q")
 BATCH_BYTES = 1 << 20  # stop filling the output after this much; poll() again right away
 
 
@@ -56,9 +56,6 @@ class _Stream:
     # ------------------------------------------------------------------ output helpers
     def keepalive(self, reply: bool = False) -> bytes:
         return m.copy_data(_KEEPALIVE.pack(b"k", self.sent_ptr, to_pg_timestamp(self.clock()), 1 if reply else 0))
-
-    def xlog(self, start: int, payload: bytes, send_time: int) -> bytes:
-        return m.copy_data(_XLOG.pack(b"w", start, start, send_time) + payload)
 
     # ------------------------------------------------------------------ input
     def receive(self, type_byte: bytes, body: bytes, now: float) -> bytes:
@@ -181,19 +178,17 @@ class LogicalStream(_Stream):
             if rec.position < self.start_lsn:
                 continue  # confirmed earlier: PostgreSQL skips what commits before the start point
             try:
-                msgs = self.writer.encode(rec)
+                segments, count = self.writer.frames(rec)
             except PgError as e:
                 self._fail(e)
                 break
-            if msgs:
+            if count:
                 if not sent_any and self._unconfirmed():
                     out.append(self.keepalive(False))
-                send_time = to_pg_timestamp(self.clock())
-                for start, payload in msgs:
-                    b = self.xlog(start, payload, send_time)
-                    size += len(b)
-                    out.append(b)
-                self.messages_sent += len(msgs)
+                b = _SEND_TIME.pack(to_pg_timestamp(self.clock())).join(segments)
+                size += len(b)
+                out.append(b)
+                self.messages_sent += count
                 sent_any = True
             if rec.end_lsn > self.sent_ptr:
                 self.sent_ptr = rec.end_lsn

@@ -64,6 +64,7 @@ class Txn:
     commit_lsn: int = 0  # commit (or prepare / abort) record position
     end_lsn: int = 0
     segment_size: int = 100  # changes per Stream Start..Stream Stop segment
+    plain: Any = field(default=False, repr=False, compare=False)  # encoder.plain_body() cache (False: not yet)
 
     @property
     def changes(self) -> list:
@@ -164,7 +165,9 @@ class WalLog:
             )
         self.insert_lsn = lsn
 
-    def append_txn(self, txn: Txn, *, begin_lsn=None, commit_lsn=None, end_lsn=None, where="transaction") -> Txn:
+    def append_txn(self, txn: Txn, *, begin_lsn=None, commit_lsn=None, end_lsn=None, where="transaction",
+                   prepare=None) -> Txn:
+        """Give txn its LSNs and append it; `prepare(txn)` runs once it has them, before readers can see it."""
         with self.lock:
             self._advance_to(begin_lsn, f"{where} lsn")
             txn.first_lsn = self.insert_lsn
@@ -182,6 +185,9 @@ class WalLog:
             if txn.gid is not None:
                 if txn.gid in self.prepared:
                     raise ValueError(f'{where}: transaction identifier "{txn.gid}" is already in use')
+            if prepare is not None:
+                prepare(txn)
+            if txn.gid is not None:
                 self.prepared[txn.gid] = txn
             self.records.append(txn)
             return txn
