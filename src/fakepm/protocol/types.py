@@ -1262,9 +1262,17 @@ def _clock_text(dt, suffix: bytes) -> bytes:
     return b"%s %02d:%02d:%02d%s" % (_day_text(dt), dt.hour, dt.minute, dt.second, suffix)
 
 
+# whole seconds (the usual case) are glued from cached pieces: ~3x faster than %-formatting
+_HH_MM = tuple(b" %02d:%02d:" % divmod(i, 60) for i in range(24 * 60))  # minute of the day -> b" HH:MM:"
+_SS = tuple(b"%02d" % i for i in range(60))
+_SS_UTC = tuple(b"%02d+00" % i for i in range(60))
+
+
 def _ts_text(dt) -> bytes:
     if dt.__class__ is datetime and dt.tzinfo is None:
-        return _clock_text(dt, b"")
+        if dt.microsecond:
+            return _clock_text(dt, b"")
+        return (_DAY_TEXT.get(dt.toordinal()) or _day_text(dt)) + _HH_MM[dt.hour * 60 + dt.minute] + _SS[dt.second]
     return _DATE_SPECIAL_TEXT[dt]  # KeyError (aware, date, str...) -> coerce
 
 
@@ -1275,7 +1283,10 @@ def _tstz_text(dt) -> bytes:
             if tz is None:
                 raise _NotCanonical  # coerce: naive means UTC
             dt = dt.astimezone(_UTC)
-        return _clock_text(dt, b"+00")
+        if dt.microsecond:
+            return _clock_text(dt, b"+00")
+        return ((_DAY_TEXT.get(dt.toordinal()) or _day_text(dt)) + _HH_MM[dt.hour * 60 + dt.minute]
+                + _SS_UTC[dt.second])
     return _DATE_SPECIAL_TEXT[dt]
 
 
