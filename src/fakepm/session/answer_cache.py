@@ -33,6 +33,7 @@ from ..answers.result import Result
 from .hub import JournalEntry
 
 MAX_ENTRIES = 256  # distinct texts per connection (pgbench and pools send a handful)
+MAX_ANSWER_BYTES = 1 << 20  # a bigger static answer is re-encoded each time rather than kept per connection
 MAX_GROUP_BYTES = 4096  # bigger extended-protocol groups (large parameters) are not worth keeping
 SYNC = b"S\x00\x00\x00\x04"
 _I32 = struct.Struct("!i")
@@ -128,12 +129,15 @@ def remember(session, text: str, sql: str, result: Result, out_mark: int) -> Non
     if found is None:
         return
     rule, label, params = found
+    wire = b"".join(session._out[out_mark:])
+    if len(wire) > MAX_ANSWER_BYTES:
+        return
     cache = session.answer_cache
     if cache is None:
         cache = session.answer_cache = {}
     if len(cache) >= MAX_ENTRIES:
         cache.clear()
-    cache[text] = Entry(session.responder.rules.rules, rule, sql, params, label, b"".join(session._out[out_mark:]))
+    cache[text] = Entry(session.responder.rules.rules, rule, sql, params, label, wire)
 
 
 # ---------------------------------------------------------------------- extended-protocol groups
@@ -193,6 +197,9 @@ def remember_group(session, data: bytes, out_mark: int) -> None:
     if found is None:
         return
     rule, label, params = found
+    wire = b"".join(session._out[out_mark:])
+    if len(wire) > MAX_ANSWER_BYTES:
+        return
     cache = session.group_cache
     if cache is None:
         cache = session.group_cache = {}
@@ -202,8 +209,7 @@ def remember_group(session, data: bytes, out_mark: int) -> None:
     if data[:1] == b"P":  # the transcript line _on_parse writes (the text as sent, before splitting)
         text = data[6:data.index(b"\x00", 6)].decode("utf-8", "replace")
         parsed = f"Parse '' {text[:200]!r}"
-    cache[data] = GroupEntry(session.responder.rules.rules, rule, statement, parsed, params, label,
-                             b"".join(session._out[out_mark:]))
+    cache[data] = GroupEntry(session.responder.rules.rules, rule, statement, parsed, params, label, wire)
 
 
 def serve_group(session, data: bytes) -> bool:
