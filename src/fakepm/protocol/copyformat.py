@@ -31,6 +31,7 @@ from functools import partial
 from itertools import repeat
 from typing import Iterable, Sequence
 
+from .copybulk import binary_rows, text_block
 from .types import InvalidValue, PgType
 
 __all__ = [
@@ -276,9 +277,12 @@ class CopyDecoder:
     """Incremental COPY FROM parser. Rows come out as (line_number, [raw field bytes | None])."""
 
     def __init__(self, options: CopyOptions, ncolumns: int | None, column_names: Sequence[str] = (),
-                 typer: "RowTyper | None" = None):
+                 typer: "RowTyper | None" = None, lazy: bool = False):
         self.options = options
         self.typer = typer  # given: feed()/finish() return typed row tuples instead of raw rows
+        # lazy: rows typed in bulk come as one copybulk.RowBlock (checked, zipped when read) in
+        # the returned list; copybulk.CopyRows collects them
+        self.lazy = lazy
         self.ncolumns = ncolumns  # None: unknown (undeclared table) - any field count is kept
         self.column_names = list(column_names)
         self.line = 0  # lines (records) consumed, for CONTEXT
@@ -339,6 +343,13 @@ class CopyDecoder:
             return None
         if self._eol is None:
             self._eol = b"\n"
+        if self.typer is not None and self.typer.can_type_lines and b"\\" not in block:
+            # whole block column by column (protocol/copybulk.py); None: the line paths below
+            typed = text_block(self.typer, block, bytes((self._delim,)), self._null, o.csv or b"\\" not in self._null)
+            if typed is not None:
+                del buf[:last + 1]
+                self.line += typed.n
+                return [typed] if self.lazy else typed.rows()
         lines = block.split(b"\n")
         del buf[:last + 1]
         if b"\\." in block and b"\\." in lines:
@@ -564,6 +575,11 @@ class CopyDecoder:
         typer = self.typer
         decs = typer._fast if typer is not None and ncols is not None else None
         untyped = typer is not None and decs is None
+        if decs is not None:  # whole rows of the usual layout at speed (protocol/copybulk.py)
+            fast, pos = binary_rows(typer, data, pos)
+            if fast is not None:
+                rows += [fast] if self.lazy else fast.rows()
+                line += fast.n
         while n - pos >= 2:
             count = unpack16(data, pos)[0]
             if decs is not None and count == ncols:
@@ -817,25 +833,36 @@ class CopyEncoder:
             self._csv_search = re.compile(b"[" + re.escape(d + q + b"\r\n") + b"]").search
             self._csv_esc = partial(re.compile(b"[" + re.escape(q + e) + b"]").sub, lambda m: e + m.group())
 
-    def rows(self, rows: list) -> list:
-        """row() for each of rows, typed column by column (map over the encoders) when no value is
-        NULL and no value needs escaping or coerce(); otherwise row by row, with row()'s errors."""
+    def columns(self, rows: list) -> list | None:
+        """The payload values of rows column by column (a map of each column's encoder), when the
+        rows can be written from them as they are: text (UTF-8) or binary, no NULL, no value that
+        needs escaping or coerce(). None: the batch must go row by row (row() names any error)."""
         n = len(self._raw)
-        if rows and (self._plain_text or self._binary) and all(len(r) == n for r in rows):
+        if n and rows and (self._plain_text or self._binary) and all(len(r) == n for r in rows):
             try:
                 cols = list(zip(*rows))
                 if not any(None in c for c in cols):
                     out = [list(map(enc, c)) for enc, c in zip(self._raw, cols)]
                     if self._binary:
-                        pack = _I32.pack
-                        out = [[pack(len(b)) + b for b in c] for c in out]
-                        return list(map(b"".join, zip(repeat(self._count, len(rows)), *out)))
+                        return out
                     search = self._text_search
                     if not any(search(b"".join(c)) for c, safe in zip(out, self._safe) if not safe):
-                        return [line + b"\n" for line in map(self._delim.join, zip(*out))]
-            except Exception:  # noqa: BLE001 - redone row by row below
+                        return out
+            except Exception:  # noqa: BLE001 - redone row by row
                 pass
-        return [self.row(r) for r in rows]
+        return None
+
+    def rows(self, rows: list) -> list:
+        """row() for each of rows, typed column by column (columns()) when it can be; otherwise
+        row by row, with row()'s errors."""
+        out = self.columns(rows)
+        if out is None:
+            return [self.row(r) for r in rows]
+        if self._binary:
+            pack = _I32.pack
+            out = [[pack(len(b)) + b for b in c] for c in out]
+            return list(map(b"".join, zip(repeat(self._count, len(rows)), *out)))
+        return [line + b"\n" for line in map(self._delim.join, zip(*out))]
 
     def header(self) -> bytes:
         """What comes before the first row (binary signature; or the HEADER line)."""

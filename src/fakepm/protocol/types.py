@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation, ROUND_HALF_EVEN
 from fractions import Fraction
+from functools import partial
 from ipaddress import (
     IPv4Address,
     IPv4Interface,
@@ -68,6 +69,8 @@ from ipaddress import (
     IPv6Interface,
     IPv6Network,
 )
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, Callable
 from uuid import UUID
 
@@ -330,6 +333,18 @@ def _int_codec(display: str, bits: int, st: struct.Struct, unsigned: bool = Fals
             return unpack(data)[0]
         except struct.error:
             raise _bin_len_error(data, size) from None
+
+    def dec_text_column(col):
+        # bulk paths (COPY): dec_text over a list, or an exception (the caller redoes it value by value)
+        if b"_" in b"".join(col):
+            raise ValueError("an underscore")
+        vals = list(map(int, col))
+        if vals and (min(vals) < lo or max(vals) > hi):
+            raise ValueError("out of range")
+        return vals
+
+    dec_text.column = dec_text_column  # type: ignore[attr-defined]
+    dec_bin.unpack = (st.format[-1], None, None)  # type: ignore[attr-defined]  # struct code; the value as is
 
     def coerce(v):
         if v is None:
@@ -723,6 +738,15 @@ def _bad_utf8(data: bytes, e: UnicodeDecodeError) -> InvalidValue:
     return InvalidValue(f'invalid byte sequence for encoding "UTF8": {bad}', _ENCODING)
 
 
+def _utf8_column(col: list) -> list:
+    """bytes.decode over a list (one decode and split at C speed when no value holds a newline);
+    raises on invalid UTF-8 (bulk paths then redo value by value for the exact error)."""
+    out = b"\n".join(col).decode().split("\n")
+    if len(out) != len(col):  # a value held a newline (or the list was empty)
+        out = list(map(bytes.decode, col))
+    return out
+
+
 def _truncate_utf8(s: str, nbytes: int) -> str:
     b = s.encode()
     if len(b) <= nbytes:
@@ -774,6 +798,7 @@ def _text_codec(display: str, *, truncate: int | None = None, labels: frozenset 
         # a C callable equal to dec_text on valid input (raises otherwise): bulk paths (COPY) use
         # it and redo a failing value with dec_text for the exact error
         dec_text.fast = bytes.decode  # type: ignore[attr-defined]
+        dec_text.column = _utf8_column  # type: ignore[attr-defined]
     if binary:
         return Codec(enc, dec_text, enc, dec_text, coerce, name=display)
     return Codec(enc, dec_text, None, None, coerce, name=display)
@@ -1359,12 +1384,50 @@ def _ts_unbin_factory(epoch: datetime):
             if n == _INT64_MIN:
                 return NEG_INFINITY
             raise InvalidValue("timestamp out of range for a Python datetime (years 1-9999)", _DT_RANGE) from None
+
+    def from_micros(col):
+        # bulk paths: dec over the unpacked int64 microseconds of a column at C speed; OverflowError
+        # (infinities, out of range) makes the caller redo it value by value
+        return list(map(epoch.__add__, map(timedelta, repeat(0), repeat(0), col)))
+
+    # bulk binary paths: (struct code, column converter, the int range where it cannot fail: such a
+    # column may be converted later, when the rows are read)
+    dec.unpack = ("q", from_micros,  # type: ignore[attr-defined]
+                  ((datetime.min.replace(tzinfo=epoch.tzinfo) - epoch) // _US,
+                   (datetime.max.replace(tzinfo=epoch.tzinfo) - epoch) // _US))
     return dec
+
+
+_ISO_LONG_FRACTION = re.compile(r"\.[0-9]{7}", re.ASCII).search
+_TZINFO = attrgetter("tzinfo")
+
+
+def _ts_untext_columns(col: list, with_tz: bool) -> list:
+    """_ts_untext / _tstz_untext over a list: one decode and split, fromisoformat mapped at C speed;
+    raises when unsure (non-ASCII, a fraction fromisoformat would truncate, a parse error): the
+    caller then redoes the values one by one."""
+    s = b"\n".join(col).decode()
+    if not col or not s.isascii() or ("." in s and _ISO_LONG_FRACTION(s)):
+        raise ValueError("not for the bulk path")
+    strs = s.split("\n")
+    if len(strs) != len(col):
+        raise ValueError("a value held a newline")
+    vals = list(map(datetime.fromisoformat, strs))
+    zones = set(map(_TZINFO, vals))
+    if with_tz:
+        if zones == {_UTC}:
+            return vals
+        return [dt if dt.tzinfo is _UTC else dt.replace(tzinfo=_UTC) if dt.tzinfo is None else _to_utc(dt)
+                for dt in vals]
+    if zones == {None}:
+        return vals
+    return [dt.replace(tzinfo=None) if dt.tzinfo is not None else dt for dt in vals]
 
 
 def _timestamp_codec(with_tz: bool) -> Codec:
     display = "timestamp with time zone" if with_tz else "timestamp without time zone"
     dec_text = _tstz_untext if with_tz else _ts_untext
+    dec_text.column = partial(_ts_untext_columns, with_tz=with_tz)  # type: ignore[attr-defined]
 
     def coerce(v):
         if v is None:

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 
 from ..answers.copyspec import CopySpec
 from ..protocol import messages as m
+from ..protocol.copybulk import CopyRows
 from ..protocol.copyformat import CopyDataError, CopyDecoder, CopyEncoder, RowTyper
 from ..protocol.errors import PgError, fatal
 from ..protocol.types import REGISTRY
@@ -90,6 +91,20 @@ class CopyRecord:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def _get_rows(rec: CopyRecord) -> list | None:
+    rows = rec._rows
+    if rows.__class__ is CopyRows:  # a COPY IN's rows are zipped into tuples when first read
+        rows = rec._rows = rows.rows()
+    return rows
+
+
+def _set_rows(rec: CopyRecord, rows) -> None:
+    rec._rows = rows
+
+
+CopyRecord.rows = property(_get_rows, _set_rows, doc=CopyRecord.__doc__)  # the dataclass field, read lazily
 
 
 def _record(session, spec: CopySpec, sql: str, rows, count: int, error: PgError | None = None,
@@ -134,8 +149,9 @@ def _copy_in(session, spec: CopySpec, sql: str):
     session._send(m.CopyInResponse(fmt, (fmt,) * spec.ncolumns).encode())
     session.transcript.append(("S", f"CopyInResponse format={fmt} columns={spec.ncolumns}"))
     known = spec.types is not None
-    decoder = CopyDecoder(opts, spec.ncolumns if known else None, spec.names, RowTyper(opts, spec.types, spec.names))
-    rows: list = []
+    decoder = CopyDecoder(opts, spec.ncolumns if known else None, spec.names, RowTyper(opts, spec.types, spec.names),
+                          lazy=True)
+    rows = CopyRows()  # every value checked as it arrives; tuples made when the test reads them
     fault = spec.fault
     table = _context_name(spec)
 
@@ -154,11 +170,11 @@ def _copy_in(session, spec: CopySpec, sql: str):
         t, body = frame
         try:
             if t == b"d":
-                rows += decoder.feed(body)
+                rows.add(decoder.feed(body))
                 if fault is not None and len(rows) >= fault.after_rows:
                     return failed(fault.error or PgError("57014", "canceling statement due to user request"))
             elif t == b"c":
-                rows += decoder.finish()
+                rows.add(decoder.finish())
                 break
             elif t == b"f":
                 msg = m.CopyFail.decode(body).message

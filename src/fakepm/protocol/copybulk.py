@@ -1,0 +1,272 @@
+"""Bulk COPY FROM decoding: whole CopyData chunks typed column by column, at C speed where it can.
+
+The careful decoder (copyformat.CopyDecoder + RowTyper) walks lines and fields one by one and
+knows every PostgreSQL error. This module only takes the *usual* case and gives up (returns
+None / no rows) on anything else, so the careful path redoes that input with the exact rows or
+the exact error (SQLSTATE, message, CONTEXT line and column). Results are identical by
+construction: each column goes through the type registry's own bulk decoders
+(``decode_*.column`` / ``decode_binary.unpack``, protocol/types.py), which raise when unsure.
+
+Text/CSV (:func:`text_block`): a block of complete lines with no backslash (so no escapes, no
+``\\.``, no ``\\N``), no CR and, for CSV, no quote. It is cut into fields with two C-level
+splits, checked to hold exactly one field per column on every line, and each column is decoded
+with one call.
+
+Binary (:func:`binary_rows`): a row walker generated for the column layout (one
+``struct.unpack_from`` per run of fixed-width columns up to the next variable-width field), so
+a row costs a few bytecodes; it stops at the first row it does not expect (NULL in a fixed-width
+column, a wrong length, the trailer, a row cut by the chunk boundary), and the careful loop goes
+on from there.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Callable
+
+__all__ = ["text_block", "binary_rows", "RowBlock", "CopyRows"]
+
+_NL = b"\n"
+
+
+def _split_columns(block: bytes, delim: bytes, ncols: int) -> list | None:
+    """block (lines without their last newline) -> ncols lists of field bytes, or None unless
+    every line has exactly ncols fields."""
+    nlines = block.count(_NL) + 1
+    if ncols == 1:
+        return None if delim in block else [block.split(_NL)]
+    # every newline becomes delim + newline, so each piece holds at most one newline, at its
+    # start: the pieces that start a line are exactly those holding one
+    flat = block.replace(_NL, delim + _NL).split(delim)
+    if len(flat) != ncols * nlines:
+        return None
+    starts = b"".join(flat[ncols::ncols])
+    if starts.count(_NL) != nlines - 1:
+        return None
+    first = starts.split(_NL)
+    first[0] = flat[0]
+    return [first] + [flat[j::ncols] for j in range(1, ncols)]
+
+
+def _decode_column(column_fn: Callable | None, fast: Callable, col: list) -> list:
+    """One column through the registry: its bulk decoder, else its fast one per value (raises
+    when a value needs the careful path)."""
+    if column_fn is not None:
+        try:
+            return column_fn(col)
+        except Exception:  # noqa: BLE001 - unsure: value by value below
+            pass
+    return list(map(fast, col))
+
+
+def _text_plan(typer) -> list:
+    plan = getattr(typer, "_bulk_text_plan", None)
+    if plan is None:
+        plan = [(getattr(dec, "column", None) if dec is not None else None, fast)
+                for dec, fast in zip(typer._decoders, typer._fast)]
+        typer._bulk_text_plan = plan
+    return plan
+
+
+def text_block(typer, block: bytes, delim: bytes, null: bytes, check_null: bool) -> "RowBlock | None":
+    """The typed rows of a text/CSV block whose lines need no careful scan (see the module
+    docstring), or None: the caller then takes the careful path for the block.
+
+    ``check_null``: a field may equal the NULL string (CSV, or a NULL string without a
+    backslash); any such field sends the block to the careful path."""
+    plan = _text_plan(typer)
+    cols = _split_columns(block, delim, len(plan))
+    if cols is None:
+        return None
+    out = []
+    try:
+        for (column_fn, fast), col in zip(plan, cols):
+            if check_null and null in col:
+                return None
+            out.append(_decode_column(column_fn, fast, col))
+    except Exception:  # noqa: BLE001 - a bad value: the careful path raises PostgreSQL's error
+        return None
+    return RowBlock(out, None, len(cols[0]))
+
+
+# ------------------------------------------------------------------------------ binary
+_WALKERS: dict = {}
+
+
+def _make_walker(codes: tuple) -> Callable:
+    """Generate the row walker for a layout: codes[j] is a struct code for a fixed-width column
+    or None for a variable-width one. walk(data, pos) -> (raw row tuples, position after them)."""
+    structs: list = []
+    body: list = []
+    fmt, targets, conds, vals = "!h", ["c"], [f"c != {len(codes)}"], []
+    cur = "pos"
+
+    def flush(last_var: bool) -> str:
+        nonlocal fmt, targets, conds
+        st = struct.Struct(fmt)
+        k = len(structs)
+        structs.append(st)
+        body.append(f"{', '.join(targets)}, = S{k}(data, {cur})")
+        if conds:
+            body.append(f"if {' or '.join(conds)}: break")
+        end = f"{cur} + {st.size}"
+        fmt, targets, conds = "!", [], []
+        return end
+
+    for j, code in enumerate(codes):
+        if code is not None:
+            fmt += "i" + code
+            targets += [f"l{j}", f"v{j}"]
+            conds.append(f"l{j} != {struct.calcsize('!' + code)}")  # NULL or a bad length: careful path
+        else:
+            fmt += "i"
+            targets.append(f"l{j}")
+            p = flush(True)
+            body += [f"p = {p}",
+                     f"if l{j} < 0:",
+                     f"    if l{j} != -1: break",
+                     f"    v{j} = None",
+                     f"    q{j} = p",
+                     "else:",
+                     f"    q{j} = p + l{j}",
+                     f"    v{j} = data[p:q{j}]"]
+            cur = f"q{j}"
+        vals.append(f"v{j}")
+    if len(fmt) > 1:
+        end = flush(False)
+    else:
+        end = cur
+        body.append(f"if {cur} > n: break")  # the last field is cut by the chunk boundary
+    body += [f"pos = {end}", f"append(({', '.join(vals)},))"]
+    src = ["def walk(data, pos):",
+           "    n = len(data)",
+           "    out = []",
+           "    append = out.append",
+           "    try:",
+           "        while True:"]
+    src += ["            " + line for line in body]
+    src += ["    except error:",
+            "        pass",
+            "    return out, pos"]
+    ns: dict = {"error": struct.error}
+    ns.update({f"S{k}": st.unpack_from for k, st in enumerate(structs)})
+    exec("\n".join(src), ns)  # noqa: S102 - generated from struct codes only
+    return ns["walk"]
+
+
+def _binary_plan(typer):
+    plan = getattr(typer, "_bulk_binary_plan", None)
+    if plan is None:
+        codes, convert = [], []
+        for dec, fast in zip(typer._decoders, typer._fast):
+            unpack = getattr(dec, "unpack", None) if dec is not None else None
+            if unpack is not None:
+                code, column_fn, safe = unpack
+                codes.append(code)
+                convert.append(("fixed", column_fn, fast, struct.Struct("!" + code).pack, safe))
+            else:
+                codes.append(None)
+                keep = dec is None and fast is bytes  # an untyped column keeps its bytes
+                convert.append(("var", None if keep else getattr(dec, "column", None), None if keep else fast,
+                                None, None))
+        key = tuple(codes)
+        walker = _WALKERS.get(key)
+        if walker is None:
+            walker = _WALKERS[key] = _make_walker(key)
+        plan = typer._bulk_binary_plan = (walker, convert)
+    return plan
+
+
+def _fixed_column(column_fn: Callable, dec: Callable, pack: Callable, col: tuple) -> list:
+    try:
+        return column_fn(col)
+    except Exception:  # noqa: BLE001 - e.g. an infinity: the registry's decoder value by value
+        return [dec(pack(v)) for v in col]
+
+
+def binary_rows(typer, data: bytes, pos: int) -> tuple["RowBlock | None", int]:
+    """The rows of data[pos:] as far as the walker goes, and the position after them; None (and
+    pos unchanged) when there is none or a value needs the careful path."""
+    walker, convert = _binary_plan(typer)
+    raw, end = walker(data, pos)
+    if not raw:
+        return None, pos
+    cols = list(zip(*raw))
+    out, later = [], []
+    try:
+        for (kind, column_fn, fast, pack, safe), col in zip(convert, cols):
+            conv = None
+            if kind == "fixed":
+                if column_fn is not None:
+                    if safe is not None and safe[0] <= min(col) and max(col) <= safe[1]:
+                        conv = column_fn  # cannot fail: converted when the rows are read
+                    else:
+                        col = _fixed_column(column_fn, fast, pack, col)
+            elif fast is None:
+                pass
+            elif None in col:
+                col = [None if f is None else fast(f) for f in col]
+            else:
+                col = _decode_column(column_fn, fast, col)
+            out.append(col)
+            later.append(conv)
+    except Exception:  # noqa: BLE001 - a bad value: the careful loop redoes these rows
+        return None, pos
+    return RowBlock(out, later, len(raw)), end
+
+
+class RowBlock:
+    """Rows held column by column, every value already checked, until they are read: ``rows()``
+    zips them into tuples (after the deferred converters that cannot fail, e.g. int64
+    microseconds -> datetime). Saves the tuples' time and memory while a COPY streams in."""
+
+    __slots__ = ("columns", "convert", "n")
+
+    def __init__(self, columns: list, convert: list | None, n: int):
+        self.columns = columns
+        self.convert = convert
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def rows(self) -> list:
+        cols = self.columns
+        if self.convert is not None and any(self.convert):
+            cols = [c if f is None else f(c) for c, f in zip(cols, self.convert)]
+        return list(zip(*cols))
+
+
+class CopyRows:
+    """The rows of one COPY FROM as they arrive: what a lazy CopyDecoder's feed()/finish() give
+    (RowBlocks and row tuples), in order; ``rows()`` is the list of tuples."""
+
+    __slots__ = ("parts", "n")
+
+    def __init__(self):
+        self.parts: list = []
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def add(self, items: list) -> None:
+        run: list = []
+        for x in items:
+            if x.__class__ is RowBlock:
+                if run:
+                    self.parts.append(run)
+                    run = []
+                self.parts.append(x)
+                self.n += x.n
+            else:
+                run.append(x)
+        if run:
+            self.parts.append(run)
+            self.n += len(run)
+
+    def rows(self) -> list:
+        out: list = []
+        for part in self.parts:
+            out += part.rows() if part.__class__ is RowBlock else part
+        return out
