@@ -143,6 +143,9 @@ def _caller_source() -> str:
     return ""
 
 
+_WAL_LOCK = threading.Lock()
+
+
 class FakePostgres:
     """A fake PostgreSQL server on 127.0.0.1 (free port), ready when `start()`/`with` returns."""
 
@@ -195,12 +198,24 @@ class FakePostgres:
         self._started = False
         self._scenarios: list = []
         self._extensions: list = []  # hooks other rooms attach (walsender, copy, scenario)
-        from .walsender import WalSender  # the logical replication source (walsender/)
-
-        self.wal = WalSender(self)
-        self.replication_factory: Callable | None = self.wal.replication_query
+        self._wal = None  # `pg.wal`, made on first use: walsender/ and pgoutput cost ~30 ms to import
+        self.replication_factory: Callable | None = self._replication_query
         if scenario is not None:
             self.load(scenario)
+
+    @property
+    def wal(self):
+        """The logical replication source (walsender/'s WalSender): `pg.wal.insert(...)` etc."""
+        if self._wal is None:
+            with _WAL_LOCK:  # the test's thread and the loop thread (a replication connection) may race
+                if self._wal is None:
+                    from .walsender import WalSender
+
+                    self._wal = WalSender(self)
+        return self._wal
+
+    def _replication_query(self, session, sql, stmts):
+        return self.wal.replication_query(session, sql, stmts)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "FakePostgres":
