@@ -227,9 +227,11 @@ class WalSender(ReplicationCommands):
 
     def _append(self, fn):
         rec = fn()
-        loop = getattr(self.pg, "_loop", None) if self.pg is not None else None
-        if loop is not None and getattr(self.pg, "_started", False):
-            loop.call_soon_threadsafe(self._wake_all)
+        # only streams need waking; one that starts later polls the log (which already holds rec) first
+        if self._active:
+            loop = getattr(self.pg, "_loop", None) if self.pg is not None else None
+            if loop is not None and getattr(self.pg, "_started", False):
+                loop.call_soon_threadsafe(self._wake_all)
         return rec
 
     def _wake_all(self) -> None:
