@@ -101,3 +101,43 @@ def test_take_rows_keeps_the_rows_before_a_failing_source():
     assert batch == [1, 2] and isinstance(failure, ValueError)
     assert take_rows(iter(range(5)), 3) == ([0, 1, 2], None)
     assert take_rows(iter(range(2)), 3) == ([0, 1], None)
+
+
+# ------------------------------------------------------------------------------ COPY TO framing
+from fakepm.protocol.copyformat import CopyEncoder, CopyOptions  # noqa: E402
+from fakepm.protocol.types import REGISTRY  # noqa: E402
+from fakepm.session.rowbatch import CopyOutFramer  # noqa: E402
+
+COPY_TYPES = {"i8": "int8", "t": "text", "tz": "timestamptz", "i4": "int4", "by": "bytea", "f": "float8"}
+
+
+def copy_per_row(enc: CopyEncoder, rows) -> bytes:
+    return b"".join(m.copy_data(enc.row(r)) for r in rows)
+
+
+@settings(max_examples=120, deadline=None)
+@given(rows=fst.rows(COPY_TYPES, min_size=1, max_size=30, nulls=False) | fst.rows(COPY_TYPES, min_size=1, max_size=5), fmt=st.sampled_from(["text", "binary"]),
+       delimiter=st.sampled_from(["\t", ",", "|"]))
+def test_copy_out_batch_equals_one_copydata_per_row(rows, fmt, delimiter):
+    opts = CopyOptions(format=fmt, delimiter=delimiter) if fmt == "text" else CopyOptions(format=fmt)
+    enc = CopyEncoder(opts, [REGISTRY.by_name(t) for t in COPY_TYPES.values()], list(COPY_TYPES))
+    framed = CopyOutFramer(enc).frame(rows)
+    if framed is None:  # a NULL or a value needing escapes: the caller goes row by row
+        assert any(None in r for r in rows) or fmt == "text"
+        return
+    assert framed == copy_per_row(enc, rows)
+    assert len(m.split_backend_stream(framed)) == len(rows)
+
+
+def test_copy_out_framer_takes_plain_batches_and_declines_irregular_ones():
+    types = [REGISTRY.by_name(t) for t in ("int8", "text", "timestamptz")]
+    rows = [(i, f"name-{i}", dt.datetime(2024, 1, 1, 0, 0, i % 60, (i % 3) * 10, tzinfo=dt.timezone.utc))
+            for i in range(50)]
+    for fmt in ("text", "binary"):
+        enc = CopyEncoder(CopyOptions(format=fmt), types, ["id", "name", "at"])
+        assert CopyOutFramer(enc).frame(rows) == copy_per_row(enc, rows)
+    text = CopyEncoder(CopyOptions(format="text"), types, ["id", "name", "at"])
+    assert CopyOutFramer(text).frame(rows + [(1, "tab\there", None)]) is None  # NULL
+    assert CopyOutFramer(text).frame([(1, "back\\slash", rows[0][2])]) is None  # needs an escape
+    assert CopyOutFramer(text).frame([(1, "x", "not a time")]) is None  # row by row names the error
+    assert CopyOutFramer(CopyEncoder(CopyOptions(format="csv"), types, ["id", "name", "at"])).frame(rows) is None

@@ -61,6 +61,7 @@ from ..protocol.copyformat import CopyDataError, CopyDecoder, CopyEncoder, RowTy
 from ..protocol.errors import PgError, fatal
 from ..protocol.types import REGISTRY
 from .connection import NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT  # copy.py is imported lazily by connection
+from .rowbatch import CopyOutFramer
 
 __all__ = ["run", "CopyRecord", "CopyBothMode", "ChannelMode", "ScriptMode", "Channel", "run_copy_both"]
 
@@ -251,6 +252,7 @@ def _copy_out(session, spec: CopySpec, sql: str):
     copy_data = m.copy_data
     encode = enc.row
     encode_rows = enc.rows
+    framed_rows = CopyOutFramer(enc).frame  # a batch framed column by column, or None: row by row
     fault = spec.fault
     count = 0
     row_size = 64  # bytes per framed row, measured once rows are sent
@@ -287,7 +289,9 @@ def _copy_out(session, spec: CopySpec, sql: str):
             if not batch and failure is None:
                 break
             try:
-                framed = b"".join(map(copy_data, encode_rows(batch)))
+                framed = framed_rows(batch)
+                if framed is None:
+                    framed = b"".join(map(copy_data, encode_rows(batch)))
                 send(framed)
                 count += len(batch)
                 row_size = max(row_size, len(framed) // len(batch))

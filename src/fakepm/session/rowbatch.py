@@ -19,7 +19,7 @@ returned and its error (XX000 naming the value and the column) is exactly the pe
 from __future__ import annotations
 
 import struct
-from itertools import chain, islice
+from itertools import chain, islice, repeat
 from operator import add
 from typing import Sequence
 
@@ -44,20 +44,63 @@ class _Words(dict):
 
 
 class _Headers(dict):
-    """Sum of a row's value lengths -> its DataRow header (type, message length, field count)."""
+    """Summed length of a row's variable-width values -> its message header (type byte, message
+    length, field count), for one summed length of the fixed-width ones."""
 
-    __slots__ = ("fixed", "count")
+    __slots__ = ("tag", "fixed", "count")
 
-    def __init__(self, ncolumns: int):
+    def __init__(self, tag: bytes, ncolumns: int, fixed_values: int):
         super().__init__()
-        self.fixed = 4 + 2 + 4 * ncolumns  # the length word itself, the field count, one length per field
+        self.tag = tag
+        # the length word itself, the field count, one length per field, the fixed-width values
+        self.fixed = 4 + 2 + 4 * ncolumns + fixed_values
         self.count = _I16.pack(ncolumns)
 
     def __missing__(self, payload: int) -> bytes:
         if len(self) >= 4096:
             self.clear()
-        h = self[payload] = b"D" + _I32.pack(self.fixed + payload) + self.count
+        h = self[payload] = self.tag + _I32.pack(self.fixed + payload) + self.count
         return h
+
+
+class RowFramer:
+    """Frames rows given column by column as messages laid out like DataRow: type byte, length,
+    field count, then a length word (-1: NULL) and the bytes of each field. DataRow (b"D") and a
+    binary COPY row in a CopyData (b"d") share this layout."""
+
+    __slots__ = ("tag", "ncolumns", "_by_fixed")
+
+    def __init__(self, tag: bytes, ncolumns: int):
+        self.tag = tag
+        self.ncolumns = ncolumns
+        self._by_fixed: dict = {}  # summed length of the fixed-width columns -> _Headers
+
+    def frame(self, nrows: int, columns) -> bytes:
+        """columns: per column (values, their lengths, their length words or None to make them
+        from the lengths: no NULL in that column). Returns the nrows messages joined."""
+        words = _WORDS.__getitem__
+        parts: list = [None]  # the headers go first, once the row sizes are known
+        sizes = None  # per row: the summed lengths of the columns whose length varies
+        fixed = 0  # the summed lengths of the columns whose values all have one length
+        for values, lengths, prefixes in columns:
+            if prefixes is None:
+                first = lengths[0]
+                if lengths.count(first) == nrows:  # fixed width (binary int8, whole-second timestamps...)
+                    fixed += first
+                    parts.append(repeat(words(first), nrows))
+                    parts.append(values)
+                    continue
+                prefixes = list(map(words, lengths))
+            sizes = lengths if sizes is None else list(map(add, sizes, lengths))
+            parts.append(prefixes)
+            parts.append(values)
+        headers = self._by_fixed.get(fixed)
+        if headers is None:
+            if len(self._by_fixed) >= 64:
+                self._by_fixed.clear()
+            headers = self._by_fixed[fixed] = _Headers(self.tag, self.ncolumns, fixed)
+        parts[0] = repeat(headers[0], nrows) if sizes is None else map(headers.__getitem__, sizes)
+        return b"".join(chain.from_iterable(zip(*parts)))
 
 
 _WORDS = _Words()  # shared by every batch encoder: lengths are lengths
@@ -66,14 +109,14 @@ _WORDS = _Words()  # shared by every batch encoder: lengths are lengths
 class RowBatchEncoder:
     """Encodes batches of rows (lists of sequences of natural values) into joined DataRows."""
 
-    __slots__ = ("columns", "encoders", "_raw", "_n", "_headers")
+    __slots__ = ("columns", "encoders", "_raw", "_n", "_framer")
 
     def __init__(self, columns: Sequence[Column], formats: Sequence[int]):
         self.columns = columns
         self.encoders = row_encoders(columns, formats)  # the registry's, with coerce()
         self._raw = [getattr(e, "__wrapped__", e) for e in self.encoders]  # without coerce()
         self._n = len(columns)
-        self._headers = _Headers(self._n)
+        self._framer = RowFramer(b"D", self._n)
 
     def encode(self, rows: list) -> tuple[bytes, int, Exception | None]:
         """(the DataRows of rows joined, how many rows they are, the error that stopped it or None).
@@ -91,25 +134,19 @@ class RowBatchEncoder:
 
     def _columnwise(self, rows: list) -> bytes:
         words = _WORDS.__getitem__
-        parts: list = [None]  # the headers go first, once the row sizes are known
-        sizes = None
+        columns = []
         for col, raw, enc in zip(zip(*rows), self._raw, self.encoders):
             if None in col:
                 values = [b"" if v is None else enc(v) for v in col]
                 lengths = list(map(len, values))
-                prefixes = [_NULL if v is None else words(k) for v, k in zip(col, lengths)]
-            else:
-                try:
-                    values = list(map(raw, col))
-                except Exception:  # noqa: BLE001 - a value needing coerce(); a bad one raises again here
-                    values = list(map(enc, col))
-                lengths = list(map(len, values))
-                prefixes = list(map(words, lengths))
-            sizes = lengths if sizes is None else list(map(add, sizes, lengths))
-            parts.append(prefixes)
-            parts.append(values)
-        parts[0] = map(self._headers.__getitem__, sizes)
-        return b"".join(chain.from_iterable(zip(*parts)))
+                columns.append((values, lengths, [_NULL if v is None else words(k) for v, k in zip(col, lengths)]))
+                continue
+            try:
+                values = list(map(raw, col))
+            except Exception:  # noqa: BLE001 - a value needing coerce(); a bad one raises again here
+                values = list(map(enc, col))
+            columns.append((values, list(map(len, values)), None))
+        return self._framer.frame(len(rows), columns)
 
     def _row_by_row(self, rows: list) -> tuple[bytes, int, Exception | None]:
         out = []
@@ -131,3 +168,40 @@ def take_rows(it, n: int) -> tuple[list, Exception | None]:
     except Exception as e:  # noqa: BLE001 - raised by the caller after the rows before it
         return batch, e
     return batch, None
+
+
+class _LineHeaders(dict):
+    """Length of a text COPY line (without its newline) -> the header of its CopyData."""
+
+    __slots__ = ()
+
+    def __missing__(self, n: int) -> bytes:
+        if len(self) >= 4096:
+            self.clear()
+        h = self[n] = b"d" + _I32.pack(4 + n + 1)
+        return h
+
+
+class CopyOutFramer:
+    """COPY TO rows as CopyData messages, a batch at a time from copyformat.CopyEncoder.columns():
+    text lines (fields joined by the delimiter, then a newline) or binary rows (DataRow's layout)."""
+
+    __slots__ = ("encoder", "_binary", "_delim", "_rows", "_lines")
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self._binary = encoder.options.binary
+        self._delim = encoder.options.delimiter.encode()
+        self._rows = RowFramer(b"d", len(encoder.types))
+        self._lines = _LineHeaders()
+
+    def frame(self, rows: list) -> bytes | None:
+        """The CopyData messages of rows joined; None when they must be encoded row by row."""
+        cols = self.encoder.columns(rows)
+        if cols is None:
+            return None
+        if self._binary:
+            return self._rows.frame(len(rows), [(c, list(map(len, c)), None) for c in cols])
+        lines = list(map(self._delim.join, zip(*cols)))
+        return b"".join(chain.from_iterable(zip(map(self._lines.__getitem__, map(len, lines)), lines,
+                                                repeat(b"\n"))))
