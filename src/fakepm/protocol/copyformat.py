@@ -84,6 +84,9 @@ class CopyOptionError(ValueError):
         self.message = message
 
 
+_MAX_DISPLAY = 100  # PostgreSQL's MAX_COPY_DATA_DISPLAY: bytes of the bad line/value in CONTEXT
+
+
 class CopyDataError(ValueError):
     """Bad COPY data: SQLSTATE, message and where (line, column, the field or line text)."""
 
@@ -108,7 +111,12 @@ class CopyDataError(ValueError):
         if self.column is not None:
             out += f", column {self.column}"
         if self.text is not None:
-            out += f': "{self.text}"'
+            text = self.text
+            if len(text) > _MAX_DISPLAY:  # PostgreSQL shows 100 bytes (whole characters) and "..."
+                raw = text.encode("utf-8", "surrogatepass")
+                if len(raw) > _MAX_DISPLAY:
+                    text = raw[:_MAX_DISPLAY].decode("utf-8", "ignore") + "..."
+            out += f': "{text}"'
         return out
 
 
@@ -405,6 +413,7 @@ class CopyDecoder:
                 if end < 0:
                     break
                 pos = end
+                self.line += self._quoted_eols
             else:
                 if nl < 0:
                     if not final:
@@ -458,6 +467,10 @@ class CopyDecoder:
 
         Returns (fields, end index, record text), or (None, -1, None) when more data is needed."""
         delim, quote, escape = self._delim, self._quote[0], self._escape[0]
+        # PostgreSQL counts the line ends inside quotes as lines (the CONTEXT line number is
+        # physical), by its end-of-line byte: CR until the first record has ended, or for CRLF
+        eol_byte = 10 if self.line and self._eol == b"\n" else 13
+        self._quoted_eols = 0
         fields: list = []
         quoted_flags: list = []
         cur = bytearray()
@@ -468,8 +481,8 @@ class CopyDecoder:
                 if not final:
                     return None, -1, None
                 if in_quotes:
-                    raise CopyDataError("22P04", "unterminated CSV quoted field", line=self.line + 1,
-                                        text=_show(data[start:]))
+                    raise CopyDataError("22P04", "unterminated CSV quoted field",
+                                        line=self.line + 1 + self._quoted_eols, text=_show(data[start:]))
                 end = n
                 break
             c = data[i]
@@ -486,6 +499,8 @@ class CopyDecoder:
                     in_quotes = False
                 else:
                     cur.append(c)
+                    if c == eol_byte:
+                        self._quoted_eols += 1
                 i += 1
                 continue
             if c == quote:
