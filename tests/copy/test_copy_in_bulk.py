@@ -389,3 +389,25 @@ def test_a_bad_value_deep_in_a_big_stream_is_reported_like_postgresql(real_pg, f
         assert _diag(fake.dsn, sql, chunks) == expected
         rec = fake.copies[-1]
         assert not rec.ok and rec.rows == []
+
+
+CONTEXT_CASES = [
+    ("COPY items (id, name) FROM STDIN (FORMAT csv)", b'1,"a\nb\nc"\n2,x\nzz,y\n'),  # 1st record's newlines
+    ("COPY items (id, name) FROM STDIN (FORMAT csv)", b'1,"a\nb"\nqq,"c\nd"\n'),  # later ones count as lines
+    ("COPY items (id, name) FROM STDIN (FORMAT csv)", b'1,"a\r\nb"\r\nqq,y\r\n'),
+    ("COPY items (id, name) FROM STDIN", b"1\t" + b"x" * 150 + b"\textra\n"),  # CONTEXT: 100 bytes + ...
+    ("COPY items (id, name) FROM STDIN", b"1" * 150 + b"\tname\n"),
+    ("COPY items (id, name) FROM STDIN", b"1\t" + "ü".encode() * 120 + b"\textra\n"),  # whole characters
+]
+
+
+@pytest.mark.realpg
+@pytest.mark.parametrize("sql, data", CONTEXT_CASES)
+def test_context_line_numbers_and_long_text_like_postgresql(real_pg, sql, data):
+    with psycopg.connect(real_pg.dsn, autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS items; CREATE TABLE items (id int8, name text, at timestamptz)")
+    expected = _diag(real_pg.dsn, sql, [data])
+    assert expected is not None
+    with FakePostgres() as fake:
+        fake.table("items", COLUMNS)
+        assert _diag(fake.dsn, sql, [data]) == expected
