@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..answers.catalog import Table
 from ..protocol import pgoutput as po
 from ..protocol.replication import parse_lsn, to_pg_timestamp
-from .encoder import pre_encode, publish_plain_body
+from .encoder import plain_body, pre_encode
 from .wal import Change, SubAbort, Txn, make_change
 
 if TYPE_CHECKING:  # the annotation only; sender.py imports this module
@@ -138,7 +138,7 @@ class TransactionBuilder:
             lambda: self._wal.log.append_txn(txn, begin_lsn=_lsn(b, "lsn") if b is not None else None,
                                              commit_lsn=_lsn(c, "commit_lsn") if c is not None else None,
                                              end_lsn=_lsn(e, "end_lsn") if e is not None else None,
-                                             where=self.where, prepare=publish_plain_body))
+                                             where=self.where, prepare=plain_body))
         return self.txn
 
     @property

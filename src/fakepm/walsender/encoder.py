@@ -46,7 +46,8 @@ class Publications:
 
 def pre_encode(change: Change) -> None:
     """Fill a row change's text TupleData cache when it is written to the WAL (on the emitting thread),
-    so senders only frame bytes; binary tuples are encoded lazily by the first binary consumer."""
+    so senders only frame bytes (plain_body() moves them into a shared body when the transaction has one);
+    binary tuples are encoded lazily by the first binary consumer."""
     if change.table is None:
         return
     encs = [c.type.encode_text for c in change.table.columns]
@@ -92,7 +93,8 @@ class PlainBody:
 
 
 def plain_body(txn: Txn) -> PlainBody | None:
-    """txn's shared body (built on first use and kept on the Txn), or None when it cannot be shared."""
+    """txn's shared body, or None when it cannot be shared. Built once and kept on the Txn: the builder
+    has WalLog call this (on the emitting thread) before readers can see the txn."""
     body = txn.plain
     if body is not False:
         return body
@@ -109,13 +111,10 @@ def plain_body(txn: Txn) -> PlainBody | None:
         else:
             body = PlainBody(tuple(tables.values()), tuple(actions), len(items) + 2)
             body.segments[False] = frame_segments(_TEXT_WRITER._body_messages(txn))
+            for c in items:  # the body holds these bytes now; a connection that cannot share re-encodes
+                c.cache.clear()
     txn.plain = body
     return body
-
-
-def publish_plain_body(txn: Txn) -> None:
-    """WalLog hook (on the emitting thread, before readers see the txn): encode the shared text body."""
-    plain_body(txn)
 
 
 class PgoutputWriter:
