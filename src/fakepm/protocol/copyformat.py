@@ -853,7 +853,7 @@ class CopyEncoder:
         rows can be written from them as they are: text (UTF-8) or binary, no NULL, no value that
         needs escaping or coerce(). None: the batch must go row by row (row() names any error)."""
         n = len(self._raw)
-        if n and rows and (self._plain_text or self._binary) and all(len(r) == n for r in rows):
+        if n and rows and (self._plain_text or self._binary) and set(map(len, rows)) == {n}:  # C-level check
             try:
                 cols = list(zip(*rows))
                 if not any(None in c for c in cols):
