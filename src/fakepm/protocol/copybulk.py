@@ -95,61 +95,84 @@ _WALKERS: dict = {}
 
 def _make_walker(codes: tuple) -> Callable:
     """Generate the row walker for a layout: codes[j] is a struct code for a fixed-width column
-    or None for a variable-width one. walk(data, pos) -> (raw row tuples, position after them)."""
-    structs: list = []
-    body: list = []
-    fmt, targets, conds, vals = "!h", ["c"], [f"c != {len(codes)}"], []
-    cur = "pos"
-
-    def flush(last_var: bool) -> str:
-        nonlocal fmt, targets, conds
-        st = struct.Struct(fmt)
-        k = len(structs)
-        structs.append(st)
-        body.append(f"{', '.join(targets)}, = S{k}(data, {cur})")
-        if conds:
-            body.append(f"if {' or '.join(conds)}: break")
-        end = f"{cur} + {st.size}"
-        fmt, targets, conds = "!", [], []
-        return end
-
+    or None for a variable-width one. walk(data, pos) -> (one list per column, position after
+    the rows). A row's fixed-width tail and the next row's head are read by one unpack_from."""
+    ncols = len(codes)
+    # segments: the struct before each variable-width field (and the tail after the last one)
+    segs: list = [["!h", ["c"], [f"c != {ncols}"], []]]  # fmt, targets, conditions, value names
+    var_cols: list = []
     for j, code in enumerate(codes):
+        seg = segs[-1]
         if code is not None:
-            fmt += "i" + code
-            targets += [f"l{j}", f"v{j}"]
-            conds.append(f"l{j} != {struct.calcsize('!' + code)}")  # NULL or a bad length: careful path
+            seg[0] += "i" + code
+            seg[1] += [f"l{j}", f"v{j}"]
+            seg[2].append(f"l{j} != {struct.calcsize('!' + code)}")  # NULL or a bad length: careful path
+            seg[3].append(f"v{j}")
         else:
-            fmt += "i"
-            targets.append(f"l{j}")
-            p = flush(True)
-            body += [f"p = {p}",
-                     f"if l{j} < 0:",
-                     f"    if l{j} != -1: break",
-                     f"    v{j} = None",
-                     f"    q{j} = p",
-                     "else:",
-                     f"    q{j} = p + l{j}",
-                     f"    v{j} = data[p:q{j}]"]
-            cur = f"q{j}"
-        vals.append(f"v{j}")
-    if len(fmt) > 1:
-        end = flush(False)
-    else:
-        end = cur
-        body.append(f"if {cur} > n: break")  # the last field is cut by the chunk boundary
-    body += [f"pos = {end}", f"append(({', '.join(vals)},))"]
+            seg[0] += "i"
+            seg[1].append(f"l{j}")
+            var_cols.append(j)
+            segs.append(["!", [], [], []])
+    ns: dict = {"error": struct.error}
+
+    def unpacker(name: str, fmt: str) -> int:
+        st = struct.Struct(fmt)
+        ns[name] = st.unpack_from
+        return st.size
+
+    def cond(conds: list) -> list:
+        return [f"if {' or '.join(conds)}: break"] if conds else []
+
+    appends = [f"a{j}(v{j})" for j in range(ncols)]
+    head_fmt, head_targets, head_conds, head_vals = segs[0]
+    head_size = unpacker("H", head_fmt)
     src = ["def walk(data, pos):",
            "    n = len(data)",
-           "    out = []",
-           "    append = out.append",
-           "    try:",
-           "        while True:"]
-    src += ["            " + line for line in body]
-    src += ["    except error:",
-            "        pass",
-            "    return out, pos"]
-    ns: dict = {"error": struct.error}
-    ns.update({f"S{k}": st.unpack_from for k, st in enumerate(structs)})
+           "    cols = " + "[" + ", ".join("[]" for _ in range(ncols)) + "]",
+           "    " + ", ".join(f"a{j}" for j in range(ncols)) + ", = [c.append for c in cols]"]
+    if not var_cols:  # fixed-width rows: one unpack each
+        body = [f"{', '.join(head_targets)}, = H(data, pos)", *cond(head_conds), f"pos += {head_size}", *appends]
+        src += ["    try:", "        while True:"] + ["            " + x for x in body]
+        src += ["    except error:", "        pass", "    return cols, pos"]
+    else:
+        tail_fmt, tail_targets, tail_conds, tail_vals = segs[-1]
+        tail_size = unpacker("T", tail_fmt) if len(tail_fmt) > 1 else 0
+        # the next row's head read with this row's tail; its values renamed until this row is stored
+        next_targets = [t + "_n" if t in head_vals else t for t in head_targets]
+        unpacker("TH", tail_fmt + head_fmt[1:])
+        body = [*cond(head_conds), f"p = pos + {head_size}"]
+        for k, j in enumerate(var_cols):
+            body += [f"if l{j} < 0:",
+                     f"    if l{j} != -1: break",
+                     f"    v{j} = None",
+                     "    q = p",
+                     "else:",
+                     f"    q = p + l{j}",
+                     f"    v{j} = data[p:q]"]
+            if k + 1 < len(var_cols):
+                fmt, targets, conds, _ = segs[k + 1]
+                size = unpacker(f"M{k}", fmt)
+                body += [f"{', '.join(targets)}, = M{k}(data, q)", *cond(conds), f"p = q + {size}"]
+        last = ([f"{', '.join(tail_targets)}, = T(data, q)"] if tail_size else ["if q > n: break"])
+        body += ["try:",
+                 f"    {', '.join(tail_targets + next_targets)}, = TH(data, q)",
+                 "except error:",
+                 *["    " + x for x in last + cond(tail_conds)],
+                 f"    pos = q + {tail_size}",
+                 *["    " + x for x in appends],
+                 "    break",
+                 *cond(tail_conds),
+                 f"pos = q + {tail_size}",
+                 *appends,
+                 *[f"{v} = {v}_n" for v in head_vals]]
+        src += ["    try:",
+                f"        {', '.join(head_targets)}, = H(data, pos)",
+                "    except error:",
+                "        return cols, pos",
+                "    try:",
+                "        while True:"]
+        src += ["            " + x for x in body]
+        src += ["    except error:", "        pass", "    return cols, pos"]
     exec("\n".join(src), ns)  # noqa: S102 - generated from struct codes only
     return ns["walk"]
 
@@ -188,10 +211,9 @@ def binary_rows(typer, data: bytes, pos: int) -> tuple["RowBlock | None", int]:
     """The rows of data[pos:] as far as the walker goes, and the position after them; None (and
     pos unchanged) when there is none or a value needs the careful path."""
     walker, convert = _binary_plan(typer)
-    raw, end = walker(data, pos)
-    if not raw:
+    cols, end = walker(data, pos)
+    if not cols[0]:
         return None, pos
-    cols = list(zip(*raw))
     out, later = [], []
     try:
         for (kind, column_fn, fast, pack, safe), col in zip(convert, cols):
@@ -212,7 +234,7 @@ def binary_rows(typer, data: bytes, pos: int) -> tuple["RowBlock | None", int]:
             later.append(conv)
     except Exception:  # noqa: BLE001 - a bad value: the careful loop redoes these rows
         return None, pos
-    return RowBlock(out, later, len(raw)), end
+    return RowBlock(out, later, len(cols[0])), end
 
 
 class RowBlock:
