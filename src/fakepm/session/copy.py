@@ -61,7 +61,7 @@ from ..protocol.copyformat import CopyDataError, CopyDecoder, CopyEncoder, RowTy
 from ..protocol.errors import PgError, fatal
 from ..protocol.types import REGISTRY
 from .connection import NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT  # copy.py is imported lazily by connection
-from .rowbatch import CopyOutFramer
+from .rowbatch import CopyOutFramer, take_rows
 
 __all__ = ["run", "CopyRecord", "CopyBothMode", "ChannelMode", "ScriptMode", "Channel", "run_copy_both"]
 
@@ -204,21 +204,7 @@ def _copy_in(session, spec: CopySpec, sql: str):
 
 
 # ------------------------------------------------------------------------------ COPY OUT
-_BATCH = 256  # COPY TO rows framed and sent per _send (one CopyData each, as PostgreSQL)
-
-
-def _take(it, n: int) -> tuple[list, BaseException | None]:
-    """Up to n rows from it, and the exception that stopped it early (raised after they are sent)."""
-    batch = []
-    add = batch.append
-    try:
-        for _ in range(n):
-            add(next(it))
-    except StopIteration:
-        pass
-    except Exception as e:  # noqa: BLE001 - re-raised by the caller after the rows before it
-        return batch, e
-    return batch, None
+_BATCH = 512  # COPY TO rows framed and sent per _send (one CopyData each, as PostgreSQL)
 
 
 def _copy_out(session, spec: CopySpec, sql: str):
@@ -285,7 +271,7 @@ def _copy_out(session, spec: CopySpec, sql: str):
             # no more rows than fit under OUTPUT_LIMIT (by the widest batch average so far): the
             # queued output stays bounded as with one send per row
             room = (OUTPUT_LIMIT - session._out_size) // row_size + 1
-            batch, failure = _take(it, _BATCH if room > _BATCH else room if room > 0 else 1)
+            batch, failure = take_rows(it, _BATCH if room > _BATCH else room if room > 0 else 1)
             if not batch and failure is None:
                 break
             try:
