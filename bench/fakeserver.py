@@ -8,7 +8,8 @@ also serves `COPY (...) TO STDOUT`. Table `items` takes COPY FROM STDIN. Users: 
 (trust) and `bench` (scram-sha-256, password `benchpw`).
 
 Commands (each answers one JSON line): `rss` (peak and current RSS in KiB), `reset_peak`,
-`clear` (forget journal and COPY records), `wal N T SLOT...` (create the slots, emit N inserts
+`clear` (forget journal and COPY records), `copy_rows` (read the last COPY's
+rows, answer how long it took), `wal N T SLOT...` (create the slots, emit N inserts
 in transactions of T, answer the end LSN).
 """
 
@@ -19,6 +20,7 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -75,6 +77,10 @@ def main() -> None:
             elif word == "clear":
                 pg.journal.clear()
                 out = {}
+            elif word == "copy_rows":  # read the last COPY's rows as a test would (tuples made on first read)
+                t0 = time.perf_counter()
+                rows = pg.copies[-1].rows
+                out = {"rows": len(rows), "seconds": time.perf_counter() - t0}
             elif word == "wal":
                 n, per_tx, slots = int(rest[0]), int(rest[1]), rest[2:]
                 for slot in slots:
