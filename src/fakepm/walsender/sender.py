@@ -121,7 +121,9 @@ class WalSender(ReplicationCommands):
         if isinstance(name, Table):
             return name
         catalog = self.pg.catalog if self.pg is not None else self._catalog()
-        t = catalog.get(str(name))
+        t = catalog.tables.get(name)  # an exact "schema.table" (the usual spelling) needs no parsing
+        if t is None:
+            t = catalog.get(str(name))
         if t is None:
             known = sorted(catalog.tables) or ["(none)"]
             raise ValueError(f"{where}: table {name!r} is not declared (pg.table(...) or replication.tables in "
