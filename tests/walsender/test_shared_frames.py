@@ -285,11 +285,13 @@ def test_stream_stops_producing_while_the_client_does_not_read(pg):
         cur = conn.cursor()
         cur.start_replication(slot_name="slow", decode=False, options={"proto_version": "1", "publication_names": "pub"})
         pg.wal.wait_for_stream(slot="slow")
-        time.sleep(0.5)  # nothing read: the sender fills the socket buffers and its output limit, then waits
         (stream,) = pg.wal.streams
-        stalled_at = stream.index
-        time.sleep(0.3)
-        assert stream.index == stalled_at < len(pg.wal.log.records) // 2
+        # nothing read: the sender fills the socket buffers and its output limit, then waits
+        seen, deadline = -1, time.monotonic() + 10
+        while stream.index != seen and time.monotonic() < deadline:
+            seen = stream.index
+            time.sleep(0.3)
+        assert stream.index == seen < len(pg.wal.log.records) // 2
         total = 300 * 202 + 1  # one Relation
         got, deadline = 0, time.monotonic() + 60
         while got < total and time.monotonic() < deadline:  # reading lets it finish
