@@ -94,8 +94,10 @@ __all__ = [
     "Slot",
     "classify",
     "default_tag",
+    "could_have_template",
     "infer_param_types",
     "shape_of",
+    "shape_without_sqlglot",
     "split_statements",
     "unify",
     "values_equal",
@@ -1322,6 +1324,8 @@ def _parsed(sql: str, kind: str) -> Shape | None:
     text = tree.sql(
         dialect="postgres", comments=False, normalize_functions=False, unsupported_level=ErrorLevel.RAISE
     )
+    if not _PARSED_START.match(text):
+        return None  # never seen; keeps parsed templates apart from fallback ones (see could_have_template)
     gen_words, gen_lits = _tok_words(text)
     lost = orig_words - gen_words - b.extra_words - _MAY_VANISH
     if lost:
@@ -1404,6 +1408,45 @@ def _compound(sql: str, kind: str) -> Shape | None:
 
 
 _shape_cached = functools.lru_cache(maxsize=_CACHE_SIZE)(_shape_compute)
+
+# A sqlglot template starts (after any parentheses) with an upper-case keyword (_parsed makes
+# sure). A fallback template never does: its words are lower-cased and every other token
+# starts with a quote, digit, `b'`, `$`, or punctuation.
+_PARSED_START = re.compile(r"[(\s]*[A-Z]")
+
+
+def shape_without_sqlglot(sql: str) -> Shape | None:
+    """shape_of(sql) if computing it needs no sqlglot (the statement kind is not one sqlglot
+    shapes: BEGIN, COMMIT, SHOW, DDL...), else None."""
+    kind = classify(sql)
+    if (kind in _SQLGLOT_KINDS and len(sql) <= _SQLGLOT_MAX_CHARS) or kind in ("DECLARE", "EXPLAIN"):
+        return None
+    return shape_of(sql)
+
+
+def could_have_template(sql: str, text: str) -> bool:
+    """False only if shape_of(sql).text != text is certain, found without sqlglot when `text`
+    is a fallback template (shape_without_sqlglot's); True otherwise."""
+    if _PARSED_START.match(text):
+        return True
+    texts = _texts_unless_parsed(sql) if len(sql) <= _CACHE_MAX_CHARS else _texts_unless_parsed.__wrapped__(sql)
+    return texts is None or text in texts
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _texts_unless_parsed(sql: str) -> tuple[str, ...] | None:
+    """Every template shape_of(sql) may have except a sqlglot one (None: unknown)."""
+    kind = classify(sql)
+    if kind in ("DECLARE", "EXPLAIN"):
+        return None  # a fallback prefix + a sqlglot inner template
+    if not (kind in _SQLGLOT_KINDS and len(sql) <= _SQLGLOT_MAX_CHARS):
+        return (shape_of(sql).text,)
+    texts = [" ".join(str(sql).split())]  # shape_of's last resort
+    try:
+        texts.append(_fallback(sql, kind).text)
+    except Exception:  # noqa: BLE001 - shape_of would have taken the last resort
+        pass
+    return tuple(texts)
 
 
 def shape_of(sql: str) -> Shape:
