@@ -232,3 +232,26 @@ def test_values_in_other_zones_and_coerced_values_match_postgresql(oracle, binar
         got = psycopg_raw(pg.dsn, binary, sql)
     want = psycopg_raw(oracle.dsn, binary, real_sql) * 3
     assert got == want
+
+
+# ------------------------------------------------------------------------------ cancel
+def test_cancel_stops_an_endless_generated_result():
+    def endless():
+        i = 0
+        while True:
+            i += 1
+            yield (i, "x" * 50)
+
+    with FakePostgres() as pg:
+        pg.on("SELECT id, pad FROM endless").reply(columns={"id": "int8", "pad": "text"}, rows=endless)
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            seen = 0
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                for row in conn.cursor().stream("SELECT id, pad FROM endless"):
+                    seen += 1
+                    assert row[0] == seen  # in order, none skipped across batches
+                    if seen == 20_000:
+                        conn.cancel_safe(timeout=10)
+                    assert seen < 5_000_000, "the cancel was not honoured"
+            assert seen >= 20_000
+            assert conn.execute("SELECT 1").fetchone() == (1,)
