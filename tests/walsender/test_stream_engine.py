@@ -196,6 +196,18 @@ def test_explicit_lsns_must_not_go_backwards():
         wal.transaction(lsn="0/1000000").commit()
 
 
+def test_a_refused_transaction_leaves_the_wal_position_alone():
+    wal = _wal_with_t_def()
+    before = wal.lsn
+    bad = wal.transaction(end_lsn="0/1")  # before its own commit LSN
+    bad.insert("public.t_def", {"id": 1})
+    with pytest.raises(ValueError, match="end_lsn must be after commit_lsn"):
+        bad.commit()
+    assert wal.lsn == before
+    t = wal.insert("public.t_def", {"id": 2})
+    assert t.first_lsn == before
+
+
 def test_unknown_table_and_bad_values_are_named():
     wal = _wal_with_t_def()
     with pytest.raises(ValueError, match="table 'public.nope' is not declared"):

@@ -169,22 +169,26 @@ class WalLog:
                    prepare=None) -> Txn:
         """Give txn its LSNs and append it; `prepare(txn)` runs once it has them, before readers can see it."""
         with self.lock:
-            self._advance_to(begin_lsn, f"{where} lsn")
-            txn.first_lsn = self.insert_lsn
-            for item in txn.items:
-                explicit = item.lsn or None
-                self._advance_to(explicit, f"{where} change lsn")
-                item.lsn = self.insert_lsn
-                self.insert_lsn += CHANGE_SIZE if isinstance(item, Change) else COMMIT_SIZE
-            self._advance_to(commit_lsn, f"{where} commit_lsn")
-            txn.commit_lsn = self.insert_lsn
-            txn.end_lsn = end_lsn if end_lsn is not None else txn.commit_lsn + COMMIT_SIZE
-            if txn.end_lsn <= txn.commit_lsn:
-                raise ValueError(f"{where}: end_lsn must be after commit_lsn {format_lsn(txn.commit_lsn)}")
+            if txn.gid is not None and txn.gid in self.prepared:
+                raise ValueError(f'{where}: transaction identifier "{txn.gid}" is already in use')
+            start = self.insert_lsn
+            try:
+                self._advance_to(begin_lsn, f"{where} lsn")
+                txn.first_lsn = self.insert_lsn
+                for item in txn.items:
+                    explicit = item.lsn or None
+                    self._advance_to(explicit, f"{where} change lsn")
+                    item.lsn = self.insert_lsn
+                    self.insert_lsn += CHANGE_SIZE if isinstance(item, Change) else COMMIT_SIZE
+                self._advance_to(commit_lsn, f"{where} commit_lsn")
+                txn.commit_lsn = self.insert_lsn
+                txn.end_lsn = end_lsn if end_lsn is not None else txn.commit_lsn + COMMIT_SIZE
+                if txn.end_lsn <= txn.commit_lsn:
+                    raise ValueError(f"{where}: end_lsn must be after commit_lsn {format_lsn(txn.commit_lsn)}")
+            except ValueError:
+                self.insert_lsn = start  # a refused transaction leaves the WAL where it was
+                raise
             self.insert_lsn = txn.end_lsn
-            if txn.gid is not None:
-                if txn.gid in self.prepared:
-                    raise ValueError(f'{where}: transaction identifier "{txn.gid}" is already in use')
             if prepare is not None:
                 prepare(txn)
             if txn.gid is not None:
