@@ -22,6 +22,7 @@ on from there.
 from __future__ import annotations
 
 import struct
+import threading
 from typing import Callable
 
 __all__ = ["text_block", "binary_rows", "RowBlock", "CopyRows"]
@@ -263,11 +264,13 @@ class CopyRows:
     """The rows of one COPY FROM as they arrive: what a lazy CopyDecoder's feed()/finish() give
     (RowBlocks and row tuples), in order; ``rows()`` is the list of tuples."""
 
-    __slots__ = ("parts", "n")
+    __slots__ = ("parts", "n", "_lock", "_rows")
 
     def __init__(self):
         self.parts: list = []
         self.n = 0
+        self._lock = threading.Lock()
+        self._rows: list | None = None
 
     def __len__(self) -> int:
         return self.n
@@ -288,7 +291,13 @@ class CopyRows:
             self.n += len(run)
 
     def rows(self) -> list:
-        out: list = []
-        for part in self.parts:
-            out += part.rows() if part.__class__ is RowBlock else part
-        return out
+        """The list of row tuples (made once; any thread)."""
+        with self._lock:
+            if self._rows is None:
+                out: list = []
+                parts = self.parts
+                for i, part in enumerate(parts):
+                    out += part.rows() if part.__class__ is RowBlock else part
+                    parts[i] = None  # each block freed once its tuples exist: memory peaks near one copy
+                self._rows, self.parts = out, []
+            return self._rows
