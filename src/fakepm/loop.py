@@ -441,7 +441,7 @@ class Loop:
             self._close(conn, "connection reset while writing")
             return
         if n < len(data):
-            rest = data[n:]
+            rest = memoryview(data)[n:]
             conn.out.append(rest)
             conn.out_size += len(rest)
             self._set_events(conn)
@@ -458,7 +458,7 @@ class Loop:
                 return
             conn.out_size -= n
             if n < len(chunk):
-                conn.out[0] = chunk[n:]
+                conn.out[0] = memoryview(chunk)[n:]  # a view: a big answer is not copied again per partial send
                 break
             conn.out.popleft()
         self._set_events(conn)
