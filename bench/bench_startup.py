@@ -7,13 +7,24 @@ it; ready on return means it accepts connections), and the same plus a first psy
 connection and `SELECT 1`. PostgreSQL: what pytest-postgresql does (initdb, `pg_ctl start
 -w`, first connection), and `pg_ctl start -w` of an existing data directory + first
 connection. PostgreSQL runs with fsync off; as root it runs as an unprivileged user.
+
+Cold start (what the first test of a pytest process pays): a fresh interpreter runs
+`import fakepm`, `FakePostgres().start()`, a first `pg.on(...)` and a psycopg 3 connection
+with a first query of that rule (`import psycopg` itself is left out: the test's own code
+imports its driver), then a query spelled differently, which imports sqlglot for the SQL
+shapes. Median of N fresh processes, with Python's bytecode cache warm (a normal install; the
+cache lives in a temporary PYTHONPYCACHEPREFIX so the checkout stays clean) and with
+PYTHONDONTWRITEBYTECODE=1 (the development sandbox's setting: with no src/fakepm/__pycache__,
+every fakepm module is compiled from source in every process; installed packages keep their .pyc).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -42,6 +53,65 @@ def fake_enter_connect() -> float:
         conn.execute("SELECT 1").fetchone()
         t = time.perf_counter() - t0
     return t * 1e3
+
+
+COLD_CHILD = r"""
+import sys, time, json
+clock = time.perf_counter
+t0 = clock()
+import fakepm
+t1 = clock()
+from fakepm import FakePostgres
+pg = FakePostgres().start()
+t2 = clock()
+pg.on("SELECT name FROM users WHERE id = 1").reply(columns={"name": "text"}, rows=[["ada"]])
+t3 = clock()
+import psycopg  # the test's driver: not counted
+t4 = clock()
+with psycopg.connect(pg.dsn) as conn:
+    rows = conn.execute("SELECT name FROM users WHERE id = 1").fetchall()
+    t5 = clock()
+    glot_before = "sqlglot" in sys.modules
+    other = conn.execute("select name from users where id = 1 -- spelled differently").fetchall()
+    t6 = clock()
+pg.stop()
+assert rows == other == [("ada",)], (rows, other)
+ms = lambda a, b: (b - a) * 1e3
+print(json.dumps({"import": ms(t0, t1), "start": ms(t1, t2), "on": ms(t2, t3), "query": ms(t4, t5),
+                  "total": ms(t0, t3) + ms(t4, t5), "shaped": ms(t5, t6), "sqlglot_before": glot_before}))
+"""
+
+
+def cold_start(env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", COLD_CHILD], capture_output=True, text=True, env=env,
+                         timeout=120, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cold_rows(quick: bool) -> list[list]:
+    n = 3 if quick else 21
+    cache = tempfile.mkdtemp(prefix="fakepm-bench-pyc-")
+    try:
+        base = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+        cached = dict(base, PYTHONPYCACHEPREFIX=cache)
+        uncached = dict(base, PYTHONDONTWRITEBYTECODE="1")
+        cold_start(cached)  # fills the bytecode cache
+        runs: dict[str, list[dict]] = {"cached": [], "uncached": []}
+        for _ in range(n):  # alternate, so that machine noise hits both alike
+            runs["cached"].append(cold_start(cached))
+            runs["uncached"].append(cold_start(uncached))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    ms = "{:,.1f}"
+    rows = []
+    for label, key in (("bytecode cached", "cached"), ("PYTHONDONTWRITEBYTECODE=1", "uncached")):
+        r = runs[key]
+        col = {k: Stat([x[k] for x in r]) for k in ("import", "start", "on", "query", "total", "shaped")}
+        glot = sum(x["sqlglot_before"] for x in r)
+        rows.append([f"fakepm cold start, {label}", len(r), col["import"].fmt(ms), col["start"].fmt(ms),
+                     col["on"].fmt(ms), col["query"].fmt(ms), col["total"].fmt(ms), col["shaped"].fmt(ms),
+                     f"{glot}/{len(r)}"])
+    return rows
 
 
 class RealCluster:
@@ -124,6 +194,7 @@ def run(quick: bool) -> list[str]:
          f"{restart.median / enter_conn.median:,.0f}x"],
     ]
     speedup = fresh.median / enter_conn.median
+    cold = cold_rows(quick)
     return [
         "## 1. Start-to-ready",
         "",
@@ -133,6 +204,11 @@ def run(quick: bool) -> list[str]:
         f"{speedup:,.0f}x, {verdict(speedup, 100)}); <10 ms median (entered: {enter.median:.2f} ms, "
         f"{'met' if enter.median < 10 else '**missed**'}).",
         "",
+        "Cold start in a fresh process (ms: median (min-max)); \"total\" = import + start + pg.on + "
+        "connect and first query of that rule (`import psycopg` not counted):",
+        "",
+        *table(["what", "runs", "import fakepm", "start()", "first pg.on", "connect + first query", "total",
+                "first differently spelled query (sqlglot)", "sqlglot loaded before it"], cold),
     ]
 
 
