@@ -411,3 +411,22 @@ def test_context_line_numbers_and_long_text_like_postgresql(real_pg, sql, data):
     with FakePostgres() as fake:
         fake.table("items", COLUMNS)
         assert _diag(fake.dsn, sql, [data]) == expected
+
+
+@pytest.mark.parametrize("fmt, data", [
+    ("text", b"1\t\\N\t2024-01-01 00:00:00+00\n\\N\tb\t\\N\n3\tc\t2024-01-01 00:00:01+00\n"),
+    ("csv", b"1,,2024-01-01 00:00:00+00\n,b,\n3,c,2024-01-01 00:00:01+00\n"),
+])
+def test_nulls_stay_on_the_bulk_path(fmt, data):
+    opts = CopyOptions.build({"format": fmt})
+    types = [REGISTRY.by_name(t) for t in LAYOUTS["bench"]]
+    dec = CopyDecoder(opts, 3, ["a", "b", "c"], RowTyper(opts, types, ["a", "b", "c"]), lazy=True)
+    got = dec.feed(data)
+    assert [type(x) for x in got] == [RowBlock]
+    at = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    assert got[0].rows() == [(1, None, at), (None, "b", None), (3, "c", at + dt.timedelta(seconds=1))]
+    assert_same(opts, LAYOUTS["bench"], [data])
+    # an escape next to the NULLs sends the block to the careful path, with the same rows
+    escaped = data.replace(b"b", b"\\x62") if fmt == "text" else data
+    assert _outcome(opts, LAYOUTS["bench"], [escaped], bulk=True)[2] == _outcome(opts, LAYOUTS["bench"], [data],
+                                                                                 bulk=False)[2]

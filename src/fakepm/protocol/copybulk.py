@@ -7,8 +7,8 @@ the exact error (SQLSTATE, message, CONTEXT line and column). Results are identi
 construction: each column goes through the type registry's own bulk decoders
 (``decode_*.column`` / ``decode_binary.unpack``, protocol/types.py), which raise when unsure.
 
-Text/CSV (:func:`text_block`): a block of complete lines with no backslash (so no escapes, no
-``\\.``, no ``\\N``), no CR and, for CSV, no quote. It is cut into fields with two C-level
+Text/CSV (:func:`text_block`): a block of complete lines with no backslash except in NULL fields
+(so no escapes, no ``\\.``), no CR and, for CSV, no quote. It is cut into fields with two C-level
 splits, checked to hold exactly one field per column on every line, and each column is decoded
 with one call.
 
@@ -69,24 +69,37 @@ def _text_plan(typer) -> list:
     return plan
 
 
-def text_block(typer, block: bytes, delim: bytes, null: bytes, check_null: bool) -> "RowBlock | None":
+def text_block(typer, block: bytes, delim: bytes, null: bytes, escapes: bool) -> "RowBlock | None":
     """The typed rows of a text/CSV block whose lines need no careful scan (see the module
     docstring), or None: the caller then takes the careful path for the block.
 
-    ``check_null``: a field may equal the NULL string (CSV, or a NULL string without a
-    backslash); any such field sends the block to the careful path."""
+    A field equal to the NULL string is None. ``escapes`` (text format): the block may hold
+    backslashes only inside NULL fields (``\\N``); any other backslash is an escape (or ``\\.``)
+    and sends the block to the careful path."""
+    backslashes = block.count(b"\\") if escapes else 0
+    if backslashes and b"\\" not in null:
+        return None
+    # a NULL string with a backslash cannot occur in a block without one
+    check_null = not escapes or backslashes or b"\\" not in null
     plan = _text_plan(typer)
     cols = _split_columns(block, delim, len(plan))
     if cols is None:
         return None
     out = []
+    nulls = 0
     try:
         for (column_fn, fast), col in zip(plan, cols):
-            if check_null and null in col:
-                return None
-            out.append(_decode_column(column_fn, fast, col))
+            k = col.count(null) if check_null else 0
+            if k:
+                nulls += k
+                it = iter(_decode_column(column_fn, fast, [f for f in col if f != null]))
+                out.append([None if f == null else next(it) for f in col])
+            else:
+                out.append(_decode_column(column_fn, fast, col))
     except Exception:  # noqa: BLE001 - a bad value: the careful path raises PostgreSQL's error
         return None
+    if backslashes != nulls * null.count(b"\\"):
+        return None  # a backslash outside a NULL field: an escape
     return RowBlock(out, None, len(cols[0]))
 
 

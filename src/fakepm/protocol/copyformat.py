@@ -351,9 +351,9 @@ class CopyDecoder:
             return None
         if self._eol is None:
             self._eol = b"\n"
-        if self.typer is not None and self.typer.can_type_lines and b"\\" not in block:
+        if self.typer is not None and self.typer.can_type_lines and (not o.csv or b"\\" not in block):
             # whole block column by column (protocol/copybulk.py); None: the line paths below
-            typed = text_block(self.typer, block, bytes((self._delim,)), self._null, o.csv or b"\\" not in self._null)
+            typed = text_block(self.typer, block, bytes((self._delim,)), self._null, not o.csv)
             if typed is not None:
                 del buf[:last + 1]
                 self.line += typed.n
