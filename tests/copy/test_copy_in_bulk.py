@@ -430,3 +430,17 @@ def test_nulls_stay_on_the_bulk_path(fmt, data):
     escaped = data.replace(b"b", b"\\x62") if fmt == "text" else data
     assert _outcome(opts, LAYOUTS["bench"], [escaped], bulk=True)[2] == _outcome(opts, LAYOUTS["bench"], [data],
                                                                                  bulk=False)[2]
+
+
+def test_binary_nulls_in_fixed_width_columns_stay_on_the_bulk_path():
+    opts = CopyOptions.build({"format": "binary"})
+    types = [REGISTRY.by_name(t) for t in LAYOUTS["bench"]]
+    at = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    rows = [(i if i % 3 else None, None if i % 5 == 0 else f"n{i}", None if i % 4 == 0 else at) for i in range(40)]
+    data = copyformat.encode_rows(CopyOptions.build({"format": "binary"}, direction="out"), types, ["a", "b", "c"],
+                                  rows)
+    dec = CopyDecoder(opts, 3, ["a", "b", "c"], RowTyper(opts, types, ["a", "b", "c"]), lazy=True)
+    got = dec.feed(data) + dec.finish()
+    assert [type(x) for x in got] == [RowBlock]
+    assert got[0].rows() == rows
+    assert assert_same(opts, LAYOUTS["bench"], [data])[2] == [repr(r) for r in rows]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from functools import partial
 from typing import Callable
 
 __all__ = ["text_block", "binary_rows", "RowBlock", "CopyRows"]
@@ -210,7 +211,7 @@ def _binary_plan(typer):
         walker = _WALKERS.get(key)
         if walker is None:
             walker = _WALKERS[key] = _make_walker(key)
-        plan = typer._bulk_binary_plan = (walker, convert)
+        plan = typer._bulk_binary_plan = (walker, convert, key)
     return plan
 
 
@@ -221,11 +222,60 @@ def _fixed_column(column_fn: Callable, dec: Callable, pack: Callable, col: tuple
         return [dec(pack(v)) for v in col]
 
 
+_I16 = struct.Struct("!h").unpack_from
+_I32 = struct.Struct("!i").unpack_from
+
+
+def _odd_row(codes: tuple, data: bytes, pos: int):
+    """One row the walker stopped at, when it is whole and merely unusual (a NULL in a
+    fixed-width column): (raw values as the walker gives them, position after it), else None."""
+    n = len(data)
+    if n - pos < 2 or _I16(data, pos)[0] != len(codes):
+        return None
+    p = pos + 2
+    vals = []
+    for code in codes:
+        if n - p < 4:
+            return None
+        ln = _I32(data, p)[0]
+        p += 4
+        if ln == -1:
+            vals.append(None)
+            continue
+        if ln < 0 or n - p < ln:
+            return None
+        field = data[p:p + ln]
+        p += ln
+        if code is None:
+            vals.append(field)
+        elif ln != struct.calcsize("!" + code):
+            return None  # a bad length: the careful path says which
+        else:
+            vals.append(struct.unpack("!" + code, field)[0])
+    return vals, p
+
+
+def _with_nulls(fn: Callable, col: list) -> list:
+    """fn over the non-NULL values of col, NULLs kept in place."""
+    it = iter(fn([v for v in col if v is not None]))
+    return [None if v is None else next(it) for v in col]
+
+
 def binary_rows(typer, data: bytes, pos: int) -> tuple["RowBlock | None", int]:
-    """The rows of data[pos:] as far as the walker goes, and the position after them; None (and
-    pos unchanged) when there is none or a value needs the careful path."""
-    walker, convert = _binary_plan(typer)
+    """The rows of data[pos:] as far as the walker goes (rows with a NULL in a fixed-width
+    column are read one by one in between), and the position after them; None (and pos
+    unchanged) when there is none or a value needs the careful path."""
+    walker, convert, codes = _binary_plan(typer)
     cols, end = walker(data, pos)
+    while True:
+        odd = _odd_row(codes, data, end)
+        if odd is None:
+            break
+        for col, v in zip(cols, odd[0]):
+            col.append(v)
+        more, end = walker(data, odd[1])
+        for col, m in zip(cols, more):
+            col += m
     if not cols[0]:
         return None, pos
     out, later = [], []
@@ -234,8 +284,15 @@ def binary_rows(typer, data: bytes, pos: int) -> tuple["RowBlock | None", int]:
             conv = None
             if kind == "fixed":
                 if column_fn is not None:
-                    if safe is not None and safe[0] <= min(col) and max(col) <= safe[1]:
-                        conv = column_fn  # cannot fail: converted when the rows are read
+                    holes = None in col
+                    vals = [v for v in col if v is not None] if holes else col
+                    if not vals:
+                        pass
+                    elif safe is not None and safe[0] <= min(vals) and max(vals) <= safe[1]:
+                        # cannot fail: converted when the rows are read
+                        conv = partial(_with_nulls, column_fn) if holes else column_fn
+                    elif holes:
+                        col = _with_nulls(partial(_fixed_column, column_fn, fast, pack), col)
                     else:
                         col = _fixed_column(column_fn, fast, pack, col)
             elif fast is None:
