@@ -141,3 +141,46 @@ def test_copy_out_framer_takes_plain_batches_and_declines_irregular_ones():
     assert CopyOutFramer(text).frame([(1, "back\\slash", rows[0][2])]) is None  # needs an escape
     assert CopyOutFramer(text).frame([(1, "x", "not a time")]) is None  # row by row names the error
     assert CopyOutFramer(CopyEncoder(CopyOptions(format="csv"), types, ["id", "name", "at"])).frame(rows) is None
+
+
+# ------------------------------------------------------------------------------ whole-column encoders
+def _column_encoder(type_name: str):
+    raw = REGISTRY.by_name(type_name).encode_text.__wrapped__
+    return raw, raw.column
+
+
+whole_seconds = st.datetimes(dt.datetime(1, 1, 2), dt.datetime(9999, 12, 30)).map(lambda d: d.replace(microsecond=0))
+
+
+@settings(max_examples=120, deadline=None)
+@given(col=st.lists(whole_seconds, min_size=1, max_size=40), aware=st.booleans())
+def test_timestamp_column_encoders_equal_the_value_encoder(col, aware):
+    name = "timestamptz" if aware else "timestamp"
+    if aware:
+        col = [d.replace(tzinfo=dt.timezone.utc) for d in col]
+    raw, column = _column_encoder(name)
+    assert column(tuple(col)) == list(map(raw, col))
+
+
+def test_timestamp_column_encoders_decline_what_they_do_not_cover():
+    _, tz_column = _column_encoder("timestamptz")
+    _, ts_column = _column_encoder("timestamp")
+    utc = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    assert tz_column((utc, utc.replace(microsecond=5))) is None  # a fraction: trimmed value by value
+    assert tz_column((utc, utc.astimezone(dt.timezone(dt.timedelta(hours=2))))) is None  # another zone
+    assert tz_column((utc, float("inf"))) is None
+    assert tz_column((utc.replace(tzinfo=None),)) is None  # naive for timestamptz: coerce()
+    assert ts_column((utc,)) is None and ts_column((dt.date(2024, 1, 1),)) is None
+
+
+@settings(max_examples=120, deadline=None)
+@given(col=st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=40),
+       name=st.sampled_from(["int8", "int4", "int2", "oid"]))
+def test_integer_column_encoders_equal_the_value_encoder_or_decline(col, name):
+    raw, column = _column_encoder(name)
+    try:
+        expected = list(map(raw, col))
+    except Exception:  # noqa: BLE001 - out of range for this type: the column encoder declines too
+        expected = None
+    assert column(tuple(col)) == expected
+    assert column((1, True)) is None and column((1, 2.0)) is None

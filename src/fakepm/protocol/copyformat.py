@@ -826,6 +826,7 @@ class CopyEncoder:
         self._enc = [t.encode_binary if binary else t.encode_text for t in self.types]
         # the registry's encoders without the coerce() fallback: a row that fails is redone with _enc
         self._raw = [getattr(e, "__wrapped__", e) for e in self._enc]
+        self._whole = [getattr(e, "column", None) for e in self._raw]  # the registry's column encoders
         d = options.delimiter.encode()
         self._delim = d
         # columns whose text output never holds a byte that text COPY escapes (nor the delimiter)
@@ -857,7 +858,8 @@ class CopyEncoder:
             try:
                 cols = list(zip(*rows))
                 if not any(None in c for c in cols):
-                    out = [list(map(enc, c)) for enc, c in zip(self._raw, cols)]
+                    out = [(whole(c) if whole is not None else None) or list(map(enc, c))
+                           for enc, whole, c in zip(self._raw, self._whole, cols)]
                     if self._binary:
                         return out
                     search = self._text_search

@@ -119,12 +119,14 @@ _WORDS = _Words()  # shared by every batch encoder: lengths are lengths
 class RowBatchEncoder:
     """Encodes batches of rows (lists of sequences of natural values) into joined DataRows."""
 
-    __slots__ = ("columns", "encoders", "_raw", "_n", "_framer")
+    __slots__ = ("columns", "encoders", "_raw", "_column_encoders", "_n", "_framer")
 
     def __init__(self, columns: Sequence[Column], formats: Sequence[int]):
         self.columns = columns
         self.encoders = row_encoders(columns, formats)  # the registry's, with coerce()
         self._raw = [getattr(e, "__wrapped__", e) for e in self.encoders]  # without coerce()
+        # the registry's whole-column encoders where a type has one (None: not for this column)
+        self._column_encoders = [getattr(r, "column", None) for r in self._raw]
         self._n = len(columns)
         self._framer = RowFramer(b"D", self._n)
 
@@ -145,16 +147,18 @@ class RowBatchEncoder:
     def _columnwise(self, rows: list) -> bytes:
         words = _WORDS.__getitem__
         columns = []
-        for col, raw, enc in zip(zip(*rows), self._raw, self.encoders):
+        for col, raw, enc, whole in zip(zip(*rows), self._raw, self.encoders, self._column_encoders):
             if None in col:
                 values = [b"" if v is None else enc(v) for v in col]
                 lengths = list(map(len, values))
                 columns.append((values, lengths, [_NULL if v is None else words(k) for v, k in zip(col, lengths)]))
                 continue
-            try:
-                values = list(map(raw, col))
-            except Exception:  # noqa: BLE001 - a value needing coerce(); a bad one raises again here
-                values = list(map(enc, col))
+            values = whole(col) if whole is not None else None
+            if values is None:
+                try:
+                    values = list(map(raw, col))
+                except Exception:  # noqa: BLE001 - a value needing coerce(); a bad one raises again here
+                    values = list(map(enc, col))
             columns.append((values, list(map(len, values)), None))
         return self._framer.frame(len(rows), columns)
 
