@@ -444,3 +444,33 @@ def test_binary_nulls_in_fixed_width_columns_stay_on_the_bulk_path():
     assert [type(x) for x in got] == [RowBlock]
     assert got[0].rows() == rows
     assert assert_same(opts, LAYOUTS["bench"], [data])[2] == [repr(r) for r in rows]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_few_escaped_lines_among_plain_ones_equal_the_careful_path(data):
+    # > 8 plain lines per escaped one: the plain stretches stay in bulk, the escaped lines are typed alone
+    typenames = LAYOUTS["bench"]
+    lines = [b"%d\tname-%d\t2024-01-01 00:00:%02d+00" % (i, i, i % 60) for i in range(80)]
+    for _ in range(data.draw(st.integers(1, 5))):
+        fields = [data.draw(st.sampled_from([b"7", b"\\N", b"x"])),
+                  data.draw(st.sampled_from(ESCAPED + [b"a\\\\b", b"tab\\there", b"\\N", b"plain"])),
+                  data.draw(st.sampled_from([b"2024-01-01 00:00:00+00", b"\\N", b"2024-01-01\\t"]))]
+        lines.insert(data.draw(st.integers(0, len(lines))), b"\t".join(fields))
+    stream = b"\n".join(lines) + b"\n"
+    points = data.draw(st.lists(st.integers(0, 1 << 20), max_size=3))
+    assert_same(CopyOptions.build({"format": "text"}), typenames, cut(stream, points))
+
+
+def test_escaped_lines_keep_the_rest_of_the_block_in_bulk():
+    opts = CopyOptions.build({"format": "text"})
+    types = [REGISTRY.by_name(t) for t in LAYOUTS["bench"]]
+    lines = [b"%d\tn%d\t\\N" % (i, i) for i in range(40)]
+    lines[7] = b"7\ttab\\there\t\\N"
+    lines[39] = b"39\tback\\\\slash\t\\N"
+    dec = CopyDecoder(opts, 3, ["a", "b", "c"], RowTyper(opts, types, ["a", "b", "c"]), lazy=True)
+    got = dec.feed(b"\n".join(lines) + b"\n")
+    assert [type(x) for x in got] == [RowBlock]
+    rows = got[0].rows()
+    assert rows[7] == (7, "tab\there", None) and rows[39] == (39, "back\\slash", None) and rows[8] == (8, "n8", None)
+    assert len(rows) == 40 and dec.line == 40

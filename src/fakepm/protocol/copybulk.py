@@ -74,9 +74,9 @@ def text_block(typer, block: bytes, delim: bytes, null: bytes, escapes: bool) ->
     """The typed rows of a text/CSV block whose lines need no careful scan (see the module
     docstring), or None: the caller then takes the careful path for the block.
 
-    A field equal to the NULL string is None. ``escapes`` (text format): the block may hold
-    backslashes only inside NULL fields (``\\N``); any other backslash is an escape (or ``\\.``)
-    and sends the block to the careful path."""
+    A field equal to the NULL string is None. ``escapes`` (text format): a backslash outside a
+    NULL field (``\\N``) is an escape (or ``\\.``): a few such lines are typed one by one
+    (:func:`_escaped_block`), more send the block to the careful path."""
     backslashes = block.count(b"\\") if escapes else 0
     if backslashes and b"\\" not in null:
         return None
@@ -86,22 +86,69 @@ def text_block(typer, block: bytes, delim: bytes, null: bytes, escapes: bool) ->
     cols = _split_columns(block, delim, len(plan))
     if cols is None:
         return None
+    nulls = [col.count(null) for col in cols] if check_null else [0] * len(cols)
+    escaped = backslashes - sum(nulls) * null.count(b"\\")
+    if escaped:
+        # a backslash outside a NULL field: an escape; a few such lines are typed one by one
+        return _escaped_block(typer, block, delim, null) if 0 < escaped * 8 < len(cols[0]) else None
     out = []
-    nulls = 0
     try:
-        for (column_fn, fast), col in zip(plan, cols):
-            k = col.count(null) if check_null else 0
+        for (column_fn, fast), col, k in zip(plan, cols, nulls):
             if k:
-                nulls += k
                 it = iter(_decode_column(column_fn, fast, [f for f in col if f != null]))
                 out.append([None if f == null else next(it) for f in col])
             else:
                 out.append(_decode_column(column_fn, fast, col))
     except Exception:  # noqa: BLE001 - a bad value: the careful path raises PostgreSQL's error
         return None
-    if backslashes != nulls * null.count(b"\\"):
-        return None  # a backslash outside a NULL field: an escape
     return RowBlock(out, None, len(cols[0]))
+
+
+def _escaped_block(typer, block: bytes, delim: bytes, null: bytes) -> "RowBlock | None":
+    """A text block with a few escaped lines: the stretches between them in bulk, each escaped
+    line through RowTyper.lines (the careful per-line typing). None on any doubt (a ``\\.``
+    line, a bad value): the careful path redoes the block."""
+    pieces: list = []  # RowBlocks and typed row tuples, in order
+    cur = 0
+    i = block.find(b"\\")
+    while i >= 0:
+        start = block.rfind(_NL, 0, i) + 1
+        end = block.find(_NL, i)
+        if end < 0:
+            end = len(block)
+        line = block[start:end]
+        i = block.find(b"\\", end)
+        if all(f == null for f in line.split(delim) if b"\\" in f):
+            continue  # only NULL fields: the bulk stretch takes it
+        if line == b"\\.":
+            return None
+        if start > cur:
+            got = text_block(typer, block[cur:start - 1], delim, null, True)
+            if got is None:
+                return None
+            pieces.append(got)
+        try:
+            pieces += typer.lines(0, [line], delim, null, False)
+        except Exception:  # noqa: BLE001 - the careful path raises PostgreSQL's error
+            return None
+        cur = end + 1
+    if cur <= len(block):
+        got = text_block(typer, block[cur:], delim, null, True)
+        if got is None:
+            return None
+        pieces.append(got)
+    cols: list = [[] for _ in typer._fast]
+    n = 0
+    for piece in pieces:
+        if piece.__class__ is RowBlock:
+            for col, part in zip(cols, piece.columns):
+                col += part
+            n += piece.n
+        else:
+            for col, v in zip(cols, piece):
+                col.append(v)
+            n += 1
+    return RowBlock(cols, None, n)
 
 
 # ------------------------------------------------------------------------------ binary
