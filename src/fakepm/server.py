@@ -214,6 +214,10 @@ class FakePostgres:
                     self._wal = WalSender(self)
         return self._wal
 
+    @wal.setter
+    def wal(self, value) -> None:  # an attribute before it became lazy: still assignable
+        self._wal = value
+
     def _replication_query(self, session, sql, stmts):
         return self.wal.replication_query(session, sql, stmts)
 
