@@ -30,7 +30,7 @@ import time
 
 import psycopg
 
-from common import Stat, bench_main, ratio, table, verdict
+from common import Stat, bench_main, table, verdict
 
 import realpg
 
