@@ -474,3 +474,21 @@ def test_escaped_lines_keep_the_rest_of_the_block_in_bulk():
     rows = got[0].rows()
     assert rows[7] == (7, "tab\there", None) and rows[39] == (39, "back\\slash", None) and rows[8] == (8, "n8", None)
     assert len(rows) == 40 and dec.line == 40
+
+
+def test_a_copy_record_reads_copies_and_compares_like_a_plain_one(pg):
+    import copy
+    import dataclasses
+    import pickle
+
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        with conn.cursor().copy("COPY items (id, name, at) FROM STDIN") as cp:
+            cp.write(b"1\ta\t2024-01-01 00:00:00+00\n2\t\\N\t\\N\n")
+    rec = pg.copies[-1]
+    want = [(1, "a", T0), (2, None, None)]
+    clone = copy.deepcopy(rec)
+    assert clone.rows == want and clone == rec
+    assert pickle.loads(pickle.dumps(rec)).rows == want
+    assert dataclasses.asdict(rec)["rows"] == want
+    assert dataclasses.replace(rec, count=5).rows == want
+    assert rec.rows == want and type(rec.rows) is list

@@ -407,6 +407,9 @@ class CopyRows:
             self.parts.append(run)
             self.n += len(run)
 
+    def __reduce__(self):  # copy/deepcopy/pickle of a journal record: the plain list of rows
+        return (list, (self.rows(),))
+
     def rows(self) -> list:
         """The list of row tuples (made once; any thread)."""
         with self._lock:
