@@ -321,6 +321,12 @@ class CopyDecoder:
             except UnicodeDecodeError as e:
                 raise CopyDataError("22021", f"invalid byte sequence for encoding \"{self.options.encoding}\": "
                                              f"0x{data[e.start:e.start + 1].hex()}", line=self.line + 1) from None
+        if not self.options.binary and b"\x00" in data:
+            # PostgreSQL refuses a NUL byte in text/CSV data (no encoding has it), naming its line
+            nul = data.index(b"\x00")
+            line = self.line + 1 + self._buf.count(b"\n") + data.count(b"\n", 0, nul)
+            name = self.options.encoding if self._transcode is not None else "UTF8"
+            raise CopyDataError("22021", f'invalid byte sequence for encoding "{name}": 0x00', line=line)
         self._buf += data
         if self.options.binary:
             return self._binary_rows(final=False)
