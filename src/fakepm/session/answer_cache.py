@@ -130,14 +130,19 @@ def remember(session, text: str, sql: str, result: Result, out_mark: int) -> Non
         return
     rule, label, params = found
     wire = b"".join(session._out[out_mark:])
-    if len(wire) > MAX_ANSWER_BYTES:
-        return
-    cache = session.answer_cache
+    if len(wire) <= MAX_ANSWER_BYTES:
+        _put(session, "answer_cache", text, Entry(session.responder.rules.rules, rule, sql, params, label, wire))
+
+
+def _put(session, attr: str, key, entry) -> None:
+    """Keep an entry in the session's cache `attr` (made on first use; emptied when full)."""
+    cache = getattr(session, attr)
     if cache is None:
-        cache = session.answer_cache = {}
+        cache = {}
+        setattr(session, attr, cache)
     if len(cache) >= MAX_ENTRIES:
         cache.clear()
-    cache[text] = Entry(session.responder.rules.rules, rule, sql, params, label, wire)
+    cache[key] = entry
 
 
 # ---------------------------------------------------------------------- extended-protocol groups
@@ -200,16 +205,12 @@ def remember_group(session, data: bytes, out_mark: int) -> None:
     wire = b"".join(session._out[out_mark:])
     if len(wire) > MAX_ANSWER_BYTES:
         return
-    cache = session.group_cache
-    if cache is None:
-        cache = session.group_cache = {}
-    if len(cache) >= MAX_ENTRIES:
-        cache.clear()
     parsed = None
     if data[:1] == b"P":  # the transcript line _on_parse writes (the text as sent, before splitting)
         text = data[6:data.index(b"\x00", 6)].decode("utf-8", "replace")
         parsed = f"Parse '' {text[:200]!r}"
-    cache[data] = GroupEntry(session.responder.rules.rules, rule, statement, parsed, params, label, wire)
+    _put(session, "group_cache", data, GroupEntry(session.responder.rules.rules, rule, statement, parsed, params,
+                                                  label, wire))
 
 
 def serve_group(session, data: bytes) -> bool:
