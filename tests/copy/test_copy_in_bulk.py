@@ -492,3 +492,26 @@ def test_a_copy_record_reads_copies_and_compares_like_a_plain_one(pg):
     assert dataclasses.asdict(rec)["rows"] == want
     assert dataclasses.replace(rec, count=5).rows == want
     assert rec.rows == want and type(rec.rows) is list
+
+
+# A NUL byte in text or CSV data is refused as PostgreSQL refuses it (22021, naming the line
+# that holds it), whichever CopyData message it arrives in.
+NUL_CASES = [
+    ("COPY nul_t FROM STDIN", [b"1\ta\n2\tb\x00c\n3\tc\n"]),
+    ("COPY nul_t FROM STDIN", [b"1\ta\n2\tb\n", b"3\t", b"x\x00\n"]),
+    ("COPY nul_t FROM STDIN (FORMAT csv)", [b'1,a\n2,"b\x00"\n']),
+    ("COPY nul_t FROM STDIN (FORMAT csv, HEADER)", [b"id,name\n1,a\n", b"2,\x00\n"]),
+]
+
+
+@pytest.mark.parametrize("sql, chunks", NUL_CASES)
+def test_nul_byte_is_refused_like_postgresql(real_pg, sql, chunks):
+    with psycopg.connect(real_pg.dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE IF NOT EXISTS nul_t (id int8, name text)")
+    expected = _diag(real_pg.dsn, sql, chunks)
+    assert expected[0] == "22021"
+    with FakePostgres() as pg:
+        pg.table("nul_t", columns={"id": "int8", "name": "text"})
+        assert _diag(pg.dsn, sql, chunks) == expected
+        record = pg.copies[-1]
+        assert record.rows == [] and record.error.startswith("22021 ")  # nothing kept from a failed COPY
