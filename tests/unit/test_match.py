@@ -46,6 +46,7 @@ def u(rule, query, params=()):
 RULE = "SELECT name FROM users WHERE id = $1"
 
 POSITIVE = [
+    ("SELECT @ -5", "select  @ -5;", (), []),  # absolute value: a token shape, spacing ignored
     # the headline: simple protocol with interpolated values, and extended with binds
     (RULE, 'select  name from "users" where id = 5;', (), [5]),
     (RULE, "SELECT name FROM users WHERE id = $1", [5], [5]),
@@ -206,6 +207,9 @@ NEGATIVE = [
     ("SELECT 1", "SELECT 1; SELECT 1", ()),
     ("DECLARE a CURSOR FOR SELECT * FROM t WHERE id = $1", "DECLARE b CURSOR FOR SELECT * FROM t WHERE id = 5", ()),
     ("EXPLAIN SELECT * FROM t WHERE id = $1", "EXPLAIN ANALYZE SELECT * FROM t WHERE id = 5", ()),
+    ("SELECT $1", "SELECT @ 1", ()),  # `@` is PostgreSQL's absolute value, not a parameter
+    ("SELECT $1", "SELECT @1", ()),
+    ("SELECT @ 1", "SELECT $1", [1]),
 ]
 
 

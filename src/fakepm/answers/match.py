@@ -1354,7 +1354,7 @@ def _shape_compute(sql: str) -> Shape:
     kind = classify(sql)
     if kind in _SQLGLOT_KINDS and len(sql) <= _SQLGLOT_MAX_CHARS:
         stmts = split_statements(sql)
-        if len(stmts) == 1:
+        if len(stmts) == 1 and not _prefix_at(stmts[0]):
             try:
                 shape = _parsed(stmts[0], kind)
             except Exception:  # noqa: BLE001 - sqlglot raises many kinds; fall back
@@ -1366,6 +1366,12 @@ def _shape_compute(sql: str) -> Shape:
         if shape is not None:
             return shape
     return _fallback(sql, kind)
+
+
+def _prefix_at(stmt: str) -> bool:
+    """PostgreSQL's `@` operator alone (absolute value: `@ -5`): sqlglot reads `@1` as the
+    parameter `$1`, so such statements keep the token shape (`@>`, `<@`, `@@` are other tokens)."""
+    return "@" in stmt and any(t.kind == "o" and t.value == "@" for t in _lex(stmt))
 
 
 _INNER_VERBS = frozenset({"select", "insert", "update", "delete", "merge", "values", "table", "with"})
