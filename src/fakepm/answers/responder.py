@@ -15,6 +15,17 @@ from .result import Query, Result
 from .rules import RuleSet
 
 
+# Errors PostgreSQL raises while analysing a statement at Parse (names, types, grouping), not
+# when running it; for utility statements (DDL, TRUNCATE ...) only a syntax error comes at Parse.
+PARSE_TIME_ERRORS = frozenset({
+    "42601",  # syntax_error
+    "42P01", "42703", "42883", "42704", "42P02",  # undefined table / column / function / object / parameter
+    "42702", "42725",  # ambiguous column / function
+    "42804", "42P18", "42846", "42803", "42P10", "42611", "42P20", "42P19",  # typing, grouping, windows
+})
+_ANALYSED_KINDS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "MERGE", "TABLE"})
+
+
 class Responder:
     def __init__(self, rules: RuleSet, builtins: Builtins, tables=None):
         self.rules = rules
@@ -39,6 +50,23 @@ class Responder:
             if res is not None:
                 return res, "builtin:pgcatalog"
         return self.builtins.answer(query)
+
+    def parse_error(self, query: Query):
+        """(PgError, label) when the rule for this SQL answers with an error that PostgreSQL would
+        raise at Parse (an undefined table in a SELECT, a syntax error ...), else None. Only a
+        rule whose answer cannot depend on the parameters (no `params:`, no handler); the rule's
+        call is counted, as Execute would have."""
+        query.describe_only = True  # parameters are not known at Parse
+        rule = self.rules.describe(query)
+        if rule is None or rule.handler is not None or rule.params is not None:
+            return None
+        answer = rule.next_answer()
+        err = answer.error if answer is not None else None
+        if err is None or err.code not in PARSE_TIME_ERRORS or answer.delay or answer.notices \
+                or (err.code != "42601" and query.kind not in _ANALYSED_KINDS):
+            return None
+        self.rules.find(query)  # count the call (and follow a `state` transition) as Execute would
+        return err, rule.label
 
     def describe(self, query: Query, session=None):
         """Result columns for Describe Statement (None = NoData)."""

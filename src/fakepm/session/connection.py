@@ -877,6 +877,17 @@ class Session:
             return
         sql = stmts[0] if stmts else ""
         n = max(count_params(sql), len(msg.param_oids))
+        if sql and self.tx != "E" and self.responder.rules.rules:
+            # a scripted "relation does not exist" comes at Parse, as PostgreSQL analyses there
+            q = self.make_query(sql, [None] * n, tuple(msg.param_oids), "extended", msg.name)
+            found = self.responder.parse_error(q)
+            if found is not None:
+                err, label = found
+                q.params = []  # not bound yet
+                self._journal(q, label, err)
+                self.statements.pop(msg.name, None)  # an unnamed statement is replaced even on failure
+                self._ext_error(err)
+                return
         self.statements[msg.name] = PreparedStatement(msg.name, sql, tuple(msg.param_oids), n)
         self._send(m.PARSE_COMPLETE)
 
