@@ -29,24 +29,39 @@ STATEMENTS = [
 ]
 
 
-def _group_answer(host: str, port: int, user: str, sql: str) -> list[str]:
-    """Parse/Bind/Describe/Execute/Sync in one write; the backend message names (with SQLSTATEs)."""
+def _conversation(host: str, port: int, user: str, writes: list[bytes]) -> list[list[str]]:
+    """Each write's answer up to its ReadyForQuery, as message names (with SQLSTATEs)."""
+    out = []
     with socket.create_connection((host, port), timeout=10) as s:
         s.sendall(m.StartupMessage(m.PROTOCOL_3_0, {"user": user, "database": "postgres"}).encode())
         buf = b""
-        while not buf.endswith(b"Z\x00\x00\x00\x05I"):
-            buf += s.recv(65536)
-        params = (b"1",) if "$1" in sql else ()
-        s.sendall(b"".join([m.Parse("", sql, ()).encode(), m.Bind("", "", (), params, ()).encode(),
-                            m.Describe("P", "").encode(), m.Execute("", 0).encode(), m.Sync().encode()]))
-        buf = b""
-        for _ in range(100):
+        for _ in range(100):  # bounded: the socket's 10 s timeout ends each recv
             if buf.endswith(b"Z\x00\x00\x00\x05I"):
                 break
-            buf += s.recv(65536)
+            chunk = s.recv(65536)
+            assert chunk, f"connection closed during startup: {buf!r}"
+            buf += chunk
+        for data in writes:
+            s.sendall(data)
+            buf = b""
+            for _ in range(100):
+                if len(buf) >= 6 and buf[-6:-1] == b"Z\x00\x00\x00\x05":
+                    break
+                chunk = s.recv(65536)
+                assert chunk, f"connection closed: {buf!r}"
+                buf += chunk
+            out.append([type(x).__name__ + (":" + x.error.code if isinstance(x, m.ErrorResponse) else "")
+                        for x in m.split_backend_stream(buf)])
         s.sendall(m.Terminate().encode())
-    return [type(x).__name__ + (":" + x.error.code if isinstance(x, m.ErrorResponse) else "")
-            for x in m.split_backend_stream(buf)]
+    return out
+
+
+def _group_answer(host: str, port: int, user: str, sql: str) -> list[str]:
+    """Parse/Bind/Describe/Execute/Sync in one write; the backend message names (with SQLSTATEs)."""
+    params = (b"1",) if "$1" in sql else ()
+    group = b"".join([m.Parse("", sql, ()).encode(), m.Bind("", "", (), params, ()).encode(),
+                      m.Describe("P", "").encode(), m.Execute("", 0).encode(), m.Sync().encode()])
+    return _conversation(host, port, user, [group])[0]
 
 
 @pytest.fixture
@@ -101,3 +116,15 @@ def test_rules_that_depend_on_parameters_still_answer_at_execute():
             with pytest.raises(psycopg.errors.UndefinedTable):
                 conn.execute("SELECT * FROM items WHERE id = %s", (1,))
         assert pg.queries[-1].params == [1]  # bound: the error came at Execute
+
+
+def test_parse_in_a_failed_transaction_is_refused_at_parse(real_pg, fake):
+    def extended(sql):
+        return b"".join([m.Parse("", sql, ()).encode(), m.Bind("", "", (), (), ()).encode(),
+                         m.Execute("", 0).encode(), m.Sync().encode()])
+
+    writes = [m.Query("BEGIN").encode(), m.Query("SELECT nofunc(1)").encode(), extended("SELECT 1"),
+              extended("ROLLBACK")]
+    expected = _conversation(real_pg.host, real_pg.port, real_pg.user, writes)
+    assert expected[2] == ["ErrorResponse:25P02", "ReadyForQuery"]
+    assert _conversation(fake.host, fake.port, "postgres", writes) == expected

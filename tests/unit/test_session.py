@@ -456,10 +456,19 @@ def test_error_in_explicit_transaction_gives_e_then_25p02(h):
     out = feed(s, enc(*extended("SELECT boom()"), m.Sync()))
     assert out[-1] == m.ReadyForQuery("E")
     out = feed(s, enc(*extended("SELECT 1"), m.Sync()))
-    assert kinds(out) == ["ParseComplete", "ErrorResponse", "ReadyForQuery"]
-    assert out[1].error.code == "25P02"
-    assert out[2] == m.ReadyForQuery("E")
+    assert kinds(out) == ["ErrorResponse", "ReadyForQuery"]  # refused at Parse, as PostgreSQL 15
+    assert out[0].error.code == "25P02"
+    assert out[1] == m.ReadyForQuery("E")
     assert feed(s, m.Query("ROLLBACK").encode()) == [m.CommandComplete("ROLLBACK"), m.ReadyForQuery("I")]
+
+
+def test_statement_prepared_before_the_failure_is_refused_at_bind(h):
+    s = h.connected()
+    assert kinds(feed(s, enc(m.Parse("one", "SELECT 1", ()), m.Sync()))) == ["ParseComplete", "ReadyForQuery"]
+    feed(s, m.Query("BEGIN").encode())
+    assert feed(s, enc(*extended("SELECT boom()"), m.Sync()))[-1] == m.ReadyForQuery("E")
+    out = feed(s, enc(m.Bind("", "one", (), (), ()), m.Execute("", 0), m.Sync()))
+    assert kinds(out) == ["ErrorResponse", "ReadyForQuery"] and out[0].error.code == "25P02"
 
 
 def test_unnamed_statement_survives_sync(h):

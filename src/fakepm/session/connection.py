@@ -877,7 +877,13 @@ class Session:
             return
         sql = stmts[0] if stmts else ""
         n = max(count_params(sql), len(msg.param_oids))
-        if sql and self.tx != "E" and self.responder.rules.rules:
+        if self.tx == "E" and sql and classify(sql) not in commands.ALLOWED_IN_FAILED_TX:
+            # PostgreSQL refuses it at Parse already (and again at Bind for older statements)
+            self._ext_error(
+                PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
+            )
+            return
+        if sql and self.responder.rules.rules:
             # a scripted "relation does not exist" comes at Parse, as PostgreSQL analyses there
             q = self.make_query(sql, [None] * n, tuple(msg.param_oids), "extended", msg.name)
             found = self.responder.parse_error(q)
