@@ -125,10 +125,19 @@ def test_copy_to_sends_every_row_before_its_source_fails():
 
 
 @pytest.mark.parametrize("fmt", ["text", "binary", "csv"])
-@pytest.mark.parametrize("batch", [ROWS[:1], ROWS[:2], ROWS, COERCED, ROWS[:1] * 5 + COERCED, [(1, "a\\b", None, 2.0, True)],
-                                   [(1, "a", None, 2.0, True), (2, "b")]])
+@pytest.mark.parametrize("batch", [ROWS[:1], ROWS[:2], ROWS, COERCED, ROWS[:1] * 5 + COERCED, [(1, "a\\b", None, 2.0, True)]])
 def test_encoder_rows_by_column_equal_row_by_row(fmt, batch):
     from fakepm.protocol.copyformat import CopyEncoder
 
     enc = CopyEncoder(CopyOptions.build({"format": fmt}, direction="out"), TYPES, NAMES)
     assert enc.rows(batch) == [enc.row(r) for r in batch]
+
+
+@pytest.mark.parametrize("fmt", ["text", "binary", "csv"])
+def test_a_row_of_another_length_is_refused_not_written_short(fmt):
+    from fakepm.protocol.copyformat import CopyDataError, CopyEncoder
+
+    enc = CopyEncoder(CopyOptions.build({"format": fmt}, direction="out"), TYPES, NAMES)
+    for batch in ([(1, "a", None, 2.0, True), (2, "b")], [(2, "b")]):
+        with pytest.raises(CopyDataError, match="a row has 2 values for the 5 columns"):
+            enc.rows(batch)

@@ -83,10 +83,12 @@ def test_a_bad_value_returns_the_rows_before_it_and_the_per_row_error():
     assert err.code == "XX000" and "'not a number'" in err.message and "'id'" in err.message
 
 
-def test_rows_of_another_length_are_framed_as_per_row():
+def test_a_row_of_another_length_is_an_error_after_the_rows_before_it():
     cols = make_columns({"id": "int8", "name": "text"})
-    rows = [(1, "a"), (2,), (3, "c")]  # a short row: per-row framing keeps what it always did
-    assert RowBatchEncoder(cols, (0, 0)).encode(rows)[0] == per_row(cols, (0, 0), rows)
+    for bad in [(2,), (2, "b", "extra")]:
+        data, good, err = RowBatchEncoder(cols, (0, 0)).encode([(1, "a"), bad, (3, "c")])
+        assert (data, good) == (per_row(cols, (0, 0), [(1, "a")]), 1)
+        assert err.code == "XX000" and f"a row has {len(bad)} values for the 2 columns (id, name)" in err.message
     assert RowBatchEncoder(cols, (0, 0)).encode([])[:2] == (b"", 0)
 
 

@@ -143,7 +143,7 @@ def test_asyncpg_cursor_prefetch_gets_every_row_once(fake):
 
 def psql_copy(dsn: str, options: str) -> bytes:
     out = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", dsn, "-c",
-                          f"SET TimeZone = 'UTC'", "-c", f"COPY ({SQL}) TO STDOUT{options}"],
+                          "SET TimeZone = 'UTC'", "-c", f"COPY ({SQL}) TO STDOUT{options}"],
                          capture_output=True, timeout=60, check=True)
     return out.stdout
 
@@ -168,13 +168,15 @@ def _failing_rows(n_ok: int, how: str):
             yield (i, f"row-{i}")
         if how == "raise":
             raise PgError("22012", "division by zero")
+        if how == "short row":
+            yield (n_ok + 1,)  # one value for two columns: an error, never a short DataRow
         yield ("not a number", "bad")  # cannot be encoded as int8
         yield (n_ok + 2, "never sent")
     return rows
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
-@pytest.mark.parametrize("how", ["raise", "bad value"])
+@pytest.mark.parametrize("how", ["raise", "bad value", "short row"])
 def test_rows_before_a_failure_reach_the_client_then_the_error(binary, how):
     n_ok = 1234  # not a multiple of a batch
     with FakePostgres() as pg:
@@ -188,17 +190,21 @@ def test_rows_before_a_failure_reach_the_client_then_the_error(binary, how):
             assert got == [(i, f"row-{i}") for i in range(1, n_ok + 1)]
             if how == "raise":
                 assert err.value.sqlstate == "22012" and "division by zero" in str(err.value)
+            elif how == "short row":
+                assert err.value.sqlstate == "XX000"
+                assert "a row has 1 values for the 2 columns (id, name)" in str(err.value)
             else:
                 assert err.value.sqlstate == "XX000"
                 assert "'not a number'" in str(err.value) and "'id'" in str(err.value)
             assert conn.execute("SELECT 1").fetchone() == (1,)  # the session goes on
 
 
-def test_copy_to_a_source_failing_mid_stream_sends_the_rows_before_it():
+@pytest.mark.parametrize("how", ["bad value", "short row"])
+def test_copy_to_a_source_failing_mid_stream_sends_the_rows_before_it(how):
     n_ok = 777
     with FakePostgres() as pg:
         pg.on("SELECT id, name FROM failing").reply(columns={"id": "int8", "name": "text"},
-                                                    rows=_failing_rows(n_ok, "bad value"))
+                                                    rows=_failing_rows(n_ok, how))
         with psycopg.connect(pg.dsn, autocommit=True) as conn:
             lines = []
             with pytest.raises(psycopg.Error) as err:
@@ -207,6 +213,8 @@ def test_copy_to_a_source_failing_mid_stream_sends_the_rows_before_it():
                         lines.append(row)
             assert lines == [(str(i), f"row-{i}") for i in range(1, n_ok + 1)]
             assert err.value.sqlstate == "XX000"
+            if how == "short row":  # never a line with fewer fields
+                assert "a row has 1 values for the 2 columns (id, name)" in str(err.value)
 
 
 # ------------------------------------------------------------------------------ zones and coerce()

@@ -899,6 +899,10 @@ class CopyEncoder:
         return _BIN_TRAILER if self.options.binary else b""
 
     def row(self, row: Sequence) -> bytes:
+        if len(row) != len(self._raw):  # zip would write a short line (or drop values) silently
+            names = f" ({', '.join(self.names)})" if self.names else ""
+            raise CopyDataError("XX000", f"fakepm: a row has {len(row)} values for the {len(self._raw)} "
+                                         f"columns{names}: {row!r:.200}")
         if self._plain_text:  # the hot path: text format, UTF-8, one pass over the values
             search, sub, null = self._text_search, self._text_sub, self._null
             try:

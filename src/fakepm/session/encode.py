@@ -54,6 +54,10 @@ def row_encoders(columns: Sequence[Column], formats: Sequence[int]) -> list:
 
 
 def encode_row(encoders: list, row: Sequence, columns: Sequence[Column]) -> bytes:
+    if len(row) != len(encoders):  # zip would send a short DataRow (or drop values) silently
+        names = ", ".join(c.name for c in columns)
+        raise PgError("XX000", f"fakepm: a row has {len(row)} values for the {len(encoders)} columns "
+                               f"({names}): {row!r:.200}")
     try:
         return m.data_row([None if v is None else enc(v) for enc, v in zip(encoders, row)])
     except (TypeError, ValueError, OverflowError, AttributeError) as e:
