@@ -23,7 +23,8 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from .session.connection import NEED_INPUT, OUTPUT_FULL, START_TLS, Await, Session
+from .session.connection import Session
+from .session.waits import NEED_INPUT, OUTPUT_FULL, START_TLS, Await
 
 RECV_SIZE = 256 * 1024
 WRITE_HIGH_WATER = 4 * 1024 * 1024  # stop reading from a client that does not read its answers

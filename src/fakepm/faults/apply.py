@@ -204,7 +204,7 @@ class SessionFaults:
                 if len(o) > 2:
                     raise SessionAbort(o[2])
             elif isinstance(o, PgError):
-                session._error(o)
+                session.send_error(o)
                 raise SessionAbort(f"fakepm fault {p.label}: {o.code} in the replication stream")
 
     def at_plain(self, session, point: str, result=None, sql: str | None = None):
@@ -226,9 +226,9 @@ class SessionFaults:
 
 def _wait(session, seconds: float):
     from ..answers.result import Deferred
-    from ..session.connection import Await
+    from ..session.waits import Await
 
-    token = session._new_token()
+    token = session.new_token()
     value = yield Await(Deferred(delay=max(0.0, seconds), label="fault"), token)
     return value
 
@@ -261,31 +261,31 @@ def _apply(fs: FaultSet, s, p: FaultPlan, point: str, result, type_oids):
         s.wire_shaper = WireShaper("cut", v, then="reset" if p.then == "reset" else "close")
         return None
     if a == "garbage":
-        s._send(fs.rng(p).randbytes(v))
+        s.send(fs.rng(p).randbytes(v))
         raise SessionAbort(f"{why}: {v} random bytes")
     if a == "send":
-        s._send(v)
+        s.send(v)
         if p.then != "continue":
             raise SessionAbort(f"{why}: sent {len(v)} raw bytes")
         return None
     if a == "too_many_clients":
-        s._error(fatal("53300", "sorry, too many clients already"))
+        s.send_error(fatal("53300", "sorry, too many clients already"))
         raise SessionAbort(f"{why}: too many clients")
     if a in ("error", "fatal"):
         if point in DIRECT_POINTS or point == "before_ready_for_query":
-            s._error(v)
+            s.send_error(v)
             if v.is_fatal:
                 raise SessionAbort(f"{why}: FATAL {v.code}")
             return None
         return v
     if a == "notice":
-        s._send(m.notice_response(v))
+        s.send(m.notice_response(v))
         return None
     if a == "parameter_status":
-        s._send(m.parameter_status(*v))
+        s.send(m.parameter_status(*v))
         return None
     if a == "notification":
-        s._send(m.NotificationResponse(s.pid, v[0], v[1]).encode())
+        s.send(m.NotificationResponse(s.pid, v[0], v[1]).encode())
         return None
     if a == "skip_ready":
         if p.then == "continue":
@@ -294,7 +294,7 @@ def _apply(fs: FaultSet, s, p: FaultPlan, point: str, result, type_oids):
         return REPLACED
     if a == "malformed":
         ncols = len(result.columns) if result is not None and result.columns else 1
-        s._send(malformed.build(v, ncolumns=ncols, type_oids=type_oids))
+        s.send(malformed.build(v, ncolumns=ncols, type_oids=type_oids))
         then = p.then or ("continue" if v in MALFORMED_KEEPS_CONNECTION else "close")
         if then == "close":
             raise SessionAbort(f"{why}: malformed {v}")
@@ -303,7 +303,7 @@ def _apply(fs: FaultSet, s, p: FaultPlan, point: str, result, type_oids):
         opts = s.auth_options = dict(s.auth_options)
         for k in v:
             if k == "unsupported_method":
-                s._send(m.Authentication(99, b"").encode())
+                s.send(m.Authentication(99, b"").encode())
                 raise SessionAbort(f"{why}: unsupported authentication method 99")
             if k == "fixed_nonce":
                 opts["nonce"] = "fakepmfixednonce0123456789"

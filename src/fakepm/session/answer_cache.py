@@ -64,14 +64,14 @@ def serve(session, text: str) -> bool:
             or not _no_faults(session):
         del cache[text]
         return False
-    session._cancel_requested = False
+    session.cancel_requested = False
     if entry.rule is not None:
         entry.rule.calls += 1
     session.hub.journal.record(JournalEntry(
         sql=entry.sql, params=list(entry.params), protocol="simple", connection=session.id, pid=session.pid,
         user=session.user, database=session.database, rule=entry.label, time=session.now))
-    session._send(entry.wire)
-    session._end_of_implicit("I")
+    session.send(entry.wire)
+    session.end_of_implicit("I")
     return True
 
 
@@ -119,7 +119,7 @@ def serve_query_read(session, data: bytes) -> bool:
     session.transcript.append(("C", f"Query {text[:200]!r}"))  # what _on_query does first
     session.statements.pop("", None)
     session.portals.pop("", None)
-    session._ready_for_query()
+    session.ready_for_query()
     return True
 
 
@@ -129,7 +129,7 @@ def remember(session, text: str, sql: str, result: Result, out_mark: int) -> Non
     if found is None:
         return
     rule, label, params = found
-    wire = b"".join(session._out[out_mark:])
+    wire = b"".join(session.output[out_mark:])
     if len(wire) <= MAX_ANSWER_BYTES:
         _put(session, "answer_cache", text, Entry(session.responder.rules.rules, rule, sql, params, label, wire))
 
@@ -202,7 +202,7 @@ def remember_group(session, data: bytes, out_mark: int) -> None:
     if found is None:
         return
     rule, label, params = found
-    wire = b"".join(session._out[out_mark:])
+    wire = b"".join(session.output[out_mark:])
     if len(wire) > MAX_ANSWER_BYTES:
         return
     parsed = None
@@ -227,13 +227,13 @@ def serve_group(session, data: bytes) -> bool:
         session.transcript.append(("C", entry.parsed))
         session.statements[""] = st
     session.portals.pop("", None)
-    session._cancel_requested = False
+    session.cancel_requested = False
     if entry.rule is not None:
         entry.rule.calls += 1
     session.hub.journal.record(JournalEntry(
         sql=st.sql, params=list(entry.params), protocol="extended", connection=session.id, pid=session.pid,
         user=session.user, database=session.database, rule=entry.label, statement=st.name, time=session.now))
-    session._send(entry.wire)
-    session._end_of_implicit("I")
-    session._ready_for_query()
+    session.send(entry.wire)
+    session.end_of_implicit("I")
+    session.ready_for_query()
     return True

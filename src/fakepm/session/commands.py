@@ -248,7 +248,7 @@ def _end_transaction(session, commit: bool) -> dict:
         session.pending_notifies_commit()
     else:
         session.pending_notifies = []
-    session._drop_portals(keep_holdable=True)
+    session.drop_portals(keep_holdable=True)
     return changes
 
 
@@ -435,12 +435,12 @@ def _declare(session, query):
     if name in session.portals:
         return Result(error=PgError("42P03", f'cursor "{name}" already exists'))
     inner_sql = m.group(4).strip()
-    inner = yield from session._evaluate(inner_sql, query.params, query.param_types, query.protocol, query.statement)
+    inner = yield from session.evaluate(inner_sql, query.params, query.param_types, query.protocol, query.statement)
     if inner.error is not None:
         return inner
     if inner.columns is None:
         return Result(error=PgError("42P11", "cursor query does not return rows"))
-    from .connection import Portal
+    from .portals import Portal
 
     binary = "BINARY" in options
     p = Portal(name=name, sql=inner_sql, params=list(query.params), param_types=list(query.param_types),
@@ -604,13 +604,13 @@ def execute_cursor_portal(session, portal, max_rows: int):
 
     encs = row_encoders(res.columns, portal.formats)
     for r in rows:
-        session._send(encode_row(encs, r, res.columns))
+        session.send(encode_row(encs, r, res.columns))
     from ..protocol import messages as msgs
 
     if max_rows > 0 and len(rows) == max_rows:
-        session._send(msgs.PORTAL_SUSPENDED)
+        session.send(msgs.PORTAL_SUSPENDED)
     else:
-        session._send(msgs.command_complete(f"FETCH {len(rows)}"))
+        session.send(msgs.command_complete(f"FETCH {len(rows)}"))
     return True
     yield  # a generator, like the other execution paths
 

@@ -32,66 +32,14 @@ from ..faults.apply import REPLACED, SessionAbort
 from .config import ServerConfig
 from .encode import resolve_formats, row_description, row_encoders, static_rows, static_rows_joined
 from .rowbatch import RowBatchEncoder, take_rows as _take_rows
+from .portals import Portal, PreparedStatement
+from .waits import CANCELED, NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT, START_TLS, SUSPENDED, UPSTREAM_IDLE, Await, Event
 
-NEED_INPUT = "need-input"
-OUTPUT_FULL = "output-full"
-START_TLS = "start-tls"
-CANCELED = object()
-SUSPENDED = "suspended"
-OUTPUT_LIMIT = 256 * 1024
 _ROW_BATCH = 512  # rows encoded together by a streamed result (bounded by the output room too)
 
 _TEXT = REGISTRY.by_name("text")
 _PARAM_RE = re.compile(r"\$(\d+)")
 _STRIP_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
-
-
-@dataclass
-class Await:
-    work: Deferred
-    token: int
-
-
-@dataclass
-class Event:
-    kind: str  # "timer" | "wake"
-    data: Any = None
-
-
-@dataclass
-class PreparedStatement:
-    name: str
-    sql: str
-    declared: tuple  # param OIDs from Parse (0 = unspecified)
-    n_params: int
-    param_types: list | None = None  # resolved PgTypes (after inference)
-    columns: Any = None  # cached describe result (tuple of Columns | None) or _UNSET
-
-
-_UNSET = object()
-
-
-@dataclass
-class Portal:
-    name: str
-    sql: str
-    params: list
-    param_types: list
-    result_formats: tuple
-    statement: str | None = None
-    result: Result | None = None
-    rows: Any = None  # iterator of rows still to send
-    formats: tuple | None = None
-    encoders: list | None = None
-    sent: int = 0
-    done: bool = False
-    hold: bool = False  # WITH HOLD cursor: survives commit
-    cursor: bool = False  # created by DECLARE
-    buffer: list | None = None  # cursor rows fetched so far (for scrolling)
-    position: int = 0  # cursor position (rows before it)
-    exhausted: bool = False
-    label: str | None = None
-    params_raw: tuple = ()
 
 
 def count_params(sql: str) -> int:
@@ -152,12 +100,12 @@ class Session:
         self.close_reason: str | None = None
         self.deadline: float | None = None  # next on_timer() the session wants
         self.mode = None  # a CopyBoth/walsender mode object while one is active
-        self._out: list[bytes] = []
-        self._out_size = 0
+        self.output: list[bytes] = []
+        self.output_size = 0
         self._events: deque = deque()
         self._token = 0
         self._waiting: Any = NEED_INPUT
-        self._cancel_requested = False
+        self.cancel_requested = False
         self.on_output: Callable[[], None] | None = None  # server hook: output appeared outside receive()
         self.post_threadsafe: Callable[[Any], None] | None = None  # server hook: wake(data) from any thread
         self.transcript: deque = deque(maxlen=400)  # (direction, summary) for test reports
@@ -184,7 +132,7 @@ class Session:
                 elif answer_cache.group_candidate(data):
                     if self.group_cache and answer_cache.serve_group(self, data):
                         return
-                    self._group, self._group_mark = data, len(self._out)  # remembered at its Sync if static
+                    self._group, self._group_mark = data, len(self.output)  # remembered at its Sync if static
             self.reader.feed(data)
         self._drive()
         self._group = None
@@ -193,16 +141,16 @@ class Session:
         self._finish("client closed the connection")
 
     def data_to_send(self) -> bytes:
-        if not self._out:
+        if not self.output:
             return b""
-        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-        self._out = []
-        self._out_size = 0
+        data = self.output[0] if len(self.output) == 1 else b"".join(self.output)
+        self.output = []
+        self.output_size = 0
         return data
 
     @property
     def has_output(self) -> bool:
-        return bool(self._out)
+        return bool(self.output)
 
     @property
     def waiting(self):
@@ -228,7 +176,7 @@ class Session:
 
     def cancel(self) -> None:
         """A CancelRequest for this backend arrived (on another connection)."""
-        self._cancel_requested = True
+        self.cancel_requested = True
         if isinstance(self._waiting, Await):
             self._waiting = None
             self._drive(CANCELED)
@@ -259,7 +207,7 @@ class Session:
     def deliver_notification(self, pid: int, channel: str, payload: str) -> None:
         msg = m.NotificationResponse(pid, channel, payload).encode()
         if self.idle and self._waiting is NEED_INPUT:
-            self._send(msg)
+            self.send(msg)
             self._notify_output()
         else:
             self.inbox_notifications.append(msg)
@@ -269,7 +217,7 @@ class Session:
 
     # ------------------------------------------------------------------ internals
     def _notify_output(self) -> None:
-        if self._out and self.on_output is not None:
+        if self.output and self.on_output is not None:
             self.on_output()
 
     def _finish(self, reason: str) -> None:
@@ -290,11 +238,11 @@ class Session:
         self.hub.unregister(self)
         self.hub.journal.event("disconnect", connection=self.id, pid=self.pid, reason=reason)
 
-    def _send(self, data: bytes) -> None:
-        self._out.append(data)
-        self._out_size += len(data)
+    def send(self, data: bytes) -> None:
+        self.output.append(data)
+        self.output_size += len(data)
 
-    def _next_frame(self):
+    def next_frame(self):
         try:
             return self.reader.next_frame()
         except m.ProtocolViolation as e:
@@ -314,11 +262,11 @@ class Session:
                     else:
                         if self._events and self.mode is None:
                             self._events.clear()  # timers/wakes only matter inside a mode
-                        value = self._next_frame()
+                        value = self.next_frame()
                         if value is None:
                             return
                 elif w is OUTPUT_FULL:
-                    if self._out_size > OUTPUT_LIMIT:
+                    if self.output_size > OUTPUT_LIMIT:
                         return
                 elif w is not None:
                     return  # Await or START_TLS: the server resumes us
@@ -334,7 +282,7 @@ class Session:
                 import traceback
 
                 self.hub.journal.event("internal_error", connection=self.id, error=traceback.format_exc())
-                self._send(m.error_response(fatal("XX000", f"fakepm internal error: {type(e).__name__}: {e}")))
+                self.send(m.error_response(fatal("XX000", f"fakepm internal error: {type(e).__name__}: {e}")))
                 self._finish("internal error")
                 return
             value = None
@@ -347,28 +295,28 @@ class Session:
             return ()
         return fx.at(self, point, msg_type=msg_type)
 
-    def _new_token(self) -> int:
+    def new_token(self) -> int:
         self._token += 1
         return self._token
 
     def _flush_notifications(self) -> None:
         while self.inbox_notifications:
-            self._send(self.inbox_notifications.popleft())
+            self.send(self.inbox_notifications.popleft())
 
-    def _ready_for_query(self) -> None:
+    def ready_for_query(self) -> None:
         if self.tx == "I":
             self._flush_notifications()
         fx = self.faults
         if fx is not None and fx.stmt and fx.at_plain(self, "before_ready_for_query") is REPLACED:
             return
-        self._send(m.READY[self.tx])
+        self.send(m.READY[self.tx])
 
-    def _error(self, err: PgError) -> None:
-        self._send(m.error_response(err))
+    def send_error(self, err: PgError) -> None:
+        self.send(m.error_response(err))
         self.transcript.append(("S", f"ErrorResponse {err.code} {err.message}"))
 
-    def _fatal(self, err: PgError) -> None:
-        self._error(err)
+    def send_fatal(self, err: PgError) -> None:
+        self.send_error(err)
         self.close_reason = f"FATAL {err.code} {err.message}"
 
     # ------------------------------------------------------------------ the conversation
@@ -382,13 +330,13 @@ class Session:
         while True:
             frame = yield NEED_INPUT
             if isinstance(frame, Exception):
-                self._fatal(fatal("08P01", str(frame)))
+                self.send_fatal(fatal("08P01", str(frame)))
                 return False
             _, body = frame
             try:
                 msg = m.decode_startup_packet(body)
             except m.ProtocolViolation as e:
-                self._fatal(fatal("08P01", str(e)))
+                self.send_fatal(fatal("08P01", str(e)))
                 return False
             if isinstance(msg, m.SSLRequest):
                 self.transcript.append(("C", "SSLRequest"))
@@ -396,17 +344,17 @@ class Session:
                 if self.tls_available and not self.tls:
                     if self.reader.buffered:
                         # bytes after SSLRequest before the handshake: PostgreSQL refuses this
-                        self._fatal(fatal("08P01", "received unencrypted data after SSL request"))
+                        self.send_fatal(fatal("08P01", "received unencrypted data after SSL request"))
                         return False
-                    self._send(b"S")
+                    self.send(b"S")
                     yield START_TLS
                 else:
-                    self._send(b"N")
+                    self.send(b"N")
                 yield from self._fault("after_ssl_answer")
                 continue
             if isinstance(msg, m.GSSENCRequest):
                 self.transcript.append(("C", "GSSENCRequest"))
-                self._send(b"N")
+                self.send(b"N")
                 continue
             if isinstance(msg, m.CancelRequest):
                 self.hub.cancel(msg.pid, msg.secret)
@@ -415,17 +363,17 @@ class Session:
             break
         self.transcript.append(("C", f"StartupMessage {msg.major}.{msg.minor} {msg.parameters}"))
         if msg.major != 3:
-            self._fatal(
+            self.send_fatal(
                 fatal("0A000", f"unsupported frontend protocol {msg.major}.{msg.minor}: server supports 3.0 to 3.0")
             )
             return False
         params = dict(msg.parameters)
         unrecognized = tuple(k for k in params if k.startswith("_pq_."))
         if msg.minor > 0 or unrecognized:
-            self._send(m.NegotiateProtocolVersion(m.PROTOCOL_3_0, unrecognized).encode())
+            self.send(m.NegotiateProtocolVersion(m.PROTOCOL_3_0, unrecognized).encode())
         self.user = params.get("user", "")
         if not self.user:
-            self._fatal(fatal("28000", "no PostgreSQL user name specified in startup packet"))
+            self.send_fatal(fatal("28000", "no PostgreSQL user name specified in startup packet"))
             return False
         self.database = params.get("database") or self.user
         self.startup_parameters = params
@@ -437,12 +385,12 @@ class Session:
             elif r in ("true", "on", "yes", "1"):
                 self.replication = "true"
             elif r not in ("false", "off", "no", "0"):
-                self._fatal(fatal("22023", f'invalid value for parameter "replication": "{repl}"'))
+                self.send_fatal(fatal("22023", f'invalid value for parameter "replication": "{repl}"'))
                 return False
         cfg = self.config
         # like a `hostssl` pg_hba line: TCP clients need TLS; the Unix socket cannot do TLS and is let in
         if cfg.require_tls and not self.tls and self.peer != "[local]":
-            self._fatal(
+            self.send_fatal(
                 fatal(
                     "28000",
                     f'no pg_hba.conf entry for host "{_peer_host(self.peer)}", user "{self.user}", '
@@ -464,42 +412,42 @@ class Session:
             for req in auth.start():
                 if req.code == 0:
                     yield from self._fault("before_auth_ok")
-                self._send(m.Authentication(req.code, req.data).encode())
+                self.send(m.Authentication(req.code, req.data).encode())
             if not auth.done:
                 yield from self._fault("auth")
             while not auth.done:
                 frame = yield NEED_INPUT
                 if isinstance(frame, Exception):
-                    self._fatal(fatal("08P01", str(frame)))
+                    self.send_fatal(fatal("08P01", str(frame)))
                     return False
                 if frame[0] is None:
-                    self._fatal(fatal("08P01", "unexpected startup packet during authentication"))
+                    self.send_fatal(fatal("08P01", "unexpected startup packet during authentication"))
                     return False
                 t, body = frame
                 if t != b"p":
-                    self._fatal(fatal("08P01", f"expected password response, got message type {t[0]}"))
+                    self.send_fatal(fatal("08P01", f"expected password response, got message type {t[0]}"))
                     return False
                 for req in auth.receive(body):
                     if req.code == 0:
                         yield from self._fault("before_auth_ok")
-                    self._send(m.Authentication(req.code, req.data).encode())
+                    self.send(m.Authentication(req.code, req.data).encode())
         except AuthFailed as e:
-            self._fatal(e.error)
+            self.send_fatal(e.error)
             self.hub.journal.event("auth_failed", connection=self.id, user=self.user, error=e.error.message)
             return False
         if cfg.database is not None and self.database != cfg.database and self.replication != "true":
-            self._fatal(fatal("3D000", f'database "{self.database}" does not exist'))
+            self.send_fatal(fatal("3D000", f'database "{self.database}" does not exist'))
             return False
         if len(self.hub.sessions) > cfg.max_connections:
-            self._fatal(fatal("53300", "sorry, too many clients already"))
+            self.send_fatal(fatal("53300", "sorry, too many clients already"))
             return False
         # session defaults, then what the startup packet asked for
         commands.init_settings(self)
         for name, value in cfg.reported_parameters(self.user, params):
             self.reported[name] = value
-            self._send(m.parameter_status(name, value))
+            self.send(m.parameter_status(name, value))
         yield from self._fault("before_backend_key_data")
-        self._send(m.BackendKeyData(self.pid, self.secret).encode())
+        self.send(m.BackendKeyData(self.pid, self.secret).encode())
         self.info = ConnectionInfo(
             id=self.id,
             pid=self.pid,
@@ -514,7 +462,7 @@ class Session:
         self.ready = True
         self.hub.journal.event("connect", connection=self.id, pid=self.pid, user=self.user, database=self.database)
         self.reader.expect_tagged()
-        self._ready_for_query()
+        self.ready_for_query()
         return True
 
     # ------------------------------------------------------------------ main loop
@@ -538,7 +486,7 @@ class Session:
             frame = yield NEED_INPUT
             self.idle = False
             if isinstance(frame, Exception):
-                self._fatal(fatal("08P01", str(frame)))
+                self.send_fatal(fatal("08P01", str(frame)))
                 return
             if isinstance(frame, Event):
                 continue
@@ -553,12 +501,12 @@ class Session:
             if handler is None:
                 if t in (b"d", b"c", b"f"):
                     continue  # CopyData/CopyDone/CopyFail outside COPY are ignored, as PostgreSQL does
-                self._fatal(fatal("08P01", f"invalid frontend message type {t[0]}"))
+                self.send_fatal(fatal("08P01", f"invalid frontend message type {t[0]}"))
                 return
             try:
                 msg = decoders[t].decode(body)
             except m.ProtocolViolation as e:
-                self._fatal(fatal("08P01", str(e)))
+                self.send_fatal(fatal("08P01", str(e)))
                 return
             gen = handler(msg)
             if gen is not None:
@@ -572,12 +520,12 @@ class Session:
         self.statements.pop("", None)
         self.portals.pop("", None)
         if self.answer_cache and answer_cache.serve(self, msg.sql):
-            self._ready_for_query()
+            self.ready_for_query()
             return
         stmts = split_statements(msg.sql)
         if not stmts:
-            self._send(m.EMPTY_QUERY)
-            self._ready_for_query()
+            self.send(m.EMPTY_QUERY)
+            self.ready_for_query()
             return
         if self.replication is not None:
             gen = self._replication_query(msg.sql, stmts)
@@ -592,8 +540,8 @@ class Session:
                 return
             if not ok:
                 break
-        self._end_of_implicit(start_tx)
-        self._ready_for_query()
+        self.end_of_implicit(start_tx)
+        self.ready_for_query()
 
     def _replication_query(self, sql: str, stmts: list):
         if self.replication_factory is None:
@@ -601,14 +549,14 @@ class Session:
         return self.replication_factory(self, sql, stmts)
 
     def _simple_statement(self, sql: str, text: str | None = None):
-        result = yield from self._evaluate(sql, [], (), "simple", None)
-        mark = len(self._out)
-        done = yield from self._emit_result(result, sql, (), None)
+        result = yield from self.evaluate(sql, [], (), "simple", None)
+        mark = len(self.output)
+        done = yield from self.emit_result(result, sql, (), None)
         if text is not None and done is True:
             answer_cache.remember(self, text, sql, result, mark)  # replayed next time if nothing can differ
         return done
 
-    def _emit_result(self, result: Result, sql: str, formats_req: tuple, portal: Portal | None, max_rows: int = 0):
+    def emit_result(self, result: Result, sql: str, formats_req: tuple, portal: Portal | None, max_rows: int = 0):
         """Send one statement's answer (simple protocol or Execute).
 
         Returns True when done, False on error, SUSPENDED when Execute's row limit was reached.
@@ -620,17 +568,17 @@ class Session:
                 result = fx.begin_statement(self, result, sql)
                 err = yield from fx.at(self, "before_reply", result, sql)
                 if isinstance(err, PgError):
-                    self._statement_failed(err)
+                    self.statement_failed(err)
                     return False
         for n in result.notices:
-            self._send(m.notice_response(n))
+            self.send(m.notice_response(n))
         if result.error is not None:
-            self._statement_failed(result.error)
+            self.statement_failed(result.error)
             return False
         if result.copy is not None:
             return (yield from self._run_copy(result, sql, portal))
         if result.empty:
-            self._send(m.EMPTY_QUERY)
+            self.send(m.EMPTY_QUERY)
             return True
         count = 0
         if result.columns is not None:
@@ -639,29 +587,29 @@ class Session:
                 formats = (result.formats if portal is None else None) or resolve_formats(formats_req,
                                                                                            len(result.columns))
             except PgError as e:
-                self._statement_failed(e)
+                self.statement_failed(e)
                 return False
             if portal is None:  # simple protocol: RowDescription comes with the answer
-                self._send(row_description(result, formats))
+                self.send(row_description(result, formats))
             if fx is not None and fx.stmt:
                 err = yield from fx.at(self, "after_row_description", result, sql)
                 if isinstance(err, PgError):
-                    self._statement_failed(err)
+                    self.statement_failed(err)
                     return False
             if result.static and (portal is None or max_rows <= 0) and not (fx is not None and fx.stmt):
                 rows = static_rows(result, formats)
                 start = portal.sent if portal is not None else 0
                 if start == 0:
-                    self._send(static_rows_joined(result, formats))
+                    self.send(static_rows_joined(result, formats))
                 else:
-                    self._send(b"".join(rows[start:]))
+                    self.send(b"".join(rows[start:]))
                 count = len(rows) - start
             else:
                 ok, count, suspended = yield from self._stream_rows(result, formats, portal, max_rows)
                 if not ok:
                     return False
                 if suspended:
-                    self._send(m.PORTAL_SUSPENDED)
+                    self.send(m.PORTAL_SUSPENDED)
                     return SUSPENDED
         if result.tag is None and result.columns is None and sql[:6].upper() == "INSERT":
             count = insert_values_rows(sql)  # a rule with no rows for INSERT ... VALUES: they were inserted
@@ -671,12 +619,12 @@ class Session:
             if err is REPLACED:
                 return True
             if err is not None:
-                self._statement_failed(err)
+                self.statement_failed(err)
                 return False
-        self._send(m.command_complete(tag))
+        self.send(m.command_complete(tag))
         if result.set_parameters:
             for name, value in result.set_parameters.items():
-                self._send(m.parameter_status(name, value))
+                self.send(m.parameter_status(name, value))
         return True
 
     def _stream_rows(self, result: Result, formats, portal: Portal | None, max_rows: int):
@@ -693,7 +641,7 @@ class Session:
             rows = result.iter_rows()
         batcher = RowBatchEncoder(columns, formats)
         count = 0
-        send = self._send
+        send = self.send
         marks = self.faults.row_mark if self.faults is not None else None
         row_size = 0  # widest average DataRow size of a batch so far: batches fit the output room
         try:
@@ -701,7 +649,7 @@ class Session:
                 if marks is not None:
                     want = 1  # a fault plan looks at every row count
                 elif row_size:
-                    room = (OUTPUT_LIMIT - self._out_size) // row_size + 1
+                    room = (OUTPUT_LIMIT - self.output_size) // row_size + 1
                     want = _ROW_BATCH if room > _ROW_BATCH else room if room > 0 else 1
                 else:
                     want = 8  # rows of unknown size: a small first batch measures them
@@ -728,15 +676,15 @@ class Session:
                     err = yield from self.faults.at(self, "after_rows", result, None, rows=count)
                     if isinstance(err, PgError):
                         raise err
-                if self._out_size > OUTPUT_LIMIT:
+                if self.output_size > OUTPUT_LIMIT:
                     yield OUTPUT_FULL
-                    if self._cancel_requested:
-                        self._cancel_requested = False
+                    if self.cancel_requested:
+                        self.cancel_requested = False
                         raise PgError("57014", "canceling statement due to user request")
                 if max_rows > 0 and count >= max_rows:
                     return True, count, True
         except PgError as e:
-            self._statement_failed(e)
+            self.statement_failed(e)
             return False, count, False
         if portal is not None:
             portal.done = True
@@ -760,14 +708,14 @@ class Session:
             transaction_status=self.tx,
         )
 
-    def _evaluate(self, sql: str, params: list, types: tuple, protocol: str, statement: str | None):
+    def evaluate(self, sql: str, params: list, types: tuple, protocol: str, statement: str | None):
         """Decide one statement's Result: failed-transaction check, rules, session commands, builtins."""
-        self._cancel_requested = False
+        self.cancel_requested = False
         kind = classify(sql)
         query = self.make_query(sql, params, types, protocol, statement)
         if self.tx == "E" and kind not in commands.ALLOWED_IN_FAILED_TX:
             err = PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
-            self._journal(query, "session:failed-transaction", err)
+            self.journal_query(query, "session:failed-transaction", err)
             return Result(error=err)
         answer, label = self.responder.answer(query)
         if answer is None:
@@ -778,14 +726,14 @@ class Session:
             answer, label = self.responder.builtin(query)
         if answer is None:
             err = self.responder.no_match_error(query)
-            self._journal(query, None, err)
+            self.journal_query(query, None, err)
             return Result(error=err)
         if isinstance(answer, Deferred):
-            token = self._new_token()
+            token = self.new_token()
             value = yield Await(answer, token)
             answer = self._settle(value)
         if answer.delay and answer.error is None:
-            token = self._new_token()
+            token = self.new_token()
             value = yield Await(Deferred(delay=answer.delay, label="delay"), token)
             if value is CANCELED:
                 answer = Result(error=PgError("57014", "canceling statement due to user request"))
@@ -793,7 +741,7 @@ class Session:
             from ..answers.copyspec import copy_from_rule  # a rule's plain Result answering a COPY
 
             answer = copy_from_rule(sql, answer, self.responder.tables)
-        self._journal(query, label, answer.error)
+        self.journal_query(query, label, answer.error)
         if label is not None and not label.startswith("session:"):
             # a rule answered a transaction-control statement: the session still follows it
             commands.follow_transaction(self, kind, sql, answer)
@@ -813,7 +761,7 @@ class Session:
             return value
         return Result(error=PgError("XX000", f"fakepm handler returned {type(value).__name__}, not a Result"))
 
-    def _journal(self, query: Query, label: str | None, error: PgError | None) -> None:
+    def journal_query(self, query: Query, label: str | None, error: PgError | None) -> None:
         from .hub import JournalEntry
 
         self.hub.journal.record(
@@ -833,19 +781,19 @@ class Session:
             )
         )
 
-    def _statement_failed(self, err: PgError) -> None:
-        self._error(err)
+    def statement_failed(self, err: PgError) -> None:
+        self.send_error(err)
         if err.is_fatal:
             self.close_reason = f"FATAL {err.code} {err.message}"
             return
         if self.tx == "T":
             self.tx = "E"
 
-    def _end_of_implicit(self, start_tx: str) -> None:
+    def end_of_implicit(self, start_tx: str) -> None:
         """End of a simple Query or Sync group: an implicit transaction ends here."""
         if self.tx == "I":
             self.pending_notifies_commit()
-            self._drop_portals(keep_holdable=True)
+            self.drop_portals(keep_holdable=True)
 
     def pending_notifies_commit(self) -> None:
         if self.pending_notifies:
@@ -853,13 +801,13 @@ class Session:
             for channel, payload in notes:
                 self.hub.notify(channel, payload, self.pid)
 
-    def _drop_portals(self, keep_holdable: bool) -> None:
+    def drop_portals(self, keep_holdable: bool) -> None:
         if self.portals:
             self.portals = {k: p for k, p in self.portals.items() if keep_holdable and p.hold}
 
     # ------------------------------------------------------------------ extended protocol
     def _ext_error(self, err: PgError) -> None:
-        self._error(err)
+        self.send_error(err)
         if err.is_fatal:
             self.close_reason = f"FATAL {err.code} {err.message}"
         if self.tx == "T":
@@ -890,12 +838,12 @@ class Session:
             if found is not None:
                 err, label = found
                 q.params = []  # not bound yet
-                self._journal(q, label, err)
+                self.journal_query(q, label, err)
                 self.statements.pop(msg.name, None)  # an unnamed statement is replaced even on failure
                 self._ext_error(err)
                 return
         self.statements[msg.name] = PreparedStatement(msg.name, sql, tuple(msg.param_oids), n)
-        self._send(m.PARSE_COMPLETE)
+        self.send(m.PARSE_COMPLETE)
 
     def _statement_param_types(self, st: PreparedStatement) -> list:
         if st.param_types is None:
@@ -975,7 +923,7 @@ class Session:
             statement=st.name,
             params_raw=msg.params,
         )
-        self._send(m.BIND_COMPLETE)
+        self.send(m.BIND_COMPLETE)
 
     def _on_describe(self, msg: m.Describe):
         if msg.kind == "S":
@@ -988,28 +936,28 @@ class Session:
                 replaced = yield from self.faults.at(self, "describe", None, st.sql,
                                                      type_oids=tuple(t.oid for t in types))
             if replaced is not REPLACED:
-                self._send(m.ParameterDescription(tuple(t.oid for t in types)).encode())
+                self.send(m.ParameterDescription(tuple(t.oid for t in types)).encode())
             if st.columns is None:
                 q = self.make_query(st.sql, [None] * st.n_params, tuple(types), "extended", st.name)
                 q.describe_only = True
                 st.columns = self.responder.describe(q, self)
             cols = st.columns
             if cols:
-                self._send(row_description(Result(columns=cols), (0,) * len(cols)))
+                self.send(row_description(Result(columns=cols), (0,) * len(cols)))
             else:
-                self._send(m.NO_DATA)
+                self.send(m.NO_DATA)
             return
         portal = self.portals.get(msg.name)
         if portal is None:
             self._ext_error(PgError("34000", f'portal "{msg.name}" does not exist'))
             return
         if portal.result is None:
-            portal.result = yield from self._evaluate(
+            portal.result = yield from self.evaluate(
                 portal.sql, portal.params, tuple(portal.param_types), "extended", portal.statement
             )
         res = portal.result
         if res.error is not None or not res.columns or res.copy is not None:
-            self._send(m.NO_DATA)
+            self.send(m.NO_DATA)
             return
         try:
             formats = portal.formats or resolve_formats(portal.result_formats, len(res.columns))
@@ -1017,7 +965,7 @@ class Session:
             self._ext_error(e)
             return
         portal.formats = formats
-        self._send(row_description(res, formats))
+        self.send(row_description(res, formats))
 
     def _on_execute(self, msg: m.Execute):
         portal = self.portals.get(msg.portal)
@@ -1031,17 +979,17 @@ class Session:
                 self.skip_until_sync = True
             return
         if portal.done:
-            self._send(m.command_complete(default_tag(portal.sql, 0)))
+            self.send(m.command_complete(default_tag(portal.sql, 0)))
             return
         if portal.result is None:
-            portal.result = yield from self._evaluate(
+            portal.result = yield from self.evaluate(
                 portal.sql, portal.params, tuple(portal.param_types), "extended", portal.statement
             )
         res = portal.result
         fmts = portal.result_formats
         if portal.formats is not None:
             fmts = portal.formats
-        status = yield from self._emit_result(res, portal.sql, fmts, portal, msg.max_rows)
+        status = yield from self.emit_result(res, portal.sql, fmts, portal, msg.max_rows)
         if status is False:
             self.skip_until_sync = True
         elif status is not SUSPENDED:
@@ -1052,7 +1000,7 @@ class Session:
             self.statements.pop(msg.name, None)
         else:
             self.portals.pop(msg.name, None)
-        self._send(m.CLOSE_COMPLETE)
+        self.send(m.CLOSE_COMPLETE)
 
     def _on_sync(self, msg: m.Sync):
         if self._group is not None:
@@ -1060,15 +1008,15 @@ class Session:
                 answer_cache.remember_group(self, self._group, self._group_mark)
             self._group = None
         self.skip_until_sync = False
-        self._end_of_implicit(self.tx)
-        self._ready_for_query()
+        self.end_of_implicit(self.tx)
+        self.ready_for_query()
 
     def _on_flush(self, msg: m.Flush):
         return None  # output is sent whenever the session stops; nothing else to do
 
     def _on_function_call(self, msg: m.FunctionCall):
-        self._error(PgError("0A000", "fakepm does not implement the fastpath function call protocol"))
-        self._ready_for_query()
+        self.send_error(PgError("0A000", "fakepm does not implement the fastpath function call protocol"))
+        self.ready_for_query()
 
 
 def _trust():

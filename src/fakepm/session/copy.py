@@ -60,7 +60,7 @@ from ..protocol.copybulk import CopyRows
 from ..protocol.copyformat import CopyDataError, CopyDecoder, CopyEncoder, RowTyper
 from ..protocol.errors import PgError, fatal
 from ..protocol.types import REGISTRY
-from .connection import NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT  # copy.py is imported lazily by connection
+from .waits import NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT
 from .rowbatch import CopyOutFramer, take_rows
 
 __all__ = ["run", "CopyRecord", "CopyBothMode", "ChannelMode", "ScriptMode", "Channel", "run_copy_both"]
@@ -139,7 +139,7 @@ def run(session, result, sql: str, portal):
         ok = yield from run_copy_both(session, mode, fmt, spec.column_formats or (), spec.tag or "COPY 0")
         _record(session, spec, sql, list(mode.received), len(mode.received), mode.error)
         return ok
-    session._statement_failed(PgError("XX000", f"fakepm: unknown COPY direction {spec.direction!r}"))
+    session.statement_failed(PgError("XX000", f"fakepm: unknown COPY direction {spec.direction!r}"))
     return False
 
 
@@ -147,7 +147,7 @@ def run(session, result, sql: str, portal):
 def _copy_in(session, spec: CopySpec, sql: str):
     opts = spec.options
     fmt = 1 if opts.binary else 0
-    session._send(m.CopyInResponse(fmt, (fmt,) * spec.ncolumns).encode())
+    session.send(m.CopyInResponse(fmt, (fmt,) * spec.ncolumns).encode())
     session.transcript.append(("S", f"CopyInResponse format={fmt} columns={spec.ncolumns}"))
     known = spec.types is not None
     decoder = CopyDecoder(opts, spec.ncolumns if known else None, spec.names, RowTyper(opts, spec.types, spec.names),
@@ -157,14 +157,14 @@ def _copy_in(session, spec: CopySpec, sql: str):
     table = _context_name(spec)
 
     def failed(err: PgError):
-        session._statement_failed(err)
+        session.statement_failed(err)
         _record(session, spec, sql, [], 0, err)
         return False
 
     while True:
         frame = yield NEED_INPUT
         if isinstance(frame, Exception):
-            session._fatal(fatal("08P01", str(frame)))
+            session.send_fatal(fatal("08P01", str(frame)))
             return False
         if not isinstance(frame, tuple):
             continue  # an Event: nothing to do during COPY IN
@@ -192,14 +192,14 @@ def _copy_in(session, spec: CopySpec, sql: str):
                                       where=f"COPY {table}, line {decoder.line + 1}"))
         except CopyDataError as e:
             return failed(PgError(e.sqlstate, e.message, where=e.context(table), hint=e.hint))
-        if session._cancel_requested:
-            session._cancel_requested = False
+        if session.cancel_requested:
+            session.cancel_requested = False
             return failed(PgError("57014", "canceling statement due to user request",
                                   where=f"COPY {table}, line {decoder.line}"))
     if fault is not None and len(rows) >= fault.after_rows:
         return failed(fault.error or PgError("57014", "canceling statement due to user request"))
     _record(session, spec, sql, rows, len(rows))
-    session._send(m.command_complete(spec.tag or f"COPY {len(rows)}"))
+    session.send(m.command_complete(spec.tag or f"COPY {len(rows)}"))
     return True
 
 
@@ -210,15 +210,15 @@ _BATCH = 512  # COPY TO rows framed and sent per _send (one CopyData each, as Po
 def _copy_out(session, spec: CopySpec, sql: str):
     names, types, rows = spec.names, spec.types, spec.rows
     if spec.query is not None:
-        inner = yield from session._evaluate(spec.query, [], (), "simple", None)
+        inner = yield from session.evaluate(spec.query, [], (), "simple", None)
         if inner.error is not None:
-            session._statement_failed(inner.error)
+            session.statement_failed(inner.error)
             _record(session, spec, sql, None, 0, inner.error)
             return False
         if inner.columns is None or inner.copy is not None:
             err = PgError("0A000", "COPY query must have a RETURNING clause" if inner.copy is None
                           else "COPY (COPY ...) TO is not allowed")
-            session._statement_failed(err)
+            session.statement_failed(err)
             return False
         names = tuple(c.name for c in inner.columns)
         types = tuple(c.type for c in inner.columns)
@@ -226,15 +226,15 @@ def _copy_out(session, spec: CopySpec, sql: str):
     types = tuple(t if t is not None else _TEXT for t in (types or ()))
     opts = spec.options
     fmt = 1 if opts.binary else 0
-    session._send(m.CopyOutResponse(fmt, (fmt,) * len(types)).encode())
+    session.send(m.CopyOutResponse(fmt, (fmt,) * len(types)).encode())
     session.transcript.append(("S", f"CopyOutResponse format={fmt} columns={len(types)}"))
     enc = CopyEncoder(opts, types, names)
     pending = enc.header()
     if pending and not opts.binary:
-        session._send(m.copy_data(pending))
+        session.send(m.copy_data(pending))
         pending = b""
     source = rows() if callable(rows) else (rows or ())
-    send = session._send
+    send = session.send
     copy_data = m.copy_data
     encode = enc.row
     encode_rows = enc.rows
@@ -258,10 +258,10 @@ def _copy_out(session, spec: CopySpec, sql: str):
                     _record(session, spec, sql, None, count, names=names)
                     return False
                 raise fault.error or PgError("57014", "canceling statement due to user request")
-            if session._out_size > OUTPUT_LIMIT:
+            if session.output_size > OUTPUT_LIMIT:
                 yield OUTPUT_FULL
-                if session._cancel_requested:
-                    session._cancel_requested = False
+                if session.cancel_requested:
+                    session.cancel_requested = False
                     raise PgError("57014", "canceling statement due to user request")
             if fault is None:
                 break  # the first row carried the header; the rest go in batches below
@@ -270,7 +270,7 @@ def _copy_out(session, spec: CopySpec, sql: str):
             # encoded, or a source that fails, still sends every row before it
             # no more rows than fit under OUTPUT_LIMIT (by the widest batch average so far): the
             # queued output stays bounded as with one send per row
-            room = (OUTPUT_LIMIT - session._out_size) // row_size + 1
+            room = (OUTPUT_LIMIT - session.output_size) // row_size + 1
             batch, failure = take_rows(it, _BATCH if room > _BATCH else room if room > 0 else 1)
             if not batch and failure is None:
                 break
@@ -287,21 +287,21 @@ def _copy_out(session, spec: CopySpec, sql: str):
                     count += 1
             if failure is not None:
                 raise failure
-            if session._out_size > OUTPUT_LIMIT:
+            if session.output_size > OUTPUT_LIMIT:
                 yield OUTPUT_FULL
-                if session._cancel_requested:
-                    session._cancel_requested = False
+                if session.cancel_requested:
+                    session.cancel_requested = False
                     raise PgError("57014", "canceling statement due to user request")
     except (PgError, CopyDataError) as e:
         if isinstance(e, CopyDataError):
             e = PgError(e.sqlstate, e.message)
-        session._statement_failed(e)
+        session.statement_failed(e)
         _record(session, spec, sql, None, count, e, names=names)
         return False
     except (TypeError, ValueError, OverflowError, AttributeError) as e:
         err = PgError("XX000", f"fakepm: COPY TO row {count + 1} cannot be encoded: {e}",
                       hint=f"columns: {list(zip(names, (t.name for t in types)))}")
-        session._statement_failed(err)
+        session.statement_failed(err)
         _record(session, spec, sql, None, count, err, names=names)
         return False
     trailer = pending + enc.trailer()
@@ -343,12 +343,12 @@ class CopyBothMode:
     # actions
     def send(self, payload: bytes) -> None:
         if not self.server_done:
-            self.session._send(m.copy_data(payload))
+            self.session.send(m.copy_data(payload))
 
     def finish(self) -> None:
         if not self.server_done:
             self.server_done = True
-            self.session._send(m.COPY_DONE)
+            self.session.send(m.COPY_DONE)
 
     def fail(self, err: PgError) -> None:
         if self.error is None:
@@ -358,7 +358,7 @@ class CopyBothMode:
 def run_copy_both(session, mode: CopyBothMode, overall_format: int = 0, column_formats: tuple = (),
                   tag: str | None = "COPY 0"):
     """Drive a CopyBothMode until both sides sent CopyDone; True when it ended cleanly."""
-    session._send(m.CopyBothResponse(overall_format, tuple(column_formats)).encode())
+    session.send(m.CopyBothResponse(overall_format, tuple(column_formats)).encode())
     session.transcript.append(("S", "CopyBothResponse"))
     session.mode = mode
     try:
@@ -366,7 +366,7 @@ def run_copy_both(session, mode: CopyBothMode, overall_format: int = 0, column_f
         while mode.error is None and not (mode.client_done and mode.server_done):
             item = yield NEED_INPUT
             if isinstance(item, Exception):
-                session._fatal(fatal("08P01", str(item)))
+                session.send_fatal(fatal("08P01", str(item)))
                 return False
             if not isinstance(item, tuple):
                 mode.on_event(item)
@@ -396,10 +396,10 @@ def run_copy_both(session, mode: CopyBothMode, overall_format: int = 0, column_f
             except Exception:  # noqa: BLE001 - a mode's cleanup must not break the session
                 pass
     if mode.error is not None:
-        session._statement_failed(mode.error)
+        session.statement_failed(mode.error)
         return False
     if tag is not None:
-        session._send(m.command_complete(tag))
+        session.send(m.command_complete(tag))
     return True
 
 

@@ -113,8 +113,8 @@ def answer_catalog_query(wal, session, sql: str):
     if result is None:
         return False
     wal._journal(session, sql, None, "walsender:catalog")
-    yield from session._emit_result(result, sql, (), None)
-    session._ready_for_query()
+    yield from session.emit_result(result, sql, (), None)
+    session.ready_for_query()
     return True
 
 
@@ -144,7 +144,7 @@ def _copy_out(wal, session, sql: str, q: str, mm):
     out.append(m.COPY_DONE)
     out.append(m.command_complete(f"COPY {len(table.rows)}"))
     wal._journal(session, sql, None, "walsender:tablesync-copy")
-    session._send(b"".join(out))
-    session._ready_for_query()
+    session.send(b"".join(out))
+    session.ready_for_query()
     return True
     yield

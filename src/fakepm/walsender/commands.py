@@ -13,7 +13,7 @@ from ..protocol import pgoutput as po
 from ..protocol.errors import PgError
 from ..protocol.replication import format_lsn
 from ..protocol.types import REGISTRY
-from ..session.connection import NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT, Event
+from ..session.waits import NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT, Event
 from . import grammar as g
 from .encoder import PgoutputWriter, Publications
 from .stream import LogicalStream, PhysicalStream
@@ -84,19 +84,19 @@ class ReplicationCommands:
         return True
 
     def _journal(self, session, sql: str, error: PgError | None = None, label: str = "walsender") -> None:
-        session._journal(session.make_query(sql, [], (), "replication", None), label, error)
+        session.journal_query(session.make_query(sql, [], (), "replication", None), label, error)
 
     def _fail(self, session, sql: str, err: PgError):
         self._journal(session, sql, err)
-        session._statement_failed(err)
-        session._ready_for_query()
+        session.statement_failed(err)
+        session.ready_for_query()
         return
         yield  # a generator
 
     def _reply(self, session, sql: str, result: Result, label: str):
         self._journal(session, sql, None, label)
-        yield from session._emit_result(result, sql, (), None)
-        session._ready_for_query()
+        yield from session.emit_result(result, sql, (), None)
+        session.ready_for_query()
 
     def _identify_system(self, session, sql, cmd):
         db = None if session.replication == "true" else (self.dbname or session.database)
@@ -108,10 +108,10 @@ class ReplicationCommands:
         from ..session.encode import row_description
 
         self._journal(session, sql, None, "walsender:TIMELINE_HISTORY")
-        session._send(row_description(Result(HISTORY_COLUMNS), (0, 0)))
+        session.send(row_description(Result(HISTORY_COLUMNS), (0, 0)))
         name = f"{cmd.timeline:08X}.history"
-        session._statement_failed(PgError("58P01", f'could not open file "pg_wal/{name}": No such file or directory'))
-        session._ready_for_query()
+        session.statement_failed(PgError("58P01", f'could not open file "pg_wal/{name}": No such file or directory'))
+        session.ready_for_query()
         return
         yield
 
@@ -244,23 +244,23 @@ class ReplicationCommands:
         self._active[session] = stream
         stream.closed = lambda: self._release(session, slot)  # the session calls mode.closed() on EOF
         try:
-            session._send(stream.start(session.now))
+            session.send(stream.start(session.now))
             while True:
                 out = stream.poll(session.now)
                 if out:
-                    session._send(out)
+                    session.send(out)
                     fx = session.faults
                     if fx is not None and fx.armed():  # fault plans "at: replication" (faults/apply.py)
                         yield from fx.replication(session, getattr(stream, "messages_sent", 0))
                 # client messages already buffered are handled between batches
                 while stream.state == "streaming":
-                    frame = session._next_frame()
+                    frame = session.next_frame()
                     if frame is None:
                         break
                     self._handle(session, stream, frame)
                 if stream.state != "streaming":
                     break
-                if session._out_size > OUTPUT_LIMIT:
+                if session.output_size > OUTPUT_LIMIT:
                     yield OUTPUT_FULL
                     continue
                 if stream.more:
@@ -280,12 +280,12 @@ class ReplicationCommands:
             self._active.pop(session, None)
             self._release(session, slot)
         if stream.state == "done":
-            session._send(stream.end())
-            session._send(m.command_complete("START_REPLICATION"))
-            session._ready_for_query()
+            session.send(stream.end())
+            session.send(m.command_complete("START_REPLICATION"))
+            session.ready_for_query()
             return
         if stream.error is not None:
-            session._send(m.error_response(stream.error))
+            session.send(m.error_response(stream.error))
         session.close_reason = stream.close_reason or "walsender stream ended"
 
     @staticmethod
@@ -296,4 +296,4 @@ class ReplicationCommands:
         t, body = frame
         out = stream.receive(t, body, session.now)
         if out:
-            session._send(out)
+            session.send(out)
