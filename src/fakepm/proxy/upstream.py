@@ -3,7 +3,9 @@
 Sans-I/O pieces are reused: message codecs (protocol/messages.py) and FrameReader; only this
 module and relay.py touch sockets. Authentication implements the *client* side of trust,
 cleartext password, md5 and SCRAM-SHA-256 (scramp's ScramClient). TLS to the upstream is not
-supported (sslmode=require in the URL is refused with a clear error).
+supported (sslmode=require in the URL is refused with a clear error). A host that is a
+directory path (starts with "/", as libpq: percent-encoded in the URL or `?host=/dir`) means
+the Unix socket `<dir>/.s.PGSQL.<port>`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ class UpstreamError(Exception):
 
 @dataclass(frozen=True)
 class UpstreamURL:
-    """A parsed libpq URI: postgresql://user:password@host:port/dbname?key=value."""
+    """A parsed libpq URI: postgresql://user:password@host:port/dbname?key=value.
+
+    `host` may be a directory (starts with "/"): a Unix socket, as libpq.
+    """
 
     host: str = "127.0.0.1"
     port: int = 5432
@@ -63,11 +68,18 @@ class UpstreamURL:
             raise ValueError("upstream URL: sslmode=%s is not supported by the fakepm proxy (use disable/prefer)"
                              % opts["sslmode"])
         try:
-            port = u.port or 5432
+            port = int(opts.pop("port", None) or u.port or 5432)
         except ValueError:
             raise ValueError(f"upstream URL {cls.redacted_text(url)!r}: bad port") from None
+        host = opts.pop("host", None)
+        if not host:
+            # libpq: a percent-encoded directory as the host is a Unix socket (keep its case)
+            netloc_host = u.netloc.rpartition("@")[2]
+            netloc_host = urllib.parse.unquote(netloc_host.rsplit(":", 1)[0] if "]" not in netloc_host
+                                               else netloc_host)
+            host = netloc_host if netloc_host.startswith("/") else u.hostname
         return cls(
-            host=u.hostname or "127.0.0.1",
+            host=host or "127.0.0.1",
             port=port,
             user=urllib.parse.unquote(u.username) if u.username else "postgres",
             password=urllib.parse.unquote(u.password) if u.password is not None else None,
@@ -84,8 +96,36 @@ class UpstreamURL:
         netloc = u.netloc.replace(":" + u.password + "@", ":***@", 1)
         return urllib.parse.urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment))
 
+    @property
+    def is_unix(self) -> bool:
+        return self.host.startswith("/")
+
+    @property
+    def unix_path(self) -> str:
+        """libpq's socket file name in the directory `host`."""
+        return f"{self.host}/.s.PGSQL.{self.port}"
+
     def __str__(self) -> str:
+        if self.is_unix:
+            q = urllib.parse.urlencode({"host": self.host, "port": self.port}, safe="/")
+            return f"postgresql://{self.user}@/{self.database or self.user}?{q}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database or self.user}"
+
+
+def open_socket(url: UpstreamURL, timeout: float) -> socket.socket:
+    """A connected TCP socket (TCP_NODELAY) or Unix socket (host is a directory) to the upstream."""
+    if url.is_unix:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(url.unix_path)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    sock = socket.create_connection((url.host, url.port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _md5_hex(data: bytes) -> str:
@@ -172,10 +212,10 @@ class Upstream:
 
     def connect(self) -> "Upstream":
         try:
-            self.sock = socket.create_connection((self.url.host, self.url.port), timeout=self.timeout)
+            self.sock = open_socket(self.url, self.timeout)
         except OSError as e:
-            raise UpstreamError(f"cannot connect to upstream {self.url.host}:{self.url.port}: {e}") from None
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            where = self.url.unix_path if self.url.is_unix else f"{self.url.host}:{self.url.port}"
+            raise UpstreamError(f"cannot connect to upstream {where}: {e}") from None
         try:
             self.sock.sendall(StartupMessage(PROTOCOL_3_0, self.startup).encode())
             auth = ClientAuth(self.url.user, self.url.password)
@@ -234,7 +274,7 @@ class Upstream:
 def send_cancel(url: UpstreamURL, pid: int, secret: int, timeout: float = 5.0) -> None:
     """Open a new connection to the upstream and send CancelRequest(pid, secret), as libpq does."""
     try:
-        with socket.create_connection((url.host, url.port), timeout=timeout) as s:
+        with open_socket(url, timeout) as s:
             s.sendall(CancelRequest(pid, secret).encode())
             try:
                 s.recv(1)  # the server closes the connection when done
