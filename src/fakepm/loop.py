@@ -74,10 +74,23 @@ class _Workers:
         return stuck
 
 
+class UpSide:
+    """Backend mode: the loop's end of a client's upstream session on the engine."""
+
+    __slots__ = ("conn", "sock", "out", "out_size", "events")
+
+    def __init__(self, conn: "Conn", sock: socket.socket):
+        self.conn = conn
+        self.sock = sock
+        self.out: deque = deque()
+        self.out_size = 0
+        self.events = 0
+
+
 class Conn:
     __slots__ = (
         "sock", "session", "out", "out_size", "tls", "tls_in", "tls_out", "handshaking", "closing",
-        "events", "timer_at", "peer", "reading", "key", "rst", "paced",
+        "events", "timer_at", "peer", "reading", "key", "rst", "paced", "up",
     )
 
     def __init__(self, sock: socket.socket, session: Session, peer):
@@ -96,6 +109,7 @@ class Conn:
         self.reading = True
         self.rst = False
         self.paced: deque | None = None  # (delay, chunk, then) pieces of a byte-level fault
+        self.up: UpSide | None = None  # backend mode: the upstream session's socket
 
 
 class Loop:
@@ -180,6 +194,11 @@ class Loop:
                             pass
                     elif data == "listener":
                         self._accept(key.fileobj)
+                    elif data.__class__ is UpSide:
+                        if mask & selectors.EVENT_WRITE:
+                            self._on_up_writable(data)
+                        if mask & selectors.EVENT_READ and data.conn.up is data:
+                            self._on_up_readable(data)
                     else:
                         if mask & selectors.EVENT_WRITE:
                             self._on_writable(data)
@@ -312,6 +331,8 @@ class Loop:
             self._write(conn, out)
         if conn not in self.conns:
             return
+        if s.upstream is not None and not s.closed:
+            self._serve_upstream(conn, s)
         if s.closed or s.close_reason is not None and s.waiting is NEED_INPUT and s.closed:
             self._close_after_flush(conn)
             return
@@ -471,11 +492,112 @@ class Loop:
                 conn.session.resume_output()
                 self._after(conn)
 
+    # ------------------------------------------------------------------ backend mode: the upstream
+    def _serve_upstream(self, conn: Conn, s: Session) -> None:
+        up = conn.up
+        if up is None:
+            sock = s.upstream.sock
+            sock.setblocking(False)
+            up = conn.up = UpSide(conn, sock)
+            up.events = selectors.EVENT_READ
+            self.sel.register(sock, up.events, up)
+        if s.engine_cancel:
+            s.engine_cancel = False
+            backend, upstream = s.backend, s.upstream
+            self.workers.submit(lambda: backend.cancel(upstream))
+        data = s.upstream_data_to_send()
+        if data:
+            if up.out:
+                up.out.append(data)
+                up.out_size += len(data)
+            else:
+                try:
+                    n = up.sock.send(data)
+                except (BlockingIOError, InterruptedError):
+                    n = 0
+                except OSError:
+                    s.upstream_eof()
+                    self._close_after_flush(conn)
+                    return
+                if n < len(data):
+                    rest = memoryview(data)[n:]
+                    up.out.append(rest)
+                    up.out_size += len(rest)
+        self._set_up_events(conn)
+
+    def _on_up_readable(self, up: UpSide) -> None:
+        conn = up.conn
+        try:
+            data = up.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            conn.session.upstream_eof()
+            self._drop_upstream(conn)
+            self._after(conn)
+            return
+        conn.session.receive_upstream(data, time.monotonic())
+        self._after(conn)
+
+    def _on_up_writable(self, up: UpSide) -> None:
+        while up.out:
+            chunk = up.out[0]
+            try:
+                n = up.sock.send(chunk)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                conn = up.conn
+                conn.session.upstream_eof()
+                self._drop_upstream(conn)
+                self._after(conn)
+                return
+            up.out_size -= n
+            if n < len(chunk):
+                up.out[0] = memoryview(chunk)[n:]
+                break
+            up.out.popleft()
+        self._set_events(up.conn)  # reading from the client may go on again (and this side's events)
+
+    def _set_up_events(self, conn: Conn) -> None:
+        up = conn.up
+        if up is None or conn not in self.conns:
+            return
+        ev = 0
+        if conn.out_size < WRITE_HIGH_WATER and not conn.closing:
+            ev |= selectors.EVENT_READ  # the client reads its answers: keep reading the engine's
+        if up.out:
+            ev |= selectors.EVENT_WRITE
+        if ev == 0:
+            ev = selectors.EVENT_WRITE
+        if ev != up.events:
+            up.events = ev
+            self.sel.modify(up.sock, ev, up)
+
+    def _drop_upstream(self, conn: Conn) -> None:
+        up = conn.up
+        if up is None:
+            return
+        conn.up = None
+        conn.session.upstream = None
+        try:
+            self.sel.unregister(up.sock)
+        except (KeyError, ValueError):
+            pass
+        try:
+            up.sock.close()
+        except OSError:
+            pass
+
     def _set_events(self, conn: Conn) -> None:
         if conn not in self.conns:
             return
         ev = 0
-        conn.reading = conn.out_size < WRITE_HIGH_WATER and not conn.closing
+        up = conn.up
+        conn.reading = conn.out_size < WRITE_HIGH_WATER and not conn.closing and (
+            up is None or up.out_size < WRITE_HIGH_WATER)  # backend mode: the engine reads what we relay
         if conn.reading:
             ev |= selectors.EVENT_READ
         if conn.out:
@@ -485,6 +607,8 @@ class Loop:
         if ev != conn.events:
             conn.events = ev
             self.sel.modify(conn.sock, ev, conn)
+        if up is not None:
+            self._set_up_events(conn)
 
     def _paced_write(self, conn: Conn, data: bytes) -> None:
         """Byte-level faults (faults/wire.py): send pieces with loop timers between them."""
@@ -535,6 +659,14 @@ class Loop:
             return
         self.conns.discard(conn)
         conn.session.close(reason)
+        if conn.up is not None:  # the engine's backend ends (and rolls back) when its socket closes
+            up = conn.up
+            if not up.out:
+                try:
+                    up.sock.send(b"X\x00\x00\x00\x04")
+                except OSError:
+                    pass
+            self._drop_upstream(conn)
         try:
             self.sel.unregister(conn.sock)
         except (KeyError, ValueError):

@@ -166,6 +166,8 @@ class FakePostgres:
         max_connections: int = 1000,
         max_message_size: int = 1 << 30,
         journal_limit: int = 100_000,
+        backend=None,
+        schema=(),
     ):
         self.host = host
         self._requested_port = port
@@ -200,6 +202,11 @@ class FakePostgres:
         self._extensions: list = []  # hooks other rooms attach (walsender, copy, scenario)
         self._wal = None  # `pg.wal`, made on first use: walsender/ and pgoutput cost ~30 ms to import
         self.replication_factory: Callable | None = self._replication_query
+        # backend mode: "postgres" (an engine fakepm manages), "postgres:15", a postgresql:// URL of
+        # an existing server, or an engine object; None/"none": the pure fake
+        self.backend_spec = None if backend in (None, "none") else backend
+        self.schema: list[str] = list(schema)  # backend mode: SQL run when the database is made
+        self.backend = None  # proxy.backend.Backend while started in backend mode
         if scenario is not None:
             self.load(scenario)
 
@@ -232,6 +239,8 @@ class FakePostgres:
             self.certificates = make_test_certificates()
             ssl_context = self.certificates.server_ssl_context()
             self._endpoint_hash = self.certificates.tls_endpoint_hash
+        if self.backend_spec is not None:
+            self._open_backend()
         loop = Loop(self._make_session, ssl_context=ssl_context)
         sock = listen_tcp(self.host, self._requested_port)
         self.port = sock.getsockname()[1]
@@ -265,8 +274,29 @@ class FakePostgres:
         if self.certificates is not None:
             self.certificates.cleanup()
             self.certificates = None
+        if self.backend is not None:
+            backend, self.backend = self.backend, None
+            backend.engine.release_database(backend.database)
 
     close = stop
+
+    def _open_backend(self) -> None:
+        """Backend mode: this server's own database on the engine (cloned from the template its
+        tables and schema make), and its declared users as roles."""
+        from .engine import DatabaseSetup, resolve_engine
+        from .proxy.backend import Backend
+
+        spec = self.backend_spec
+        engine = resolve_engine(spec) if isinstance(spec, str) else spec
+        engine.start()
+        users = self.config.users or {}
+        passwords = {name: ua.password for name, ua in users.items()}
+        if passwords:
+            engine.ensure_roles(passwords)
+        setup = DatabaseSetup(tables=tuple(self.catalog.tables.values()), schema=tuple(self.schema))
+        database = engine.acquire_database(setup)
+        self.backend = Backend(engine, database, self.config.database or "postgres",
+                               {n: p for n, p in passwords.items() if p})
 
     def __enter__(self) -> "FakePostgres":
         return self.start()
@@ -287,6 +317,7 @@ class FakePostgres:
             tls_available=self.config.tls and not is_unix,
             tls_endpoint_hash=(lambda: self._endpoint_hash) if self.config.tls else None,
             replication_factory=self.replication_factory,
+            backend=self.backend,
         )
         s.post_threadsafe = lambda data, s=s: self._post_to_session(s, data)
         s.faults = SessionFaults(self.faults)

@@ -66,6 +66,7 @@ class Session:
         now: float = 0.0,
         auth_options: dict | None = None,
         replication_factory: Callable | None = None,
+        backend=None,
     ):
         self.hub = hub
         self.config = config
@@ -75,6 +76,10 @@ class Session:
         self.tls_endpoint_hash = tls_endpoint_hash
         self.auth_options = auth_options or {}
         self.replication_factory = replication_factory
+        self.backend = backend  # backend mode (proxy/backend.py): the engine answers what no rule answers
+        self.link = None  # backend mode: the EngineLink of this client's upstream session
+        self.upstream = None  # backend mode: the upstream session (its socket is the loop's)
+        self.engine_cancel = False  # backend mode: a CancelRequest the loop must forward to the engine
         self.now = now
         self.id, self.pid, self.secret = hub.new_identity()
         self.reader = FrameReader(max_message=config.max_message_size)
@@ -140,6 +145,44 @@ class Session:
     def receive_eof(self) -> None:
         self._finish("client closed the connection")
 
+    # -- backend mode: the upstream side (proxy/backend.py) ---------------------------
+    def attach_upstream(self, upstream, link) -> None:
+        """Backend mode: this client's session on the engine is open (the loop adopts its socket)."""
+        self.upstream = upstream
+        self.link = link
+        left = upstream.reader.take_raw()  # what the engine sent after its first ReadyForQuery
+        if left:
+            link.feed(left, self.send)
+
+    def receive_upstream(self, data: bytes, now: float | None = None) -> None:
+        """Bytes from the engine: relayed to the client, or what the conversation waits for."""
+        if now is not None:
+            self.now = now
+        if self.closed:
+            return
+        link = self.link
+        link.feed(data, self.send)
+        if self._waiting is UPSTREAM_IDLE and not link.owed:
+            self._waiting = None
+            self._drive()
+
+    def upstream_eof(self) -> None:
+        """The engine ended this client's session (FATAL, terminated backend, engine stopped)."""
+        if not self.closed:
+            if not self.link.fatal:
+                self.send(m.error_response(fatal("57P01", "terminating connection: the engine closed its session")))
+            self.close_reason = "the engine closed its session"
+            self._finish(self.close_reason)
+
+    def upstream_data_to_send(self) -> bytes:
+        return self.link.take_output() if self.link is not None else b""
+
+    def rekey(self, pid: int, secret: int) -> None:
+        """Take another backend identity (backend mode: the engine's pid and cancel key)."""
+        self.hub.unregister_key(self)
+        self.pid, self.secret = pid, secret
+        self.hub.register(self)
+
     def data_to_send(self) -> bytes:
         if not self.output:
             return b""
@@ -177,6 +220,10 @@ class Session:
     def cancel(self) -> None:
         """A CancelRequest for this backend arrived (on another connection)."""
         self.cancel_requested = True
+        if self.link is not None and self.link.owed:
+            self.engine_cancel = True  # the engine is running a statement: the loop forwards the cancel
+            if self.on_output is not None:
+                self.on_output()
         if isinstance(self._waiting, Await):
             self._waiting = None
             self._drive(CANCELED)
@@ -288,7 +335,7 @@ class Session:
             value = None
             self._waiting = req
 
-    def _fault(self, point: str, msg_type: bytes | None = None):
+    def fault_point(self, point: str, msg_type: bytes | None = None):
         """Fault plans at a connection-level point (faults/apply.py); nothing when none is armed."""
         fx = self.faults
         if fx is None or not fx.fs.plans:
@@ -324,7 +371,10 @@ class Session:
         ok = yield from self._startup()
         if not ok:
             return
-        yield from self._serve()
+        if self.backend is not None:
+            yield from self.backend.serve(self)
+        else:
+            yield from self._serve()
 
     def _startup(self):
         while True:
@@ -340,7 +390,7 @@ class Session:
                 return False
             if isinstance(msg, m.SSLRequest):
                 self.transcript.append(("C", "SSLRequest"))
-                yield from self._fault("before_ssl_answer")
+                yield from self.fault_point("before_ssl_answer")
                 if self.tls_available and not self.tls:
                     if self.reader.buffered:
                         # bytes after SSLRequest before the handshake: PostgreSQL refuses this
@@ -350,7 +400,7 @@ class Session:
                     yield START_TLS
                 else:
                     self.send(b"N")
-                yield from self._fault("after_ssl_answer")
+                yield from self.fault_point("after_ssl_answer")
                 continue
             if isinstance(msg, m.GSSENCRequest):
                 self.transcript.append(("C", "GSSENCRequest"))
@@ -398,7 +448,7 @@ class Session:
                 )
             )
             return False
-        yield from self._fault("startup")
+        yield from self.fault_point("startup")
         # authentication: password messages are tagged ('p'), so leave the startup framing now
         self.reader.expect_tagged()
         auth = Authenticator(
@@ -411,10 +461,10 @@ class Session:
         try:
             for req in auth.start():
                 if req.code == 0:
-                    yield from self._fault("before_auth_ok")
+                    yield from self.fault_point("before_auth_ok")
                 self.send(m.Authentication(req.code, req.data).encode())
             if not auth.done:
-                yield from self._fault("auth")
+                yield from self.fault_point("auth")
             while not auth.done:
                 frame = yield NEED_INPUT
                 if isinstance(frame, Exception):
@@ -429,25 +479,31 @@ class Session:
                     return False
                 for req in auth.receive(body):
                     if req.code == 0:
-                        yield from self._fault("before_auth_ok")
+                        yield from self.fault_point("before_auth_ok")
                     self.send(m.Authentication(req.code, req.data).encode())
         except AuthFailed as e:
             self.send_fatal(e.error)
             self.hub.journal.event("auth_failed", connection=self.id, user=self.user, error=e.error.message)
             return False
-        if cfg.database is not None and self.database != cfg.database and self.replication != "true":
+        if cfg.database is not None and self.database != cfg.database and self.replication != "true" \
+                and self.backend is None:  # backend mode: other databases are the engine's
             self.send_fatal(fatal("3D000", f'database "{self.database}" does not exist'))
             return False
         if len(self.hub.sessions) > cfg.max_connections:
             self.send_fatal(fatal("53300", "sorry, too many clients already"))
             return False
-        # session defaults, then what the startup packet asked for
-        commands.init_settings(self)
-        for name, value in cfg.reported_parameters(self.user, params):
-            self.reported[name] = value
-            self.send(m.parameter_status(name, value))
-        yield from self._fault("before_backend_key_data")
-        self.send(m.BackendKeyData(self.pid, self.secret).encode())
+        if self.backend is not None:  # the engine's session: its parameters, its backend key
+            ok = yield from self.backend.open(self)
+            if not ok:
+                return False
+        else:
+            # session defaults, then what the startup packet asked for
+            commands.init_settings(self)
+            for name, value in cfg.reported_parameters(self.user, params):
+                self.reported[name] = value
+                self.send(m.parameter_status(name, value))
+            yield from self.fault_point("before_backend_key_data")
+            self.send(m.BackendKeyData(self.pid, self.secret).encode())
         self.info = ConnectionInfo(
             id=self.id,
             pid=self.pid,
@@ -462,21 +518,23 @@ class Session:
         self.ready = True
         self.hub.journal.event("connect", connection=self.id, pid=self.pid, user=self.user, database=self.database)
         self.reader.expect_tagged()
+        if self.link is not None:
+            self.tx = self.link.status
         self.ready_for_query()
         return True
 
     # ------------------------------------------------------------------ main loop
     def _serve(self):
         handlers = {
-            b"Q": self._on_query,
-            b"P": self._on_parse,
-            b"B": self._on_bind,
-            b"D": self._on_describe,
-            b"E": self._on_execute,
-            b"C": self._on_close,
-            b"S": self._on_sync,
-            b"H": self._on_flush,
-            b"F": self._on_function_call,
+            b"Q": self.on_query,
+            b"P": self.on_parse,
+            b"B": self.on_bind,
+            b"D": self.on_describe,
+            b"E": self.on_execute,
+            b"C": self.on_close,
+            b"S": self.on_sync,
+            b"H": self.on_flush,
+            b"F": self.on_function_call,
         }
         decoders = m.FRONTEND_MESSAGES
         while True:
@@ -496,7 +554,7 @@ class Session:
                 return
             if self.skip_until_sync and t != b"S":
                 continue
-            yield from self._fault("message", msg_type=t)
+            yield from self.fault_point("message", msg_type=t)
             handler = handlers.get(t)
             if handler is None:
                 if t in (b"d", b"c", b"f"):
@@ -515,7 +573,7 @@ class Session:
                 return
 
     # ------------------------------------------------------------------ simple query
-    def _on_query(self, msg: m.Query):
+    def on_query(self, msg: m.Query):
         self.transcript.append(("C", f"Query {msg.sql[:200]!r}"))
         self.statements.pop("", None)
         self.portals.pop("", None)
@@ -708,8 +766,11 @@ class Session:
             transaction_status=self.tx,
         )
 
-    def evaluate(self, sql: str, params: list, types: tuple, protocol: str, statement: str | None):
-        """Decide one statement's Result: failed-transaction check, rules, session commands, builtins."""
+    def evaluate(self, sql: str, params: list, types: tuple, protocol: str, statement: str | None,
+                 engine: bool = False):
+        """Decide one statement's Result: failed-transaction check, rules, session commands, builtins.
+
+        Backend mode: rules only; with `engine` true, None means "no rule: the engine answers"."""
         self.cancel_requested = False
         kind = classify(sql)
         query = self.make_query(sql, params, types, protocol, statement)
@@ -718,12 +779,15 @@ class Session:
             self.journal_query(query, "session:failed-transaction", err)
             return Result(error=err)
         answer, label = self.responder.answer(query)
-        if answer is None:
+        if answer is None and self.backend is not None:
+            if engine:
+                return None  # no rule: the engine answers (the caller relays the statement)
+        elif answer is None:
             answer, label = commands.answer(self, query, kind)
             if isgenerator(answer):
                 answer = yield from answer
-        if answer is None:
-            answer, label = self.responder.builtin(query)
+            if answer is None:
+                answer, label = self.responder.builtin(query)
         if answer is None:
             err = self.responder.no_match_error(query)
             self.journal_query(query, None, err)
@@ -814,7 +878,7 @@ class Session:
             self.tx = "E"
         self.skip_until_sync = True
 
-    def _on_parse(self, msg: m.Parse):
+    def on_parse(self, msg: m.Parse):
         self.transcript.append(("C", f"Parse {msg.name!r} {msg.sql[:200]!r}"))
         if msg.name and msg.name in self.statements:
             self._ext_error(PgError("42P05", f'prepared statement "{msg.name}" already exists'))
@@ -872,7 +936,7 @@ class Session:
                 self._ext_error(PgError("26000", "unnamed prepared statement does not exist"))
         return st
 
-    def _on_bind(self, msg: m.Bind):
+    def on_bind(self, msg: m.Bind):
         st = self._find_statement(msg.statement)
         if st is None:
             return
@@ -925,7 +989,7 @@ class Session:
         )
         self.send(m.BIND_COMPLETE)
 
-    def _on_describe(self, msg: m.Describe):
+    def on_describe(self, msg: m.Describe):
         if msg.kind == "S":
             st = self._find_statement(msg.name)
             if st is None:
@@ -967,7 +1031,7 @@ class Session:
         portal.formats = formats
         self.send(row_description(res, formats))
 
-    def _on_execute(self, msg: m.Execute):
+    def on_execute(self, msg: m.Execute):
         portal = self.portals.get(msg.portal)
         if portal is None:
             self._ext_error(PgError("34000", f'portal "{msg.portal}" does not exist'))
@@ -995,14 +1059,14 @@ class Session:
         elif status is not SUSPENDED:
             portal.done = True
 
-    def _on_close(self, msg: m.Close):
+    def on_close(self, msg: m.Close):
         if msg.kind == "S":
             self.statements.pop(msg.name, None)
         else:
             self.portals.pop(msg.name, None)
         self.send(m.CLOSE_COMPLETE)
 
-    def _on_sync(self, msg: m.Sync):
+    def on_sync(self, msg: m.Sync):
         if self._group is not None:
             if not self.reader.buffered:  # this Sync ends the read: it was one whole group
                 answer_cache.remember_group(self, self._group, self._group_mark)
@@ -1011,10 +1075,10 @@ class Session:
         self.end_of_implicit(self.tx)
         self.ready_for_query()
 
-    def _on_flush(self, msg: m.Flush):
+    def on_flush(self, msg: m.Flush):
         return None  # output is sent whenever the session stops; nothing else to do
 
-    def _on_function_call(self, msg: m.FunctionCall):
+    def on_function_call(self, msg: m.FunctionCall):
         self.send_error(PgError("0A000", "fakepm does not implement the fastpath function call protocol"))
         self.ready_for_query()
 

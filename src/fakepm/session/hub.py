@@ -82,6 +82,11 @@ class Hub:
     def register(self, session) -> None:
         self.sessions[session.pid] = session
 
+    def unregister_key(self, session) -> None:
+        """Forget the session's backend key (it is about to take another one)."""
+        if self.sessions.get(session.pid) is session:
+            del self.sessions[session.pid]
+
     def unregister(self, session) -> None:
         if self.sessions.get(session.pid) is session:
             del self.sessions[session.pid]

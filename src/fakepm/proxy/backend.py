@@ -1,0 +1,430 @@
+"""Backend mode: every client session runs on its own session in a real PostgreSQL.
+
+The answer chain is rule -> engine: a statement a rule (or handler) answers is answered by
+the session exactly as in pure mode (faults, delays, journal, expectations); everything
+else is relayed to the client's own upstream session (proxy/link.py) and the client sees
+the engine's bytes: its ParameterStatus, BackendKeyData, RowDescriptions, errors and
+transaction status. Messages are forwarded as soon as they are read (pipelines stay
+pipelined); the session waits for the upstream only before it answers something itself,
+so its bytes never cut into the upstream's.
+
+What fakepm does on its own is mirrored in the engine so both sides agree:
+* a rule's (or a fault's) error inside a transaction leaves the engine's transaction
+  failed too (a Bind to a statement that does not exist: the engine's own error, cut out
+  of the stream), so the next statement gets 25P02 as it would from PostgreSQL;
+* a scripted failure of COMMIT rolls the engine's transaction back (PostgreSQL ends a
+  transaction whose COMMIT failed).
+
+Known limits: a simple Query holding several statements of which a rule or a fault
+answers one runs the others one by one (each in its own implicit transaction); fault
+points inside an engine's result (after_rows, before_command_complete) apply to rule
+answers only -- byte-level faults (dribble, slice, cut) apply to everything.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from ..answers.match import classify, split_statements
+from ..answers.result import Deferred, Result
+from ..protocol import messages as m
+from ..protocol.errors import PgError, fatal
+from ..protocol.types import REGISTRY
+from ..session.hub import JournalEntry
+from ..session.waits import CANCELED, NEED_INPUT, UPSTREAM_IDLE, Await, Event
+from .link import BIND, CLOSE, DESCRIBE, EXECUTE, FUNCTION, PARSE, QUERY, SYNC, SYNC_MSG, EngineLink, Owed
+from .upstream import Upstream, UpstreamError, send_cancel
+
+ENGINE_LABEL = "engine"
+_NO_RESULT = Result()  # what fault selection sees for a statement the engine answers
+_FAIL_BIND = m.Bind("", "fakepm: abort the transaction").encode()  # no such statement: the engine's own error
+_ROLLBACK = m.Query("ROLLBACK").encode()
+_COMMIT_KINDS = frozenset({"COMMIT", "END", "COMMIT PREPARED"})
+_I16 = struct.Struct("!h")
+
+
+class Backend:
+    """Backend mode of one FakePostgres: its engine and the database its clients use there.
+
+    `database` is the engine database behind the server's own database name (`dsn_database`,
+    what pg.dsn names); a client asking for another database gets that one on the engine
+    (Django's test database, say)."""
+
+    def __init__(self, engine, database: str, dsn_database: str, passwords: dict | None = None):
+        self.engine = engine
+        self.database = database
+        self.dsn_database = dsn_database
+        self.passwords = dict(passwords or {})  # user -> password, for engines that check them
+
+    # ------------------------------------------------------------------ the upstream session
+    def connect(self, user: str, database: str, parameters: dict) -> Upstream:
+        """(worker thread) Open an upstream session as `user` on the engine."""
+        db = self.database if database == self.dsn_database else database
+        url = self.engine.upstream_url(user, db, password=self.passwords.get(user))
+        startup = {k: v for k, v in parameters.items() if k not in ("user", "database")}
+        return Upstream(url, startup).connect()
+
+    def cancel(self, upstream: Upstream) -> None:
+        """(worker thread) Forward a client's CancelRequest to the engine, with the engine's key."""
+        send_cancel(upstream.url, upstream.pid, upstream.secret)
+
+    def open(self, s):
+        """Generator, after the client authenticated: the upstream session, then what the engine
+        says at startup (ParameterStatus, BackendKeyData). False when the engine refused."""
+        params = dict(s.startup_parameters)
+        user, database = s.user, s.database
+        token = s.new_token()
+        value = yield Await(Deferred(compute=lambda: self.connect(user, database, params), label="engine session"),
+                            token)
+        if not isinstance(value, Upstream):
+            if isinstance(value, UpstreamError) and value.error is not None:
+                err = value.error  # the engine's own FATAL (no such role, no such database ...)
+            elif value is CANCELED:
+                err = fatal("57014", "canceling authentication due to user request")
+            else:
+                err = fatal("08006", f"fakepm: could not open a session on the engine: {value}")
+            s.send_fatal(err)
+            return False
+        s.attach_upstream(value, EngineLink(on_error=lambda err, entry: _note_error(s, err)))
+        for name, val in value.parameters.items():
+            s.reported[name] = val
+            s.send(m.parameter_status(name, val))
+        yield from s.fault_point("before_backend_key_data")
+        s.rekey(value.pid, value.secret)
+        s.send(m.BackendKeyData(value.pid, value.secret).encode())
+        return True
+
+    # ------------------------------------------------------------------ the conversation
+    def serve(self, s):
+        """Generator: the relayed conversation (replaces the session's own after startup)."""
+        link = s.link
+        conv = _Conversation(s, link)
+        handlers = {
+            b"Q": conv.query, b"P": conv.parse, b"B": conv.bind, b"D": conv.describe, b"E": conv.execute,
+            b"C": conv.close, b"S": conv.sync, b"H": conv.flush, b"F": conv.function_call,
+        }
+        while True:
+            frame = yield NEED_INPUT
+            if isinstance(frame, Exception):
+                s.send_fatal(fatal("08P01", str(frame)))
+                return
+            if isinstance(frame, Event):
+                continue
+            t, body = frame
+            if t == b"X":
+                link.forward(b"X\x00\x00\x00\x04")
+                s.close_reason = "client sent Terminate"
+                return
+            if link.copy_in or link.copy_both:
+                if t in (b"d", b"c", b"f"):  # COPY data for the engine: relayed as is
+                    link.forward(m.frame(t, body))
+                    continue
+            if s.skip_until_sync and t != b"S":
+                continue  # after a local error in the extended protocol, as PostgreSQL does
+            if conv.message_faults():
+                yield from conv.idle()
+                yield from s.fault_point("message", msg_type=t)
+                if s.close_reason is not None:
+                    return
+            handler = handlers.get(t)
+            if handler is None:
+                link.forward(m.frame(t, body))  # the engine judges what fakepm does not know
+                continue
+            gen = handler(body, t)
+            if gen is not None:
+                yield from gen
+            if s.close_reason is not None:
+                return
+
+
+def _note_error(s, err: PgError) -> None:
+    s.transcript.append(("S", f"ErrorResponse {err.code} {err.message} (engine)"))
+
+
+def decode_params(raw: tuple, formats: tuple, oids: tuple) -> list:
+    """Bound parameters as natural values for the journal: decoded when the type is known,
+    text as str, unknown binary values as bytes."""
+    out = []
+    nf = len(formats)
+    for i, v in enumerate(raw):
+        if v is None:
+            out.append(None)
+            continue
+        fmt = formats[0] if nf == 1 else (formats[i] if i < nf else 0)
+        oid = oids[i] if i < len(oids) else 0
+        t = REGISTRY.get_oid(oid) if oid else None
+        try:
+            if t is not None:
+                out.append(t.decode_binary(v) if fmt else t.decode_text(v))
+                continue
+        except Exception:  # noqa: BLE001 - the journal shows what it can
+            pass
+        out.append(bytes(v) if fmt else bytes(v).decode("utf-8", "replace"))
+    return out
+
+
+class _Conversation:
+    """Per-message decisions of one relayed session: answer here (a rule) or forward."""
+
+    def __init__(self, s, link: EngineLink):
+        self.s = s
+        self.link = link
+        self.rules = s.responder.rules
+        self.promoted: set[str] = set()  # local statement names that also exist on the engine
+
+    # ------------------------------------------------------------------ helpers
+    def idle(self):
+        """Wait until the engine owes nothing (then the session may speak itself)."""
+        link = self.link
+        if link.owed:
+            link.flush()
+            yield UPSTREAM_IDLE
+        self.s.tx = link.status
+
+    def message_faults(self) -> bool:
+        fx = self.s.faults
+        return fx is not None and any(p.at == "message" for p in fx.fs.plans)
+
+    def _may_answer(self, sql: str, protocol: str) -> bool:
+        """Could a rule answer this SQL (whatever its parameters)?"""
+        if not self.rules.rules:
+            return False
+        q = self.s.make_query(sql, [], (), protocol, None)
+        q.describe_only = True
+        return self.rules.find(q, consume=False) is not None
+
+    def _entry(self, sql: str, params: list, protocol: str, statement: str | None = None) -> JournalEntry:
+        s = self.s
+        e = JournalEntry(sql=sql, params=params, protocol=protocol, connection=s.id, pid=s.pid, user=s.user,
+                         database=s.database, rule=ENGINE_LABEL, statement=statement, time=s.now)
+        s.hub.journal.record(e)
+        return e
+
+    def _fault_error(self, sql: str):
+        """Generator: fault plans for a statement the engine would answer; a PgError when one
+        replaces its answer with an error (None otherwise)."""
+        s = self.s
+        fx = s.faults
+        if fx is None or not fx.fs.plans:
+            return None
+        fx.end_statement()
+        fx.begin_statement(s, _NO_RESULT, sql)
+        if not fx.stmt:
+            return None
+        yield from self.idle()
+        err = yield from fx.at(s, "before_reply", _NO_RESULT, sql)
+        fx.end_statement()
+        return err if isinstance(err, PgError) else None
+
+    def _mirror_failure(self, sql: str, extended: bool):
+        """Generator: the engine's side of an error fakepm answered itself (see module doc)."""
+        link = self.link
+        if classify(sql) in _COMMIT_KINDS and link.status != "I":
+            link.forward(_ROLLBACK, Owed(QUERY, silent=True))
+        elif extended:
+            link.forward(_FAIL_BIND, Owed(BIND, silent=True))
+            return
+        elif link.status == "T":
+            link.forward(_FAIL_BIND, Owed(BIND, silent=True))
+            link.forward(SYNC_MSG, Owed(SYNC, silent=True))
+        else:
+            return
+        yield from self.idle()
+
+    # ------------------------------------------------------------------ simple query
+    def query(self, body: bytes, t: bytes):
+        s, link = self.s, self.link
+        sql = m.Query.decode(body).sql
+        s.transcript.append(("C", f"Query {sql[:200]!r}"))
+        fx = s.faults
+        plans = fx is not None and bool(fx.fs.plans)
+        if not self.rules.rules and not plans:
+            stmts = split_statements(sql)
+            entries = [self._entry(st, [], "simple") for st in stmts]
+            link.forward(m.frame(t, body), Owed(QUERY, entries))
+            return None
+        return self._query_checked(sql, body, t)
+
+    def _query_checked(self, sql: str, body: bytes, t: bytes):
+        s, link = self.s, self.link
+        stmts = split_statements(sql)
+        local = [self._may_answer(st, "simple") for st in stmts]
+        if len(stmts) <= 1 and not any(local):
+            err = (yield from self._fault_error(stmts[0])) if stmts else None
+            if err is None:
+                entries = [self._entry(st, [], "simple") for st in stmts]
+                link.forward(m.frame(t, body), Owed(QUERY, entries))
+                return
+            stmts_err = [(stmts[0], err)]
+        else:
+            stmts_err = None
+        yield from self.idle()
+        if stmts_err is not None:  # a fault answered the one statement with an error
+            self._local_error(*stmts_err[0])
+            yield from self._mirror_failure(stmts_err[0][0], extended=False)
+            self._ready()
+            return
+        for st, is_local in zip(stmts, local):
+            if is_local:
+                result = yield from s.evaluate(st, [], (), "simple", None, engine=True)
+                if result is not None:
+                    ok = yield from s.emit_result(result, st, (), None)
+                    if s.close_reason is not None:
+                        return
+                    if not ok:
+                        yield from self._mirror_failure(st, extended=False)
+                        break
+                    continue
+            err = yield from self._fault_error(st)
+            if err is not None:
+                self._local_error(st, err)
+                if s.close_reason is not None:
+                    return
+                yield from self._mirror_failure(st, extended=False)
+                break
+            entry = self._entry(st, [], "simple")
+            link.forward(m.Query(st).encode(), Owed(QUERY, [entry], hide_ready=True))
+            yield from self.idle()
+            if entry.error is not None or link.fatal:
+                break
+        self._ready()
+
+    def _local_error(self, sql: str, err: PgError) -> None:
+        s = self.s
+        q = s.make_query(sql, [], (), "simple", None)
+        s.journal_query(q, "fault", err)
+        s.statement_failed(err)
+
+    def _ready(self) -> None:
+        s = self.s
+        s.tx = self.link.status
+        s.ready_for_query()
+
+    # ------------------------------------------------------------------ extended protocol
+    def parse(self, body: bytes, t: bytes):
+        s, link = self.s, self.link
+        msg = m.Parse.decode(body)
+        if self._may_answer(msg.sql, "extended"):
+            return self._local(s.on_parse, msg, drop_upstream_statement=msg.name)
+        s.transcript.append(("C", f"Parse {msg.name!r} {msg.sql[:200]!r}"))
+        s.statements.pop(msg.name, None)
+        self.promoted.discard(msg.name)
+        link.statements[msg.name] = (msg.sql, msg.param_oids)
+        link.forward(m.frame(t, body), Owed(PARSE))
+        return None
+
+    def _local(self, handler, msg, drop_upstream_statement: str | None = None):
+        """Generator: a message the session answers itself, after the engine's pending replies."""
+        yield from self.idle()
+        if self.link.skipping:
+            return  # the engine is discarding this group after its error: so would PostgreSQL
+        if drop_upstream_statement is not None:
+            self.link.statements.pop(drop_upstream_statement, None)
+        gen = handler(msg)
+        if gen is not None:
+            yield from gen
+
+    def bind(self, body: bytes, t: bytes):
+        s, link = self.s, self.link
+        msg = m.Bind.decode(body)
+        st = s.statements.get(msg.statement)
+        if st is not None:
+            return self._bind_local(msg, st)
+        link.portals[msg.portal] = (link.statements.get(msg.statement, ("", ()))[0], msg.statement, msg.params,
+                                    msg.param_formats)
+        s.portals.pop(msg.portal, None)
+        link.forward(m.frame(t, body), Owed(BIND))
+        return None
+
+    def _bind_local(self, msg, st):
+        s, link = self.s, self.link
+        yield from self._local(s.on_bind, msg)
+        portal = s.portals.get(msg.portal)
+        if portal is None or s.skip_until_sync:
+            return
+        q = s.make_query(portal.sql, portal.params, tuple(portal.param_types), "extended", st.name)
+        if self.rules.find(q, consume=False) is not None:
+            return
+        # no rule for these parameters: the engine answers this portal (its BindComplete was sent)
+        del s.portals[msg.portal]
+        if st.name not in self.promoted or not st.name:
+            link.forward(m.Parse(st.name, st.sql, st.declared).encode(), Owed(PARSE, silent=True))
+            if st.name:
+                self.promoted.add(st.name)
+        link.forward(msg.encode(), Owed(BIND, silent=True))
+        link.portals[msg.portal] = (st.sql, st.name, msg.params, msg.param_formats)
+
+    def describe(self, body: bytes, t: bytes):
+        s, link = self.s, self.link
+        msg = m.Describe.decode(body)
+        local = s.statements if msg.kind == "S" else s.portals
+        if msg.name in local:
+            return self._local(s.on_describe, msg)
+        link.forward(m.frame(t, body), Owed(DESCRIBE))
+        return None
+
+    def execute(self, body: bytes, t: bytes):
+        s, link = self.s, self.link
+        msg = m.Execute.decode(body)
+        if msg.portal in s.portals:
+            return self._local(s.on_execute, msg)
+        sql, stmt, raw, formats = link.portals.get(msg.portal, ("", "", (), ()))
+        fx = s.faults
+        if fx is not None and fx.fs.plans and not link.skipping:
+            return self._execute_checked(msg, body, t, sql, stmt, raw, formats)
+        self._forward_execute(body, t, sql, stmt, raw, formats)
+        return None
+
+    def _forward_execute(self, body, t, sql, stmt, raw, formats) -> None:
+        link = self.link
+        oids = link.statements.get(stmt, ("", ()))[1]
+        entry = self._entry(sql, decode_params(raw, formats, oids) if raw else [], "extended", stmt)
+        link.forward(m.frame(t, body), Owed(EXECUTE, [entry]))
+
+    def _execute_checked(self, msg, body, t, sql, stmt, raw, formats):
+        s = self.s
+        err = yield from self._fault_error(sql)
+        if err is None:
+            self._forward_execute(body, t, sql, stmt, raw, formats)
+            return
+        self._local_error(sql, err)
+        s.skip_until_sync = True
+        yield from self._mirror_failure(sql, extended=True)
+
+    def close(self, body: bytes, t: bytes):
+        s, link = self.s, self.link
+        msg = m.Close.decode(body)
+        local = s.statements if msg.kind == "S" else s.portals
+        if msg.name in local:
+            if msg.kind == "S" and msg.name in self.promoted:
+                self.promoted.discard(msg.name)
+                link.forward(msg.encode(), Owed(CLOSE, silent=True))
+            return self._local(s.on_close, msg)
+        (link.statements if msg.kind == "S" else link.portals).pop(msg.name, None)
+        link.forward(m.frame(t, body), Owed(CLOSE))
+        return None
+
+    def sync(self, body: bytes, t: bytes):
+        s, link = self.s, self.link
+        s.skip_until_sync = False
+        if link.dirty:
+            link.forward(m.frame(t, body), Owed(SYNC))
+            return None
+        return self._local_sync()
+
+    def _local_sync(self):
+        yield from self.idle()
+        self._ready()
+
+    def flush(self, body: bytes, t: bytes):
+        if self.link.dirty:
+            self.link.forward(m.frame(t, body))
+            self.link.unflushed = False
+        return None
+
+    def function_call(self, body: bytes, t: bytes):
+        self.link.forward(m.frame(t, body), Owed(FUNCTION))
+        return None
+
+
+__all__ = ["Backend", "ENGINE_LABEL", "decode_params"]
