@@ -4,7 +4,12 @@
   `current_schema()`, asyncpg's pool reset, psycopg's to_regtype TypeInfo probe, the
   psycopg2/SQLAlchemy hstore probe, asyncpg's jit toggle, `set_config(...)`.
 * SELECTs of constants and a few functions without FROM (`SELECT 1`, `SELECT 1 + 1 AS y`,
-  `SELECT $1::int`, `SELECT now()`, `SELECT pg_sleep(0.5)`), evaluated from the parse tree.
+  `SELECT $1::int`, `SELECT now()`, `SELECT pg_sleep(0.5)`), evaluated from the parse tree;
+  among them the one-value functions clients call at connect, answered as PostgreSQL 15
+  does: pg_is_in_recovery(), format_type(oid, typmod), pg_backend_pid(), txid_current().
+
+Every answer has exactly the columns the query's select list asks for (names as PostgreSQL
+gives them), or there is none and the query gets FP000 (answers/selectlist.py: conform).
 
 Answers that do not depend on the connection are cached per SQL text, so a pool's
 `SELECT 1` ping is served from prebuilt bytes.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import logging
 import re
 import uuid
@@ -21,7 +27,9 @@ from decimal import Decimal
 
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY
+from .catalog import FIRST_USER_OID
 from .result import Column, Query, Result
+from .selectlist import conform, quote_ident, select_items
 
 _T = REGISTRY.by_name
 TEXT, NAME, INT4, INT8, OID, BOOL, VOID = (_T("text"), _T("name"), _T("int4"), _T("int8"), _T("oid"), _T("bool"),
@@ -30,6 +38,7 @@ NUMERIC, FLOAT8, TIMESTAMPTZ, DATE, UUID, REGTYPE = (_T("numeric"), _T("float8")
                                                      _T("uuid"), _T("text"))
 
 _WS = re.compile(r"\s+")
+_FIRST_TXID = 1001
 
 
 @functools.lru_cache(maxsize=4096)  # every query without a rule passes here: normalise each text once
@@ -41,30 +50,40 @@ def _cols(*pairs) -> tuple[Column, ...]:
     return tuple(Column(n, REGISTRY.by_name(t)) for n, t in pairs)
 
 
-# psycopg TypeInfo / EnumInfo / CompositeInfo and SQLAlchemy probes: answered with zero rows
-# ("no such type"), which makes the drivers fall back to text.
-_PROBES: list[tuple[re.Pattern, tuple[Column, ...]]] = [
-    (re.compile(r"array_agg\(label\) as labels.*to_regtype", re.S),
-     _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"), ("labels", "name[]"))),
-    (re.compile(r"coalesce\(a\.fnames.*to_regtype", re.S),
-     _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"), ("field_names", "name[]"),
-           ("field_types", "oid[]"))),
-    (re.compile(r"typdelim as delimiter.*to_regtype", re.S),
-     _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"), ("delimiter", "char"))),
-    (re.compile(r"rngsubtype.*to_regtype|to_regtype.*rngsubtype", re.S),
-     _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"), ("subtype_oid", "oid"))),
-    (re.compile(r"^select t\.oid, typarray from pg_type t join pg_namespace ns on typnamespace = ns\.oid "
-                r"where typname = 'hstore'$"),
-     _cols(("oid", "oid"), ("typarray", "oid"))),
-    (re.compile(r"to_regtype\("), _cols(("name", "name"), ("oid", "oid"), ("array_oid", "oid"), ("regtype", "text"))),
-]
+# psycopg TypeInfo / EnumInfo / CompositeInfo / RangeInfo / MultirangeInfo and the
+# psycopg2/SQLAlchemy hstore probe: answered with zero rows ("no such type"), which makes the
+# drivers fall back to text. Recognised by text; the columns are the ones the query's select
+# list names, each typed as pg_type/pg_range/pg_enum type it (a name not listed: FP000).
+_PROBES = (
+    re.compile(r"\bto_regtype\("),
+    re.compile(r"^select t\.oid, typarray from pg_type t join pg_namespace ns on typnamespace = ns\.oid "
+               r"where typname = 'hstore'$"),
+)
+_PROBE_COLUMN_TYPES = {
+    "name": "name", "oid": "oid", "array_oid": "oid", "typarray": "oid", "regtype": "text", "delimiter": '"char"',
+    "labels": "name[]", "field_names": "name[]", "field_types": "oid[]", "subtype_oid": "oid", "range_oid": "oid",
+}
+
+
+def _probe(key: str, sql: str) -> Result | None:
+    if not any(p.search(key) for p in _PROBES):
+        return None
+    items = select_items(sql)
+    if items is None or any(it.name not in _PROBE_COLUMN_TYPES for it in items):
+        return None
+    return Result(columns=_cols(*((it.name, _PROBE_COLUMN_TYPES[it.name]) for it in items)), rows=[], static=True)
 
 
 class Builtins:
+    """Answers for what drivers send at connect. Every answer passes selectlist.conform():
+    its columns are exactly the ones the query's select list asks for, or there is no answer
+    (FP000) -- never a RowDescription or DataRow of another shape."""
+
     def __init__(self, config):
         self.config = config
         self._static: dict[str, Result | None] = {}
-        self._txid = 1000
+        self._txids = itertools.count(_FIRST_TXID)
+        self._open_txid: dict[int, int] = {}  # connection id -> txid of its open transaction block
 
     def answer(self, query: Query) -> tuple[Result | None, str | None]:
         key = _key(query.sql)
@@ -73,11 +92,15 @@ class Builtins:
             return cached, "builtin:" + key[:40]
         res = self._special(query, key)
         if res is not None:
-            return res, "builtin:" + key[:40]
+            res = conform(res, query.sql)
+            return (res, "builtin:" + key[:40]) if res is not None else (None, None)
         ev = _evaluate_select(query.sql)
         if ev is None:
             return None, None
         res, pure = self._run(ev, query)
+        if res is None:
+            return None, None
+        res = conform(res, query.sql, rename=True)  # PostgreSQL's column names, or no answer
         if res is None:
             return None, None
         if pure and not query.params and res.error is None:
@@ -88,20 +111,22 @@ class Builtins:
     def describe(self, query: Query) -> tuple[Column, ...] | None:
         """Columns of a builtin answer without running it (Describe Statement)."""
         key = _key(query.sql)
-        for pat, cols in _PROBES:
-            if pat.search(key):
-                return cols
-        ev = _evaluate_select(query.sql)
-        if ev is None:
-            res = self._special(query, key)
-            return res.columns if res is not None else None
-        return resolve_param_types(tuple(Column(name, t) for name, t, _ in ev), query)
+        res = _probe(key, query.sql)
+        if res is None:
+            ev = _evaluate_select(query.sql)
+            if ev is None:
+                res = self._special(query, key)
+                res = conform(res, query.sql) if res is not None else None
+            else:
+                cols = resolve_param_types(tuple(Column(name, t) for name, t, _ in ev), query)
+                res = conform(Result(columns=cols), query.sql, rename=True)
+        return res.columns if res is not None else None
 
     # -- fixed answers --------------------------------------------------------------------
     def _special(self, query: Query, key: str) -> Result | None:
-        for pat, cols in _PROBES:
-            if pat.search(key):
-                return Result(columns=cols, rows=[], static=True)
+        res = _probe(key, query.sql)
+        if res is not None:
+            return res
         if key.startswith("select pg_advisory_unlock_all()") and "close all" in key:
             return None  # asyncpg's reset batch arrives split into statements; each is answered alone
         if key.startswith("with recursive typeinfo_tree(") and "any($1::oid[])" in key:
@@ -145,11 +170,28 @@ class Builtins:
         if what == "current_schema":
             return "public"
         if what == "pg_backend_pid":
-            return c.pid if c else 0
+            return c.pid if c else 0  # the pid of BackendKeyData
         if what == "txid_current":
-            self._txid += 1
-            return self._txid
+            return self._txid_current(query)
+        if what == "pg_is_in_recovery":
+            return False  # a primary, as the walsender's IDENTIFY_SYSTEM implies
         raise _NotBuiltin(what)
+
+    def _txid_current(self, query: Query) -> int:
+        """One txid per transaction: a statement outside a transaction block is a transaction
+        of its own (a new txid each time); inside a block the first call assigns the txid and
+        later calls repeat it. Known gap: the session does not tell a block from the next one,
+        so BEGIN..COMMIT BEGIN.. without any statement outside a block in between keeps the txid."""
+        conn = query.connection.id if query.connection is not None else None
+        if query.transaction_status == "I" or conn is None:
+            self._open_txid.pop(conn, None)
+            return next(self._txids)
+        txid = self._open_txid.get(conn)
+        if txid is None:
+            if len(self._open_txid) > 10_000:  # connections gone inside a block: forget them
+                self._open_txid.clear()
+            txid = self._open_txid[conn] = next(self._txids)
+        return txid
 
 
 class _NotBuiltin(Exception):
@@ -274,13 +316,15 @@ def _compile(e):
             t, _mod = REGISTRY.parse_type_spec(spec)
         except Exception:  # noqa: BLE001
             return None
-        _, fn, _ = inner
+        src, fn, _ = inner
 
-        def cast(b, q, fn=fn, t=t):
+        def cast(b, q, fn=fn, t=t, src=src):
             v, pure, d = fn(b, q)
             if v is None:
                 return None, pure, d
             try:
+                if not isinstance(v, str) and t.category == "S" and not isinstance(src, _ParamType):
+                    v = src.encode_text(v).decode()  # now()::text is the timestamp's text output
                 if isinstance(v, str):
                     v = t.decode_text(v.encode())
                 else:
@@ -399,7 +443,9 @@ _SESSION_FUNCS = {
     "current_role": NAME,
     "pg_backend_pid": INT4,
     "txid_current": INT8,
+    "pg_is_in_recovery": BOOL,
 }
+_PURE_SESSION_FUNCS = frozenset({"version", "pg_is_in_recovery"})  # the same answer on every connection
 
 
 def _compile_function(e):
@@ -438,7 +484,7 @@ def _compile_function(e):
     name = name.split(".")[-1]
     if name in _SESSION_FUNCS:
         t = _SESSION_FUNCS[name]
-        return t, lambda b, q, n=name: (b.session_value(n, q), n in ("version",), 0.0), name
+        return t, lambda b, q, n=name: (b.session_value(n, q), n in _PURE_SESSION_FUNCS, 0.0), name
     if name in ("now", "current_timestamp", "statement_timestamp", "transaction_timestamp", "clock_timestamp",
                 "localtimestamp"):
         return TIMESTAMPTZ, lambda b, q: (dt.datetime.now(dt.timezone.utc), False, 0.0), name
@@ -485,6 +531,19 @@ def _compile_function(e):
             return ("" if val is None else str(val)), False, 0.0
 
         return TEXT, set_config, "set_config"
+    if name == "format_type" and len(args) == 2:
+        oid_arg, mod_arg = _compile(args[0]), _compile(args[1])
+        if oid_arg is None or mod_arg is None:
+            return None
+
+        def fmt(b, q, of=oid_arg[1], mf=mod_arg[1]):
+            oid, p1, d1 = of(b, q)
+            mod, p2, d2 = mf(b, q)
+            if oid is None:
+                return None, p1 and p2, d1 + d2
+            return sql_format_type(_to_oid(oid), None if mod is None else _to_int4(mod)), p1 and p2, d1 + d2
+
+        return TEXT, fmt, "format_type"
     if name == "quote_literal" and len(args) == 1:  # asyncpg's copy_from_query inlines its arguments with it
         inner = _compile(args[0])
         if inner is None:
@@ -503,6 +562,98 @@ def _compile_function(e):
 
         return TEXT, quote_literal, "quote_literal"
     return None
+
+
+def _to_oid(v) -> int:
+    """An argument as PostgreSQL turns it into an oid (int4/int8 casts, oidin for text)."""
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise _NotBuiltin("format_type argument")
+    if isinstance(v, str):
+        text = v.strip()
+        try:
+            n = int(text)
+        except ValueError:
+            raise PgError("22P02", f'invalid input syntax for type oid: "{v}"') from None
+        if not -(2**31) <= n < 2**32:
+            raise PgError("22003", f'value "{v}" is out of range for type oid')
+        return n & 0xFFFFFFFF
+    if not -(2**31) <= v < 2**32:
+        raise PgError("22003", "OID out of range")
+    return v & 0xFFFFFFFF
+
+
+def _to_int4(v) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise _NotBuiltin("format_type argument")
+    if isinstance(v, str):
+        try:
+            n = int(v.strip())
+        except ValueError:
+            raise PgError("22P02", f'invalid input syntax for type integer: "{v}"') from None
+        if not -(2**31) <= n < 2**31:
+            raise PgError("22003", f'value "{v}" is out of range for type integer')
+        return n
+    if not -(2**31) <= v < 2**31:
+        raise PgError("22003", "integer out of range")
+    return v
+
+
+# format_type's own spellings (format_type.c), and the typmod printers of the types that have one
+_SQL_NAMES = {"bool": "boolean", "float4": "real", "float8": "double precision", "int2": "smallint",
+              "int4": "integer", "int8": "bigint"}
+_INTERVAL_RANGES = {  # INTERVAL_RANGE(typmod) -> the fields intervaltypmodout prints
+    0x7FFF: "", 1 << 2: " year", 1 << 1: " month", 1 << 3: " day", 1 << 10: " hour", 1 << 11: " minute",
+    1 << 12: " second", (1 << 2) | (1 << 1): " year to month", (1 << 3) | (1 << 10): " day to hour",
+    (1 << 3) | (1 << 10) | (1 << 11): " day to minute", (1 << 3) | (1 << 10) | (1 << 11) | (1 << 12): " day to second",
+    (1 << 10) | (1 << 11): " hour to minute", (1 << 10) | (1 << 11) | (1 << 12): " hour to second",
+    (1 << 11) | (1 << 12): " minute to second",
+}
+
+
+def sql_format_type(oid: int, typmod: int | None) -> str:
+    """PostgreSQL 15's format_type(oid, typmod) (typmod None = SQL NULL) for the registry's types.
+
+    Unlike protocol.types.format_type (typmods that columns carry), any int is taken: a type
+    without a typmod printer shows it in parentheses, bpchar/varchar ignore one of 4 or less,
+    an invalid interval typmod is PostgreSQL's internal error. 0 is "-"; an unknown OID of a
+    user object is "???"; an unknown built-in OID (below 16384) is not answered (FP000).
+    """
+    if oid == 0:
+        return "-"
+    t = REGISTRY.get_oid(oid)
+    if t is None:
+        if oid < FIRST_USER_OID:
+            raise _NotBuiltin(f"type OID {oid}")  # a PostgreSQL type the registry does not hold
+        return "???"
+    suffix = ""
+    if t.elem is not None and t.name.startswith("_"):  # a true array (record[] too; not int2vector)
+        t, suffix = t.elem, "[]"
+    given = typmod is not None
+    with_mod = given and typmod >= 0
+    name = t.name
+    if name in _SQL_NAMES:
+        return _SQL_NAMES[name] + suffix
+    if name in ("bpchar", "varchar") and (with_mod or not given or name == "varchar"):
+        base = "character" if name == "bpchar" else "character varying"
+        return base + (f"({typmod - 4})" if with_mod and typmod > 4 else "") + suffix
+    if name == "numeric":
+        if with_mod and typmod >= 4:
+            tm = typmod - 4
+            return f"numeric({(tm >> 16) & 0xFFFF},{((tm & 0x7FF) ^ 1024) - 1024})" + suffix
+        return "numeric" + suffix
+    if name in ("time", "timetz", "timestamp", "timestamptz"):
+        return (f"{name.rstrip('tz')}({typmod})" if with_mod else name.rstrip("tz")) \
+            + (" with time zone" if name.endswith("tz") else " without time zone") + suffix
+    if name == "interval":
+        if not with_mod:
+            return "interval" + suffix
+        fields = _INTERVAL_RANGES.get((typmod >> 16) & 0x7FFF)
+        if fields is None:
+            raise PgError("XX000", f"invalid INTERVAL typmod: {typmod:#x}")
+        prec = typmod & 0xFFFF
+        return "interval" + fields + (f"({prec})" if prec != 0xFFFF else "") + suffix
+    base = quote_ident(name)
+    return base + (f"({typmod})" if with_mod else "") + suffix
 
 
 def resolve_param_types(columns: tuple[Column, ...], query: Query) -> tuple[Column, ...]:

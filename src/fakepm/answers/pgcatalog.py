@@ -1,173 +1,406 @@
-"""psql's catalog queries (`\\d`, `\\dt`, `\\d TABLE`) answered from the declared tables.
+"""psql's and pgcli's catalog queries (`\\d`, `\\dt`, `\\di`, `\\d TABLE`, with or without +)
+answered from the declared tables.
 
-psql 15+ asks pg_class / pg_attribute / pg_index ... with fixed query shapes (the texts are
-in the reference captures, psql_d_list / psql_d_table). Each shape is recognised by its
-distinctive FROM/WHERE fragments and answered from answers/catalog.py -- the one place that
-knows tables -- with the column names and types PostgreSQL reports. Anything else returns
-None (the query goes on to the other builtins, then "no rule matches").
+Each query family is recognised by its FROM/WHERE text and answers only the select items it
+was written for: every item's expression (normalised by answers/selectlist.py) must be a key
+of the family's table, which gives the column's type and its value. The columns are those
+the query's select list asks for, in its order, named as PostgreSQL names them. An item
+nobody wrote down here -- a newer psql asking for one more column, a WHERE condition this
+module does not know -- makes the whole query unanswered (None: FP000), never a DataRow of
+another shape (psql 15 crashed on one). Values are compared with PostgreSQL 15 in
+tests/clients/test_catalog_shapes.py.
+
+Texts: psql 15 (describe.c; the same for a server of version 15 or later) and pgcli 4.7
+(pgspecial 2.2).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Callable
 
-from ..protocol.types import REGISTRY, format_type
+from ..protocol.types import REGISTRY, PgType, format_type
 from .catalog import Catalog, Table
 from .result import Column, Query, Result
-
-_WS = re.compile(r"\s+")
-_OID_LITERAL = re.compile(r"where c\.oid = '(\d+)'|a\.attrelid = '(\d+)'|polrelid = '(\d+)'|stxrelid = '(\d+)'"
-                          r"|pc\.oid ?= ?'(\d+)'|inhrelid = '(\d+)'|inhparent = '(\d+)'")
-_RELKINDS = re.compile(r"c\.relkind in \(([^)]*)\)")
-_ALIASES = re.compile(r' as "([^"]+)"')
+from .selectlist import conform, normalize, quote_ident, select_items
 
 
-def _cols(*pairs) -> tuple[Column, ...]:
-    return tuple(Column(n, REGISTRY.by_name(t)) for n, t in pairs)
+@dataclass(frozen=True)
+class _Rel:
+    """A relation fakepm can list: a declared table, or the primary-key index of one."""
+
+    table: Table
+    index: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.table.name}_pkey" if self.index else self.table.name
+
+    @property
+    def size(self) -> str:
+        # what pg_size_pretty(pg_table_size()) shows for a small table: nothing until the first row
+        # fills a heap page; a btree index has its metapage, then one leaf page
+        if self.index:
+            return "16 kB" if self.table.rows else "8192 bytes"
+        return "8192 bytes" if self.table.rows else "0 bytes"
 
 
-_LOOKUP_COLS = _cols(("oid", "oid"), ("nspname", "name"), ("relname", "name"))
-_TABLEINFO_COLS = _cols(("relchecks", "int2"), ("relkind", "char"), ("relhasindex", "bool"), ("relhasrules", "bool"),
-                        ("relhastriggers", "bool"), ("relrowsecurity", "bool"), ("relforcerowsecurity", "bool"),
-                        ("relhasoids", "bool"), ("relispartition", "bool"), ("?column?", "text"),
-                        ("reltablespace", "oid"), ("reloftype", "text"), ("relpersistence", "char"),
-                        ("relreplident", "char"), ("amname", "name"))
-_ATTR_COLS = _cols(("attname", "name"), ("format_type", "text"), ("pg_get_expr", "text"), ("attnotnull", "bool"),
-                   ("attcollation", "name"), ("attidentity", "char"), ("attgenerated", "char"))
-_INDEX_COLS = _cols(("relname", "name"), ("indisprimary", "bool"), ("indisunique", "bool"), ("indisclustered", "bool"),
-                    ("indisvalid", "bool"), ("pg_get_indexdef", "text"), ("pg_get_constraintdef", "text"),
-                    ("contype", "char"), ("condeferrable", "bool"), ("condeferred", "bool"),
-                    ("indisreplident", "bool"), ("reltablespace", "oid"))
-# the per-table queries psql sends after the columns; a declared table has none of these things
-_EMPTY_SHAPES: list[tuple[str, tuple[Column, ...]]] = [
-    ("from pg_catalog.pg_policy pol", _cols(("polname", "name"), ("polpermissive", "bool"),
-                                            ("array_to_string", "text"), ("pg_get_expr", "text"),
-                                            ("pg_get_expr", "text"), ("cmd", "text"))),
-    ("from pg_catalog.pg_statistic_ext", _cols(("oid", "oid"), ("stxrelid", "regclass"), ("nsp", "text"),
-                                               ("stxname", "name"), ("columns", "text"), ("ndist_enabled", "bool"),
-                                               ("deps_enabled", "bool"), ("mcv_enabled", "bool"),
-                                               ("stxstattarget", "int4"))),
-    ("from pg_catalog.pg_publication p", _cols(("pubname", "name"), ("?column?", "text"), ("?column?", "text"))),
-    ("i.inhrelid = '", _cols(("oid", "regclass"),)),
-    ("i.inhparent = '", _cols(("oid", "regclass"), ("relkind", "char"), ("inhdetachpending", "bool"),
-                              ("pg_get_expr", "text"))),
-    ("from pg_catalog.pg_trigger t", _cols(("tgname", "name"), ("pg_get_triggerdef", "text"), ("tgenabled", "char"),
-                                           ("tgisinternal", "bool"), ("parent", "text"))),
-    ("from pg_catalog.pg_constraint r where r.conrelid = '", _cols(("conname", "name"), ("condef", "text"))),
-    ("from pg_catalog.pg_constraint r where r.confrelid", _cols(("conname", "name"), ("conrelid", "regclass"),
-                                                                ("condef", "text"))),
-]
+@dataclass(frozen=True)
+class _Att:
+    table: Table
+    column: Column
 
 
-def _key(sql: str) -> str:
-    return _WS.sub(" ", sql.strip().rstrip(";").strip()).lower()
+_Items = dict  # normalised expression -> (type name, value function)
 
 
-def answer_catalog_query(query: Query, catalog: Catalog, owner: str = "postgres") -> Result | None:
-    """A Result for a psql catalog query about the declared tables, or None."""
-    if "pg_catalog." not in query.sql:
-        return None
-    key = _key(query.sql)
-    if key.startswith('select n.nspname as "schema"') and "c.relkind in (" in key:
-        return _list_relations(query.sql, key, catalog, owner)
-    if key.startswith("select c.oid, n.nspname, c.relname from pg_catalog.pg_class c"):
-        return _lookup(query.sql, catalog)
-    table_oid = _oid(key)
-    if table_oid is None:
-        return None
-    table = catalog.by_oid(table_oid)
-    if key.startswith("select c.relchecks, c.relkind"):
-        rows = [] if table is None else [_table_info(table)]
-        return Result(columns=_TABLEINFO_COLS, rows=rows)
-    if key.startswith("select a.attname,") and "from pg_catalog.pg_attribute a" in key:
-        rows = [] if table is None else _attributes(table)
-        return Result(columns=_ATTR_COLS, rows=rows)
-    if key.startswith("select c2.relname, i.indisprimary"):
-        rows = [] if table is None or not table.key else [_primary_key(table)]
-        return Result(columns=_INDEX_COLS, rows=rows)
-    for fragment, cols in _EMPTY_SHAPES:
-        if fragment in key:
-            return Result(columns=cols, rows=[])
+def _items(*entries: tuple[str, str, Callable]) -> _Items:
+    out = {}
+    for expr, type_name, fn in entries:
+        out[normalize(expr)] = (REGISTRY.by_name(type_name), fn)
+    return out
+
+
+def _none(_):
     return None
 
 
-def _oid(key: str) -> int | None:
-    m = _OID_LITERAL.search(key)
-    if m is None:
+_RELKIND_LABELS = {"r": "table", "i": "index"}
+_PSQL_RELKIND_CASE = ("CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' "
+                      "WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 't' THEN 'TOAST table' WHEN 'f' THEN "
+                      "'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'I' THEN 'partitioned index' END")
+_PGCLI_RELKIND_CASE = ("CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'p' THEN 'partitioned table' "
+                       "WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' "
+                       "WHEN 's' THEN 'special' WHEN 'f' THEN 'foreign table' END")
+
+_LIST_ITEMS = _items(
+    ("n.nspname", "name", lambda r: r.table.schema),
+    ("c.relname", "name", lambda r: r.name),
+    (_PSQL_RELKIND_CASE, "text", lambda r: _RELKIND_LABELS["i" if r.index else "r"]),
+    (_PGCLI_RELKIND_CASE, "text", lambda r: _RELKIND_LABELS["i" if r.index else "r"]),
+    ("pg_catalog.pg_get_userbyid(c.relowner)", "name", lambda r: _OWNER),
+    ("c2.relname", "name", lambda r: r.table.name if r.index else None),
+    ("CASE c.relpersistence WHEN 'p' THEN 'permanent' WHEN 't' THEN 'temporary' WHEN 'u' THEN 'unlogged' END",
+     "text", lambda r: "permanent"),
+    ("am.amname", "name", lambda r: "btree" if r.index else "heap"),
+    ("pg_catalog.pg_size_pretty(pg_catalog.pg_table_size(c.oid))", "text", lambda r: r.size),
+    ("pg_catalog.obj_description(c.oid, 'pg_class')", "text", _none),
+)
+_OWNER = "postgres"  # declared tables belong to the bootstrap superuser
+
+_LOOKUP_ITEMS = _items(
+    ("c.oid", "oid", lambda r: r.table.oid),
+    ("n.nspname", "name", lambda r: r.table.schema),
+    ("c.relname", "name", lambda r: r.name),
+)
+
+_TABLEINFO_ITEMS = _items(
+    ("c.relchecks", "int2", lambda t: 0),
+    ("c.relkind", '"char"', lambda t: "r"),
+    ("c.relhasindex", "bool", lambda t: bool(t.key)),
+    ("c.relhasrules", "bool", lambda t: False),
+    ("c.relhastriggers", "bool", lambda t: False),
+    ("c.relrowsecurity", "bool", lambda t: False),
+    ("c.relforcerowsecurity", "bool", lambda t: False),
+    ("false", "bool", lambda t: False),
+    ("c.relispartition", "bool", lambda t: False),
+    ("''", "text", lambda t: ""),
+    ("pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), "
+     "', ')", "text", lambda t: ""),
+    ("c.reltablespace", "oid", lambda t: 0),
+    ("CASE WHEN c.reloftype = 0 THEN '' ELSE c.reloftype::pg_catalog.regtype::pg_catalog.text END", "text",
+     lambda t: ""),
+    ("c.relpersistence", '"char"', lambda t: "p"),
+    ("c.relreplident", '"char"', lambda t: t.replica_identity),
+    ("am.amname", "name", lambda t: "heap"),
+)
+
+
+def _storage(t: PgType) -> str:
+    """pg_type.typstorage of PostgreSQL 15 for the registry's types (user types: the CREATE TYPE default)."""
+    if t.typlen != -1 or t.name in ("int2vector", "oidvector"):
+        return "p"
+    return "m" if t.name in ("numeric", "inet", "cidr") else "x"
+
+
+_ATTR_ITEMS = _items(
+    ("a.attname", "name", lambda a: a.column.name),
+    ("pg_catalog.format_type(a.atttypid, a.atttypmod)", "text", lambda a: format_type(a.column.type, a.column.typmod)),
+    ("(SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) FROM pg_catalog.pg_attrdef d WHERE d.adrelid = "
+     "a.attrelid AND d.adnum = a.attnum AND a.atthasdef)", "text", _none),
+    ("(SELECT substring(pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) for 128) FROM pg_catalog.pg_attrdef d "
+     "WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.atthasdef)", "text", _none),
+    ("a.attnotnull", "bool", lambda a: a.column.name in a.table.key),
+    ("(SELECT c.collname FROM pg_catalog.pg_collation c, pg_catalog.pg_type t WHERE c.oid = a.attcollation AND "
+     "t.oid = a.atttypid AND a.attcollation <> t.typcollation)", "name", _none),
+    ("a.attidentity", '"char"', lambda a: ""),
+    ("a.attgenerated", '"char"', lambda a: ""),
+    ("a.attstorage", '"char"', lambda a: _storage(a.column.type)),
+    ("a.attcompression", '"char"', lambda a: ""),
+    ("CASE WHEN a.attstattarget=-1 THEN NULL ELSE a.attstattarget END", "int4", _none),
+    ("pg_catalog.col_description(a.attrelid, a.attnum)", "text", _none),
+    ("NULL", "text", _none),
+)
+
+
+def _indexdef(t: Table) -> str:
+    return (f"CREATE UNIQUE INDEX {quote_ident(t.name + '_pkey')} ON {quote_ident(t.schema)}.{quote_ident(t.name)} "
+            f"USING btree ({', '.join(quote_ident(k) for k in t.key)})")
+
+
+_INDEX_ITEMS = _items(
+    ("c2.relname", "name", lambda t: f"{t.name}_pkey"),
+    ("i.indisprimary", "bool", lambda t: True),
+    ("i.indisunique", "bool", lambda t: True),
+    ("i.indisclustered", "bool", lambda t: False),
+    ("i.indisvalid", "bool", lambda t: True),
+    ("pg_catalog.pg_get_indexdef(i.indexrelid, 0, true)", "text", _indexdef),
+    ("pg_catalog.pg_get_constraintdef(con.oid, true)", "text",
+     lambda t: f"PRIMARY KEY ({', '.join(quote_ident(k) for k in t.key)})"),
+    ("contype", '"char"', lambda t: "p"),
+    ("condeferrable", "bool", lambda t: False),
+    ("condeferred", "bool", lambda t: False),
+    ("i.indisreplident", "bool", lambda t: False),
+    ("c2.reltablespace", "oid", lambda t: 0),
+)
+
+# per-table footers a declared table has none of (no policies, statistics objects,
+# inheritance, partitions): answered with no rows, still only for the items written here
+_POLICY_ITEMS = _items(
+    ("pol.polname", "name", _none), ("pol.polpermissive", "bool", _none),
+    ("CASE WHEN pol.polroles = '{0}' THEN NULL ELSE pg_catalog.array_to_string(array(select rolname from "
+     "pg_catalog.pg_roles where oid = any (pol.polroles) order by 1),',') END", "text", _none),
+    ("pg_catalog.pg_get_expr(pol.polqual, pol.polrelid)", "text", _none),
+    ("pg_catalog.pg_get_expr(pol.polwithcheck, pol.polrelid)", "text", _none),
+    ("CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' END",
+     "text", _none),
+)
+_STATS_ITEMS = _items(
+    ("oid", "oid", _none), ("stxrelid::pg_catalog.regclass", "regclass", _none),
+    ("stxnamespace::pg_catalog.regnamespace::pg_catalog.text", "text", _none), ("stxname", "name", _none),
+    ("pg_catalog.pg_get_statisticsobjdef_columns(oid)", "text", _none),
+    ("'d' = any(stxkind)", "bool", _none), ("'f' = any(stxkind)", "bool", _none),
+    ("'m' = any(stxkind)", "bool", _none), ("stxstattarget", "int4", _none),
+)
+_PUBLICATION_ITEMS = _items(("pubname", "name", _none), ("NULL", "text", _none))
+_PARENTS_ITEMS = _items(("c.oid::pg_catalog.regclass", "regclass", _none))
+_CHILDREN_ITEMS = _items(
+    ("c.oid::pg_catalog.regclass", "regclass", _none), ("c.relkind", '"char"', _none),
+    ("inhdetachpending", "bool", _none), ("pg_catalog.pg_get_expr(c.relpartbound, c.oid)", "text", _none),
+)
+
+
+class _Unanswerable(Exception):
+    """The query is recognised but fakepm cannot answer it exactly (FP000)."""
+
+
+def answer_catalog_query(query: Query, catalog: Catalog) -> Result | None:
+    """A Result for a psql/pgcli catalog query about the declared tables, or None."""
+    if "pg_catalog." not in query.sql:
         return None
-    return int(next(g for g in m.groups() if g))
+    items = select_items(query.sql)
+    if items is None:
+        return None
+    key = normalize(query.sql)
+    try:
+        res = _answer(query, key, items, catalog)
+    except _Unanswerable:
+        return None
+    return conform(res, query.sql) if res is not None else None
 
 
-def _filters(sql: str):
-    """psql's name patterns, already turned into regexes (`prod*` -> '^(prod.*)$'); case kept."""
-    flat = _WS.sub(" ", sql)
-    rel = re.search(r"c\.relname OPERATOR\(pg_catalog\.~\) '((?:[^']|'')*)'", flat, re.I)
-    nsp = re.search(r"n\.nspname OPERATOR\(pg_catalog\.~\) '((?:[^']|'')*)'", flat, re.I)
+_FROM_CLASS_NS = normalize("FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace")
 
-    def compile_(m):
-        if m is None:
+
+_JOINS = {  # what psql/pgcli join to pg_class and pg_namespace in a relation list: no filtering
+    normalize(j) for j in (
+        "",
+        "LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam",
+        "LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid "
+        "LEFT JOIN pg_catalog.pg_class c2 ON i.indrelid = c2.oid",
+        "LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid LEFT JOIN pg_catalog.pg_class c2 ON "
+        "i.indrelid = c2.oid",
+    )
+}
+
+
+def _answer(query: Query, key: str, items, catalog: Catalog) -> Result | None:
+    if _FROM_CLASS_NS in key:
+        start = key.index(_FROM_CLASS_NS) + len(_FROM_CLASS_NS)
+        where = key.find(" where ", start)
+        if where < 0 or key[start:where].strip() not in _JOINS:
             return None
-        try:
-            return re.compile(m.group(1).replace("''", "'"))
-        except re.error:
+        if key.startswith("select c.oid , n.nspname , c.relname from"):
+            return _build(items, _LOOKUP_ITEMS, _relations(query, key, catalog, lookup=True))
+        if key.startswith('select n.nspname as "Schema" ,') or key.startswith("select n.nspname as schema ,"):
+            return _build(items, _LIST_ITEMS, _relations(query, key, catalog, lookup=False))
+        return None
+    oid = _per_table_oid(key)
+    if oid is None:
+        return None
+    table = catalog.by_oid(oid)
+    if table is None:
+        return None  # psql got the OID from somewhere else: nothing known about it
+    if key.startswith("select c.relchecks ,") and _TABLEINFO_TAIL.search(key):
+        return _build(items, _TABLEINFO_ITEMS, [table])
+    if key.startswith("select a.attname ,") and (
+            f"from pg_catalog.pg_attribute a where a.attrelid = '{oid}' and a.attnum > 0 and not a.attisdropped "
+            "order by a.attnum") in key:
+        return _build(items, _ATTR_ITEMS, [_Att(table, c) for c in table.columns])
+    if key.startswith("select c2.relname , i.indisprimary ,") and (
+            "from pg_catalog.pg_class c , pg_catalog.pg_class c2 , pg_catalog.pg_index i left join "
+            "pg_catalog.pg_constraint con on") in key and f"where c.oid = '{oid}' and c.oid = i.indrelid and " \
+            "i.indexrelid = c2.oid order by" in key:
+        return _build(items, _INDEX_ITEMS, [table] if table.key else [])
+    if f"from pg_catalog.pg_policy pol where pol.polrelid = '{oid}' order by 1" in key:
+        return _build(items, _POLICY_ITEMS, [])
+    if f"from pg_catalog.pg_statistic_ext where stxrelid = '{oid}' order by" in key:
+        return _build(items, _STATS_ITEMS, [])
+    if key.startswith("select pubname , null , null from pg_catalog.pg_publication p join "
+                      "pg_catalog.pg_publication_namespace pn"):
+        return _build(items, _PUBLICATION_ITEMS, [])
+    if "from pg_catalog.pg_class c , pg_catalog.pg_inherits i where c.oid = i.inhparent and i.inhrelid = " in key:
+        return _build(items, _PARENTS_ITEMS, [])
+    if "from pg_catalog.pg_class c , pg_catalog.pg_inherits i where c.oid = i.inhrelid and i.inhparent = " in key:
+        return _build(items, _CHILDREN_ITEMS, [])
+    return None
+
+
+_TABLEINFO_TAIL = re.compile(r" from pg_catalog\.pg_class c left join pg_catalog\.pg_class tc on \( c\.reltoastrelid = "
+                             r"tc\.oid \)(?: left join pg_catalog\.pg_am am on \( c\.relam = am\.oid \))? "
+                             r"where c\.oid = '\d+'(?: ;)?$")
+
+
+_PER_TABLE_OID = re.compile(r"(?:c\.oid|a\.attrelid|pol\.polrelid|stxrelid|pc\.oid|i\.inhrelid|i\.inhparent) "
+                            r"= '(\d+)'")
+
+
+def _per_table_oid(key: str) -> int | None:
+    oids = {int(m) for m in _PER_TABLE_OID.findall(key)}
+    if len(oids) != 1:
+        return None
+    return oids.pop()
+
+
+def _build(items, table: _Items, entities: list) -> Result:
+    """Columns for exactly the query's items, values per entity; an unknown item raises."""
+    columns = []
+    fns = []
+    for it in items:
+        hit = table.get(it.expr)
+        if hit is None:
+            raise _Unanswerable(f"select item {it.expr!r}")
+        t, fn = hit
+        columns.append(Column(it.name, t))
+        fns.append(fn)
+    rows = [tuple(fn(e) for fn in fns) for e in entities]
+    return Result(columns=tuple(columns), rows=rows)
+
+
+# -- the WHERE of psql's relation list and lookup ------------------------------------------
+
+_WHERE = re.compile(r" where (.*?)(?: order by [0-9 ,]+)? ?;?$")
+_CONJUNCTS = {  # normalised condition -> what it means
+    normalize("n.nspname <> 'pg_catalog'"): "no-catalog",
+    normalize("n.nspname !~ '^pg_toast'"): "no-toast",
+    normalize("n.nspname <> 'information_schema'"): "no-infoschema",
+    normalize("pg_catalog.pg_table_is_visible(c.oid)"): "visible",
+}
+_PATTERN = re.compile(r"^(c\.relname|n\.nspname) operator \( pg_catalog\.~ \) (?:'((?:[^']|'')*)'|\$(\d+))"
+                      r"(?: collate pg_catalog\.default)?$")
+_RELKIND_IN = re.compile(r"^c\.relkind in \( ((?:'[a-zA-Z]*' , )*'[a-zA-Z]*') \)$")
+_RELKIND_ANY = re.compile(r"^c\.relkind = any \( '\{([a-zA-Z,\"]*)\}' \)$")
+
+
+def _relations(query: Query, key: str, catalog: Catalog, lookup: bool) -> list[_Rel]:
+    """The relations a psql/pgcli list or lookup query selects, every condition of its WHERE understood."""
+    m = _WHERE.search(key)
+    if m is None:
+        raise _Unanswerable("no WHERE")
+    facts: set[str] = set()
+    kinds = None
+    rel = nsp = None
+    for cond in m.group(1).split(" and "):
+        if cond in _CONJUNCTS:
+            facts.add(_CONJUNCTS[cond])
+            continue
+        pm = _PATTERN.match(cond)
+        if pm:
+            pattern = _pattern(query, pm.group(2), pm.group(3))
+            if pm.group(1) == "c.relname":
+                rel = pattern
+            else:
+                nsp = pattern
+            continue
+        km = _RELKIND_IN.match(cond) or _RELKIND_ANY.match(cond)
+        if km and kinds is None:
+            kinds = set(re.findall(r"[a-zA-Z]+", km.group(1).replace("''", "")))
+            continue
+        raise _Unanswerable(f"condition {cond!r}")
+    if lookup == (kinds is not None):
+        raise _Unanswerable("a list without relkinds or a lookup with them")
+    if nsp is None and not {"no-catalog", "no-infoschema"} <= facts and _may_name_system(rel, query):
+        raise _Unanswerable("system relations asked for (\\dS, \\d pg_class)")
+    if nsp is not None and isinstance(nsp, re.Pattern) and any(
+            nsp.search(s) for s in ("pg_catalog", "information_schema", "pg_toast")):
+        raise _Unanswerable("a system schema asked for")
+    search_path = _search_path(query)
+    out = []
+    for t in sorted(catalog.tables.values(), key=lambda t: (t.schema, t.name)):
+        if "visible" in facts and t.schema not in search_path:
+            continue
+        if isinstance(nsp, re.Pattern) and not nsp.search(t.schema):
+            continue
+        for r in (_Rel(t), _Rel(t, index=True)) if t.key else (_Rel(t),):
+            if isinstance(rel, re.Pattern) and not rel.search(r.name):
+                continue
+            if lookup and r.index:
+                if rel is not None:
+                    raise _Unanswerable("describing an index")  # \d products_pkey: not answered
+                continue
+            if kinds is not None and ("i" if r.index else "r") not in kinds:
+                continue
+            out.append(r)
+    out.sort(key=lambda r: (r.table.schema, r.name))
+    return out
+
+
+def _may_name_system(rel, query: Query) -> bool:
+    """Whether a relation-name pattern might match a relation of pg_catalog (whose relations
+    are all named pg_...): fakepm knows none of them. Unsure means yes."""
+    if not isinstance(rel, re.Pattern):
+        return not query.describe_only  # no name given (or unknown at Describe)
+    m = re.match(r"^\^\(([a-z0-9_ ]*)", rel.pattern)
+    prefix = m.group(1) if m else ""
+    return prefix.startswith("pg_") or "pg_".startswith(prefix)
+
+
+def _pattern(query: Query, literal: str | None, param: str | None):
+    """A compiled name pattern; None when it is a parameter not known yet (Describe)."""
+    if param is not None:
+        idx = int(param) - 1
+        if query.describe_only or idx >= len(query.params):
             return None
-
-    return compile_(rel), compile_(nsp)
-
-
-def _visible(table: Table, rel, nsp) -> bool:
-    if rel is not None and not rel.search(table.name):
-        return False
-    if nsp is not None:
-        return bool(nsp.search(table.schema))
-    return table.schema in ("public", "pg_catalog")  # pg_table_is_visible with the default search_path
-
-
-def _tables(catalog: Catalog) -> list[Table]:
-    return sorted(catalog.tables.values(), key=lambda t: (t.schema, t.name))
+        value = query.params[idx]
+        if not isinstance(value, str):
+            raise _Unanswerable("pattern parameter")
+        text = value
+    else:
+        text = literal.replace("''", "'")
+    try:
+        return re.compile(text)
+    except re.error:
+        raise _Unanswerable(f"pattern {text!r}") from None
 
 
-def _lookup(sql: str, catalog: Catalog) -> Result:
-    rel, nsp = _filters(sql)
-    rows = [(t.oid, t.schema, t.name) for t in _tables(catalog) if _visible(t, rel, nsp)]
-    return Result(columns=_LOOKUP_COLS, rows=rows)
-
-
-def _list_relations(sql: str, key: str, catalog: Catalog, owner: str) -> Result:
-    kinds = _RELKINDS.search(key)
-    wants_tables = kinds is not None and "'r'" in kinds.group(1)
-    rel, nsp = _filters(sql)
-    values = {
-        "schema": lambda t: t.schema,
-        "name": lambda t: t.name,
-        "type": lambda t: "table",
-        "owner": lambda t: owner,
-        "persistence": lambda t: "permanent",
-        "access method": lambda t: "heap",
-        "size": lambda t: "8192 bytes",
-        "description": lambda t: None,
-    }
-    types = {"schema": "name", "name": "name", "owner": "name", "access method": "name"}
-    names = _ALIASES.findall(sql)
-    columns = tuple(Column(n, REGISTRY.by_name(types.get(n.lower(), "text"))) for n in names)
-    rows = []
-    if wants_tables:
-        for t in _tables(catalog):
-            if _visible(t, rel, nsp):
-                rows.append(tuple(values.get(n.lower(), lambda t: None)(t) for n in names))
-    return Result(columns=columns, rows=rows)
-
-
-def _table_info(t: Table) -> tuple:
-    return (0, "r", bool(t.key), False, False, False, False, False, False, "", 0, "", "p", t.replica_identity, "heap")
-
-
-def _attributes(t: Table) -> list[tuple]:
-    return [(c.name, format_type(c.type, c.typmod), None, c.name in t.key, None, "", "") for c in t.columns]
-
-
-def _primary_key(t: Table) -> tuple:
-    name = f"{t.name}_pkey"
-    cols = ", ".join(t.key)
-    indexdef = f"CREATE UNIQUE INDEX {name} ON {t.schema}.{t.name} USING btree ({cols})"
-    return (name, True, True, False, True, indexdef, f"PRIMARY KEY ({cols})", "p", False, False, False, 0)
+def _search_path(query: Query) -> set[str]:
+    raw = query.settings.get("search_path", '"$user", public') if query.settings else '"$user", public'
+    user = query.connection.user if query.connection else "postgres"
+    out = {"pg_catalog"}
+    for part in str(raw).split(","):
+        name = part.strip()
+        if name.startswith('"') and name.endswith('"'):
+            name = name[1:-1]
+        out.add(user if name == "$user" else name)
+    return out
