@@ -41,6 +41,9 @@ _FAIL_BIND = m.Bind("", "fakepm: abort the transaction").encode()  # no such sta
 _ROLLBACK = m.Query("ROLLBACK").encode()
 _COMMIT_KINDS = frozenset({"COMMIT", "END", "COMMIT PREPARED"})
 _I16 = struct.Struct("!h")
+_HDR = struct.Struct("!Bi")
+_NO_PORTAL = ("", "", None)
+_NO_STMT = ("", ())
 
 
 class Backend:
@@ -99,6 +102,7 @@ class Backend:
         """Generator: the relayed conversation (replaces the session's own after startup)."""
         link = s.link
         conv = _Conversation(s, link)
+        s.relay_fast = conv.fast
         handlers = {
             b"Q": conv.query, b"P": conv.parse, b"B": conv.bind, b"D": conv.describe, b"E": conv.execute,
             b"C": conv.close, b"S": conv.sync, b"H": conv.flush, b"F": conv.function_call,
@@ -137,6 +141,32 @@ class Backend:
                 return
 
 
+class EngineEntry(JournalEntry):
+    """A journal entry for a statement the engine answered: its parameters are decoded when a
+    test first reads them (the relay only keeps the Bind it saw)."""
+
+    _source = None  # (Bind body or (params, formats), param oids) until decoded
+
+    @property
+    def params(self) -> list:
+        src = self._source
+        if src is not None:
+            self._source = None
+            bound, oids = src
+            if isinstance(bound, (bytes, bytearray, memoryview)):
+                try:
+                    b = m.Bind.decode(bytes(bound))
+                    bound = (b.params, b.param_formats)
+                except m.ProtocolViolation:
+                    bound = ((), ())
+            self.__dict__["params"] = decode_params(bound[0], bound[1], oids)
+        return self.__dict__["params"]
+
+    @params.setter
+    def params(self, value) -> None:
+        self.__dict__["params"] = value
+
+
 def _note_error(s, err: PgError) -> None:
     s.transcript.append(("S", f"ErrorResponse {err.code} {err.message} (engine)"))
 
@@ -172,6 +202,68 @@ class _Conversation:
         self.rules = s.responder.rules
         self.promoted: set[str] = set()  # local statement names that also exist on the engine
 
+    # ------------------------------------------------------------------ the fast path
+    def fast(self, data: bytes) -> bytes:
+        """Relay a read without waking the conversation when nothing can be answered here (no
+        rules, no faults, no local statements): frames are only looked at, the read goes to the
+        engine as it came. Returns what it left for the conversation (from the first frame it
+        does not handle, or a frame cut at the end of the read)."""
+        s, link = self.s, self.link
+        if self.rules.rules or s.skip_until_sync or s.statements or s.portals or (
+                s.faults is not None and s.faults.fs.plans):
+            return data
+        n = len(data)
+        pos = 0
+        owed = link.owed
+        unpack = _HDR.unpack_from
+        statements, portals = link.statements, link.portals
+        last = 0
+        while n - pos >= 5:
+            kind, length = unpack(data, pos)
+            end = pos + 1 + length
+            if end > n or length < 4:
+                break
+            if kind == 66:  # Bind: portal, statement; parameters decoded only if a test reads them
+                a = data.index(b"\0", pos + 5, end)
+                b = data.index(b"\0", a + 1, end)
+                stmt = data[a + 1:b].decode()
+                portals[data[pos + 5:a].decode()] = (statements.get(stmt, _NO_STMT)[0], stmt, data[pos + 5:end])
+                owed.append(Owed(BIND))
+            elif kind == 69:  # Execute
+                a = data.index(b"\0", pos + 5, end)
+                sql, stmt, bound = portals.get(data[pos + 5:a].decode(), _NO_PORTAL)
+                owed.append(Owed(EXECUTE, [self._entry(sql, "extended", stmt, bound)]))
+            elif kind == 83:  # Sync
+                owed.append(Owed(SYNC))
+            elif kind == 81 and not link.copy_in:  # Query
+                sql = data[pos + 5:end - 1].decode("utf-8", "replace")
+                s.transcript.append(("C", f"Query {sql[:200]!r}"))
+                owed.append(Owed(QUERY, [self._entry(st, "simple") for st in split_statements(sql)]))
+            elif kind == 80:  # Parse
+                msg = m.Parse.decode(data[pos + 5:end])
+                s.transcript.append(("C", f"Parse {msg.name!r} {msg.sql[:200]!r}"))
+                statements[msg.name] = (msg.sql, msg.param_oids)
+                owed.append(Owed(PARSE))
+            elif kind == 68:  # Describe
+                owed.append(Owed(DESCRIBE))
+            elif kind == 72:  # Flush
+                pass
+            elif kind == 67:  # Close
+                which = statements if data[pos + 5] == 83 else portals
+                which.pop(data[pos + 6:end - 1].decode(), None)
+                owed.append(Owed(CLOSE))
+            elif (kind == 100 or kind == 99 or kind == 102) and (link.copy_in or link.copy_both):
+                pass  # COPY data for the engine
+            else:
+                break  # Terminate, a function call, something odd: the conversation decides
+            last = kind
+            pos = end
+        if not pos:
+            return data
+        link.forward(data if pos == n else data[:pos])
+        link.unflushed = last not in (81, 83, 72, 100, 99, 102)
+        return data[pos:] if pos < n else b""
+
     # ------------------------------------------------------------------ helpers
     def idle(self):
         """Wait until the engine owes nothing (then the session may speak itself)."""
@@ -193,10 +285,12 @@ class _Conversation:
         q.describe_only = True
         return self.rules.find(q, consume=False) is not None
 
-    def _entry(self, sql: str, params: list, protocol: str, statement: str | None = None) -> JournalEntry:
+    def _entry(self, sql: str, protocol: str, statement: str | None = None, bound=None) -> JournalEntry:
         s = self.s
-        e = JournalEntry(sql=sql, params=params, protocol=protocol, connection=s.id, pid=s.pid, user=s.user,
-                         database=s.database, rule=ENGINE_LABEL, statement=statement, time=s.now)
+        e = EngineEntry(sql, [], protocol, s.id, s.pid, s.user, s.database, ENGINE_LABEL, True, None, None,
+                        statement, s.now)
+        if bound is not None:
+            e._source = (bound, self.link.statements.get(statement, ("", ()))[1])
         s.hub.journal.record(e)
         return e
 
@@ -240,7 +334,7 @@ class _Conversation:
         plans = fx is not None and bool(fx.fs.plans)
         if not self.rules.rules and not plans:
             stmts = split_statements(sql)
-            entries = [self._entry(st, [], "simple") for st in stmts]
+            entries = [self._entry(st, "simple") for st in stmts]
             link.forward(m.frame(t, body), Owed(QUERY, entries))
             return None
         return self._query_checked(sql, body, t)
@@ -252,7 +346,7 @@ class _Conversation:
         if len(stmts) <= 1 and not any(local):
             err = (yield from self._fault_error(stmts[0])) if stmts else None
             if err is None:
-                entries = [self._entry(st, [], "simple") for st in stmts]
+                entries = [self._entry(st, "simple") for st in stmts]
                 link.forward(m.frame(t, body), Owed(QUERY, entries))
                 return
             stmts_err = [(stmts[0], err)]
@@ -282,7 +376,7 @@ class _Conversation:
                     return
                 yield from self._mirror_failure(st, extended=False)
                 break
-            entry = self._entry(st, [], "simple")
+            entry = self._entry(st, "simple")
             link.forward(m.Query(st).encode(), Owed(QUERY, [entry], hide_ready=True))
             yield from self.idle()
             if entry.error is not None or link.fatal:
@@ -330,8 +424,8 @@ class _Conversation:
         st = s.statements.get(msg.statement)
         if st is not None:
             return self._bind_local(msg, st)
-        link.portals[msg.portal] = (link.statements.get(msg.statement, ("", ()))[0], msg.statement, msg.params,
-                                    msg.param_formats)
+        link.portals[msg.portal] = (link.statements.get(msg.statement, ("", ()))[0], msg.statement,
+                                    (msg.params, msg.param_formats))
         s.portals.pop(msg.portal, None)
         link.forward(m.frame(t, body), Owed(BIND))
         return None
@@ -352,7 +446,7 @@ class _Conversation:
             if st.name:
                 self.promoted.add(st.name)
         link.forward(msg.encode(), Owed(BIND, silent=True))
-        link.portals[msg.portal] = (st.sql, st.name, msg.params, msg.param_formats)
+        link.portals[msg.portal] = (st.sql, st.name, (msg.params, msg.param_formats))
 
     def describe(self, body: bytes, t: bytes):
         s, link = self.s, self.link
@@ -368,24 +462,18 @@ class _Conversation:
         msg = m.Execute.decode(body)
         if msg.portal in s.portals:
             return self._local(s.on_execute, msg)
-        sql, stmt, raw, formats = link.portals.get(msg.portal, ("", "", (), ()))
+        sql, stmt, bound = link.portals.get(msg.portal, _NO_PORTAL)
         fx = s.faults
         if fx is not None and fx.fs.plans and not link.skipping:
-            return self._execute_checked(msg, body, t, sql, stmt, raw, formats)
-        self._forward_execute(body, t, sql, stmt, raw, formats)
+            return self._execute_checked(msg, body, t, sql, stmt, bound)
+        link.forward(m.frame(t, body), Owed(EXECUTE, [self._entry(sql, "extended", stmt, bound)]))
         return None
 
-    def _forward_execute(self, body, t, sql, stmt, raw, formats) -> None:
-        link = self.link
-        oids = link.statements.get(stmt, ("", ()))[1]
-        entry = self._entry(sql, decode_params(raw, formats, oids) if raw else [], "extended", stmt)
-        link.forward(m.frame(t, body), Owed(EXECUTE, [entry]))
-
-    def _execute_checked(self, msg, body, t, sql, stmt, raw, formats):
+    def _execute_checked(self, msg, body, t, sql, stmt, bound):
         s = self.s
         err = yield from self._fault_error(sql)
         if err is None:
-            self._forward_execute(body, t, sql, stmt, raw, formats)
+            self.link.forward(m.frame(t, body), Owed(EXECUTE, [self._entry(sql, "extended", stmt, bound)]))
             return
         self._local_error(sql, err)
         s.skip_until_sync = True

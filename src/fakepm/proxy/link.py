@@ -64,7 +64,7 @@ class EngineLink:
         self.dirty = False  # something was forwarded since the last ReadyForQuery
         self.unflushed = False  # extended messages forwarded after the last Sync/Flush (no reply yet)
         self.statements: dict[str, tuple] = {}  # upstream prepared statements: name -> (sql, param oids)
-        self.portals: dict[str, tuple] = {}  # upstream portals: name -> (sql, statement, params, param formats)
+        self.portals: dict[str, tuple] = {}  # upstream portals: name -> (sql, statement, Bind body or (params, formats))
         self.on_error = on_error  # callable(PgError, entry or None) for the journal and the transcript
         self.fatal = False  # the upstream sent a FATAL error: it is closing
         self._out: list = []
@@ -86,6 +86,10 @@ class EngineLink:
                 self.unflushed = False
             else:
                 self.unflushed = True
+
+    def expect(self, owed: Owed) -> None:
+        """A reply is owed for bytes passed to `forward` on their own (the relay's fast path)."""
+        self.owed.append(owed)
 
     def flush(self) -> None:
         """Ask for the replies to extended messages not yet followed by Sync (PostgreSQL holds

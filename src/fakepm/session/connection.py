@@ -80,6 +80,7 @@ class Session:
         self.link = None  # backend mode: the EngineLink of this client's upstream session
         self.upstream = None  # backend mode: the upstream session (its socket is the loop's)
         self.engine_cancel = False  # backend mode: a CancelRequest the loop must forward to the engine
+        self.relay_fast: Callable[[bytes], bytes] | None = None  # backend mode: relays a read, returns the rest
         self.now = now
         self.id, self.pid, self.secret = hub.new_identity()
         self.reader = FrameReader(max_message=config.max_message_size)
@@ -129,7 +130,11 @@ class Session:
         if self.closed:
             return
         if data:
-            if self.idle and self._waiting is NEED_INPUT and not self.reader.buffered and self.mode is None:
+            if self.relay_fast is not None and self._waiting is NEED_INPUT and not self.reader.buffered:
+                data = self.relay_fast(data)  # backend mode: straight to the engine when nothing else can answer
+                if not data:
+                    return
+            elif self.idle and self._waiting is NEED_INPUT and not self.reader.buffered and self.mode is None:
                 # the pgbench / pool hot path: a repeated static answer, without the generator
                 if data[:1] == b"Q":
                     if self.answer_cache and answer_cache.serve_query_read(self, data):
