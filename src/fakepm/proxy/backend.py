@@ -88,7 +88,9 @@ class Backend:
                 err = fatal("08006", f"fakepm: could not open a session on the engine: {value}")
             s.send_fatal(err)
             return False
-        s.attach_upstream(value, EngineLink(on_error=lambda err, entry: _note_error(s, err)))
+        link = EngineLink(on_error=lambda err, entry: _note_error(s, err))
+        link.on_copy = lambda direction, entry: _copy_record(s, direction, entry)
+        s.attach_upstream(value, link)
         for name, val in value.parameters.items():
             s.reported[name] = val
             s.send(m.parameter_status(name, val))
@@ -169,6 +171,28 @@ class EngineEntry(JournalEntry):
 
 def _note_error(s, err: PgError) -> None:
     s.transcript.append(("S", f"ErrorResponse {err.code} {err.message} (engine)"))
+
+
+def _copy_record(s, direction: str, entry):
+    """pg.copies for a COPY the engine ran: what the statement says, the count from its tag. The
+    rows stay in the engine (query the table); `rows` is None."""
+    from ..answers.copyspec import parse_copy
+    from ..session.copy import CopyRecord
+
+    sql = entry.sql if entry is not None else ""
+    table = schema = None
+    columns: list = []
+    fmt, options = "text", {}
+    try:
+        st = parse_copy(sql)
+        table, schema, columns = st.table, st.schema, list(st.columns or ())
+        fmt, options = st.options.format, st.options.as_dict()
+    except Exception:  # noqa: BLE001 - the engine accepted it; the record keeps what is known
+        pass
+    rec = CopyRecord(direction=direction, table=table, columns=columns, format=fmt, options=options, rows=None,
+                     count=0, sql=sql, connection=s.id, schema=schema)
+    s.hub.journal.copies.append(rec)
+    return rec
 
 
 def decode_params(raw: tuple, formats: tuple, oids: tuple) -> list:
@@ -414,9 +438,13 @@ class _Conversation:
             return  # the engine is discarding this group after its error: so would PostgreSQL
         if drop_upstream_statement is not None:
             self.link.statements.pop(drop_upstream_statement, None)
+        portal = self.s.portals.get(getattr(msg, "portal", None))
+        sql = portal.sql if portal is not None else getattr(msg, "sql", "")
         gen = handler(msg)
         if gen is not None:
             yield from gen
+        if self.s.skip_until_sync:  # the session answered with an error: the engine's group fails too
+            yield from self._mirror_failure(sql, extended=True)
 
     def bind(self, body: bytes, t: bytes):
         s, link = self.s, self.link

@@ -66,6 +66,8 @@ class EngineLink:
         self.statements: dict[str, tuple] = {}  # upstream prepared statements: name -> (sql, param oids)
         self.portals: dict[str, tuple] = {}  # upstream portals: name -> (sql, statement, Bind body or (params, formats))
         self.on_error = on_error  # callable(PgError, entry or None) for the journal and the transcript
+        self.on_copy = None  # callable(direction, entry or None) -> a record with count/error, for pg.copies
+        self._copy = None  # the record of the COPY running now
         self.fatal = False  # the upstream sent a FATAL error: it is closing
         self._out: list = []
         # scanner state across chunks
@@ -202,6 +204,11 @@ class EngineLink:
         hk = head.kind
         if kind == 67 or kind == 73:  # CommandComplete, EmptyQueryResponse
             self.copy_in = False
+            if self._copy is not None:
+                rec, self._copy = self._copy, None
+                words = body[:-1].split()
+                if len(words) == 2 and words[0] == b"COPY" and words[1].isdigit():
+                    rec.count = int(words[1])
             if hk == QUERY:
                 entries = head.entries
                 if entries and head.index < len(entries):
@@ -222,34 +229,42 @@ class EngineLink:
                 owed.popleft()
         elif kind == 69:  # ErrorResponse
             self.copy_in = False
+            rec, self._copy = self._copy, None
             entry = None
             if head.entries:
                 i = head.index if hk == QUERY else 0
                 if i < len(head.entries):
                     entry = head.entries[i]
-            self._error(body, entry, head.silent)
+            err = self._error(body, entry, head.silent)
+            if rec is not None and err is not None:
+                rec.error = f"{err.code} {err.message}"
             if hk not in _ENDS_GROUP:
                 # the upstream now discards every extended message until Sync
                 self.skipping = True
                 while owed and owed[0].kind not in _ENDS_GROUP:
                     owed.popleft()
-        elif kind == 71:  # CopyInResponse
-            self.copy_in = True
-        elif kind == 87:  # CopyBothResponse
-            self.copy_both = True
-        elif kind == 99:  # CopyDone from the upstream
-            pass
+        elif kind == 71 or kind == 72 or kind == 87:  # CopyIn/CopyOut/CopyBothResponse
+            if kind == 71:
+                self.copy_in = True
+            elif kind == 87:
+                self.copy_both = True
+            if self.on_copy is not None:
+                entries = head.entries
+                i = head.index if hk == QUERY else 0
+                entry = entries[i] if entries and i < len(entries) else None
+                self._copy = self.on_copy("in" if kind == 71 else "out" if kind == 72 else "both", entry)
 
-    def _error(self, body: bytes, entry, silent: bool = False) -> None:
+    def _error(self, body: bytes, entry, silent: bool = False):
         from ..protocol.messages import ErrorResponse
 
         try:
             err = ErrorResponse.decode(body).error
         except Exception:  # noqa: BLE001 - a malformed error still goes to the client untouched
-            return
+            return None
         if err.is_fatal:
             self.fatal = True
         if entry is not None:
             entry.error = f"{err.code} {err.message}"
         if self.on_error is not None and not silent:
             self.on_error(err, entry)
+        return err
