@@ -34,16 +34,26 @@ def cmd_serve(args) -> int:
         kwargs["unix_socket_dir"] = args.unix_socket_dir
     if args.version:
         kwargs["version"] = args.version
+    if args.backend:
+        from .scenario.loader import backend_spec_problem
+
+        problem = backend_spec_problem(args.backend)
+        if problem:
+            print(f"fakepm: --backend: {problem.replace('server backend', 'it')}", file=sys.stderr)
+            return 2
+        kwargs["backend"] = args.backend
     try:
         pg = FakePostgres(**kwargs)
         if args.scenario:
             pg.load(args.scenario)
             if args.version:  # the command line wins over the file's server.version
                 pg.config.version = args.version
+            if args.backend:  # ... and over its server.backend
+                pg.backend_spec = None if args.backend == "none" else args.backend
         else:
             _demo_rules(pg)
         pg.start()
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: the engine (EngineError) in backend mode
         print(f"fakepm: {e}", file=sys.stderr)
         return 1
     stop = threading.Event()
@@ -87,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tls", action="store_true", help="accept TLS with a throwaway CA (its file is printed)")
     s.add_argument("--unix-socket-dir", help="also listen on DIR/.s.PGSQL.<port>")
     s.add_argument("--version", dest="version", help="server_version to report (e.g. 16.4)")
+    s.add_argument("--backend", help="backend mode: a real PostgreSQL answers what no rule answers: postgres "
+                                     "(managed; needs fakepm[postgres] or a local install), postgres:15, or a "
+                                     "postgresql:// URL of an existing server (none: the pure fake)")
     s.set_defaults(func=cmd_serve)
     c = sub.add_parser("check", help="validate scenario files; prints file:line:col: message per problem")
     c.add_argument("paths", nargs="+")

@@ -25,7 +25,7 @@ from .answers.result import Column, Query, Result, make_columns
 from .answers.rules import Rule, RuleSet, RuleState, reply_result
 from .faults import FaultPlan, FaultSet, SessionFaults, parse_fault, parse_faults
 from .loop import Loop, listen_tcp, listen_unix
-from .protocol.auth import UserAuth
+from .protocol.auth import user_auths
 from .protocol.errors import PgError
 from .session.config import DEFAULT_VERSION, ServerConfig
 from .session.connection import Session
@@ -180,7 +180,7 @@ class FakePostgres:
             version=str(version),
             database=database,
             parameters=dict(parameters or {}),
-            users=_users(users),
+            users=user_auths(users),
             tls=tls,
             require_tls=require_tls,
             max_connections=max_connections,
@@ -205,7 +205,8 @@ class FakePostgres:
         # backend mode: "postgres" (an engine fakepm manages), "postgres:15", a postgresql:// URL of
         # an existing server, or an engine object; None/"none": the pure fake
         self.backend_spec = None if backend in (None, "none") else backend
-        self.schema: list[str] = list(schema)  # backend mode: SQL run when the database is made
+        # backend mode: SQL run when the database is made (text, or os.PathLike of a .sql file)
+        self.schema: list = list(schema)
         self.backend = None  # proxy.backend.Backend while started in backend mode
         if scenario is not None:
             self.load(scenario)
@@ -293,7 +294,8 @@ class FakePostgres:
         passwords = {name: ua.password for name, ua in users.items()}
         if passwords:
             engine.ensure_roles(passwords)
-        setup = DatabaseSetup(tables=tuple(self.catalog.tables.values()), schema=tuple(self.schema))
+        scripts = tuple(_read(s) if isinstance(s, os.PathLike) else str(s) for s in self.schema)
+        setup = DatabaseSetup(tables=tuple(self.catalog.tables.values()), schema=scripts)
         database = engine.acquire_database(setup)
         self.backend = Backend(engine, database, self.config.database or "postgres",
                                {n: p for n, p in passwords.items() if p})
@@ -544,29 +546,15 @@ class FakePostgres:
         return f"<FakePostgres {state} rules={len(self.rules.rules)}>"
 
 
+def _read(path) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
 def _kv(v: str) -> str:
     if v == "" or re.search(r"[\s'\\]", v):
         return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return v
-
-
-def _users(users) -> dict | None:
-    if users is None:
-        return None
-    out = {}
-    for name, spec in users.items():
-        if isinstance(spec, UserAuth):
-            out[name] = spec
-        elif isinstance(spec, str):
-            out[name] = UserAuth("scram-sha-256", spec)  # a bare password: PostgreSQL's default method
-        elif isinstance(spec, dict):
-            method = spec.get("auth", spec.get("method", "scram-sha-256" if spec.get("password") else "trust"))
-            out[name] = UserAuth(method, spec.get("password"))
-        elif spec is None:
-            out[name] = UserAuth("trust")
-        else:
-            raise TypeError(f"user {name!r}: expected a password string, a dict or UserAuth, got {spec!r}")
-    return out
 
 
 __all__ = ["FakePostgres", "RuleBuilder", "Column", "Result"]

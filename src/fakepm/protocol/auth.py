@@ -247,6 +247,28 @@ class UserAuth:
         return None if self.password is None else _classify_password(self.password)[0]
 
 
+def user_auths(users) -> dict | None:
+    """How each declared user authenticates, from what the API and the CLI accept: a UserAuth,
+    a bare password (SCRAM-SHA-256, PostgreSQL's default), a dict {password, auth} or None
+    (trust). None (no users declared) lets anybody in."""
+    if users is None:
+        return None
+    out = {}
+    for name, spec in users.items():
+        if isinstance(spec, UserAuth):
+            out[name] = spec
+        elif isinstance(spec, str):
+            out[name] = UserAuth("scram-sha-256", spec)
+        elif isinstance(spec, dict):
+            method = spec.get("auth", spec.get("method", "scram-sha-256" if spec.get("password") else "trust"))
+            out[name] = UserAuth(method, spec.get("password"))
+        elif spec is None:
+            out[name] = UserAuth("trust")
+        else:
+            raise TypeError(f"user {name!r}: expected a password string, a dict or UserAuth, got {spec!r}")
+    return out
+
+
 # --------------------------------------------------------------------------- helpers
 
 

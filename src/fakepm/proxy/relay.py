@@ -33,7 +33,7 @@ from ..answers.match import default_tag
 from ..answers.result import Result
 from ..protocol import messages as m
 from ..protocol import pgoutput as po
-from ..protocol.auth import AuthFailed, Authenticator, UserAuth
+from ..protocol.auth import AuthFailed, Authenticator, user_auths
 from ..protocol.errors import PgError
 from ..protocol.framing import FrameReader
 from ..protocol.replication import XLogData, decode_replication_message
@@ -43,23 +43,6 @@ from .upstream import Upstream, UpstreamError, UpstreamURL, send_cancel
 
 _CLIENT_TIMEOUT = 30.0  # startup/auth must finish within this
 _JOIN_TIMEOUT = 5.0
-
-
-def _users(users) -> dict | None:
-    if users is None:
-        return None
-    out = {}
-    for name, spec in users.items():
-        if isinstance(spec, UserAuth):
-            out[name] = spec
-        elif isinstance(spec, str):
-            out[name] = UserAuth("scram-sha-256", spec)
-        elif isinstance(spec, dict):
-            out[name] = UserAuth(spec.get("auth", "scram-sha-256" if spec.get("password") else "trust"),
-                                 spec.get("password"))
-        else:
-            out[name] = UserAuth("trust")
-    return out
 
 
 class Proxy:
@@ -72,7 +55,7 @@ class Proxy:
         self.host = host
         self._requested_port = port
         self.port = 0
-        self.users = _users(users)
+        self.users = user_auths(users)
         self.max_connections = max_connections
         self._keys: dict[tuple[int, int], tuple[int, int]] = {}  # our (pid, key) -> upstream's
         self._conns: dict[int, "_Connection"] = {}

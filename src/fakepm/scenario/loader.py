@@ -19,8 +19,8 @@ from .context import Ctx, Problem, ScenarioError
 from .nodes import Node, parse
 from .rulespec import parse_columns, parse_rows, parse_rule
 
-TOP_KEYS = ("server", "include", "rules", "tables", "description")
-SERVER_KEYS = ("version", "database", "parameters", "users", "tls", "require_tls")
+TOP_KEYS = ("server", "include", "rules", "tables", "schema", "description")
+SERVER_KEYS = ("version", "database", "parameters", "users", "tls", "require_tls", "backend")
 USER_KEYS = ("password", "auth")
 AUTH_METHODS = ("trust", "password", "md5", "scram-sha-256")
 TABLE_KEYS = ("columns", "key", "rows", "replica_identity")
@@ -44,6 +44,7 @@ class Scenario:
     rules: list = field(default_factory=list)  # Rule keyword arguments, in order
     tables: dict = field(default_factory=dict)  # qualified name -> TableSpec
     appliers: list = field(default_factory=list)  # from registered sections: fn(pg)
+    schema: list = field(default_factory=list)  # backend mode: SQL run when the database is made, in order
     files: list = field(default_factory=list)  # every file read (the main one first)
 
     def apply(self, pg) -> None:
@@ -56,10 +57,11 @@ class Scenario:
             pg._add_rule(Rule(**kw))  # fresh Rule objects: call counts belong to this server
         for fn in self.appliers:
             fn(pg)
+        pg.schema.extend(self.schema)
 
 
 def _apply_server(pg, s: dict) -> None:
-    from ..server import _users
+    from ..protocol.auth import user_auths
 
     cfg = pg.config
     if "tls" in s and s["tls"] != cfg.tls and pg.running:
@@ -71,10 +73,14 @@ def _apply_server(pg, s: dict) -> None:
         cfg.parameters.update(s["parameters"])
     if "users" in s:
         users = dict(cfg.users or {})
-        users.update(_users(s["users"]))
+        users.update(user_auths(s["users"]))
         cfg.users = users
         if pg.user not in users and users:
             pg.user = next(iter(s["users"]))  # the DSN should name a user who may log in
+    if "backend" in s:
+        if pg.running:
+            raise ValueError("server.backend cannot change on a running server: load the scenario before start()")
+        pg.backend_spec = None if s["backend"] == "none" else s["backend"]
 
 
 # ------------------------------------------------------------------------------ loading
@@ -146,6 +152,7 @@ def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str]) -> None:
                 own_rules.append(kw)
     own_server = _server(ctx, root.get("server")) if root.get("server") is not None else {}
     own_tables = _tables(ctx, root.get("tables")) if root.get("tables") is not None else {}
+    own_schema = _schema(ctx, root.get("schema"), path) if root.get("schema") is not None else []
     own_appliers = []
     for key, sub in root.items():
         if key in TOP_KEYS:
@@ -190,12 +197,14 @@ def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str]) -> None:
             for k, v in sub.tables.items():
                 sc.tables.setdefault(k, v)
             sc.appliers.extend(sub.appliers)
+            sc.schema.extend(sub.schema)  # an included file's SQL runs before this file's
     for k, v in own_server.items():
         if k in ("parameters", "users") and k in sc.server:
             sc.server[k] = {**sc.server[k], **v}
         else:
             sc.server[k] = v
     sc.tables.update(own_tables)
+    sc.schema.extend(own_schema)
     sc.appliers[:0] = own_appliers
 
 
@@ -225,6 +234,46 @@ def _server(ctx: Ctx, n: Node) -> dict:
     for key in ("tls", "require_tls"):
         if (v := n.get(key)) is not None and ctx.want_bool(v, f"server {key}"):
             out[key] = v.value
+    if (v := n.get("backend")) is not None and ctx.want_str(v, "server backend"):
+        problem = backend_spec_problem(v.text())
+        if problem:
+            ctx.error(v, problem)
+        else:
+            out["backend"] = v.text()
+    return out
+
+
+def backend_spec_problem(spec: str) -> str | None:
+    """Why a backend spec is not one fakepm knows (None when it is)."""
+    import re
+
+    if spec in ("none", "postgres") or re.fullmatch(r"postgres:\d+(\.\d+)?", spec):
+        return None
+    if spec.startswith(("postgresql://", "postgres://")):
+        return None
+    return (f'server backend must be none, postgres, postgres:<major version> (e.g. postgres:15) or a '
+            f'postgresql:// URL of an existing server, got "{spec}"')
+
+
+def _schema(ctx: Ctx, n: Node, path: str) -> list:
+    """`schema:` -- SQL for the backend database: each item a .sql file (relative to this file) or SQL text."""
+    items = list(n) if n.kind == "seq" else [n]
+    out = []
+    for item in items:
+        if not ctx.want_str(item, "schema item"):
+            continue
+        text = item.text()
+        if text.rstrip().lower().endswith(".sql") and "\n" not in text:
+            target = os.path.join(os.path.dirname(path), text.strip())
+            try:
+                with open(target, encoding="utf-8") as fh:
+                    out.append(fh.read())
+            except FileNotFoundError:
+                ctx.error(item, f'schema file "{text.strip()}" not found ({target})')
+            except (OSError, UnicodeDecodeError) as e:
+                ctx.error(item, f'schema file "{text.strip()}": cannot read it: {type(e).__name__}')
+        else:
+            out.append(text)
     return out
 
 
