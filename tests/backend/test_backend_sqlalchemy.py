@@ -1,0 +1,186 @@
+"""SQLAlchemy 2 and Alembic through fakepm in backend mode, with zero rules: the inspector and
+MetaData.reflect() see the scenario's declared tables (shop_tables.yaml) and tables created by
+DDL, exactly as they do directly on the engine; `alembic upgrade head` runs the migrations in
+alembic_project/, then `alembic revision --autogenerate` finds no difference. Then one rule
+overriding the inspector's table list and a fault (40001 on the 2nd COMMIT)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+
+import psycopg
+import pytest
+from backend_helpers import HERE, backend_server, direct_dsn
+
+sa = pytest.importorskip("sqlalchemy")
+from sqlalchemy import MetaData, create_engine, inspect, select, text  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+ALEMBIC_PROJECT = os.path.join(HERE, "alembic_project")
+
+DDL = [
+    "CREATE TABLE orders (id serial PRIMARY KEY, customer_id int8 NOT NULL REFERENCES customers(id), "
+    "total numeric(12,2) NOT NULL CHECK (total >= 0), note text, UNIQUE (customer_id, id))",
+    "CREATE INDEX orders_note_idx ON orders (lower(note))",
+    "CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 100",
+    "CREATE TABLE inventory.moves (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+    "sku text NOT NULL REFERENCES inventory.items(sku) ON DELETE CASCADE, qty int4 NOT NULL DEFAULT 1)",
+]
+
+
+def sa_url(dsn: str) -> str:
+    return dsn.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with backend_server() as pg:
+        with psycopg.connect(pg.dsn, autocommit=True) as c:
+            for sql in DDL:
+                c.execute(sql)
+        yield pg
+
+
+@pytest.fixture
+def through(pg):
+    eng = create_engine(sa_url(pg.dsn))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def direct(pg):
+    eng = create_engine(sa_url(direct_dsn(pg)))
+    yield eng
+    eng.dispose()
+
+
+def _describe(eng) -> dict:
+    """What an inspector says about every table and view of both schemas."""
+    ins = inspect(eng)
+    out = {}
+    for schema in ("public", "inventory"):
+        out[schema, "tables"] = ins.get_table_names(schema=schema)
+        out[schema, "views"] = ins.get_view_names(schema=schema)
+        for t in out[schema, "tables"]:
+            out[schema, t] = (
+                [(c["name"], str(c["type"]), c["nullable"], c["default"]) for c in ins.get_columns(t, schema=schema)],
+                ins.get_pk_constraint(t, schema=schema),
+                ins.get_foreign_keys(t, schema=schema),
+                ins.get_indexes(t, schema=schema),
+                ins.get_unique_constraints(t, schema=schema),
+                ins.get_check_constraints(t, schema=schema),
+            )
+    return out
+
+
+def test_get_table_names_sees_declared_and_ddl_tables(pg, through):
+    start = len(pg.queries)
+    assert inspect(through).get_table_names() == ["customers", "orders"]
+    assert inspect(through).get_table_names(schema="inventory") == ["items", "moves"]
+    assert inspect(through).get_view_names() == ["big_orders"]
+    assert {q.rule for q in pg.queries[start:]} == {"engine"}
+
+
+def test_inspector_says_what_it_says_directly(pg, through, direct):
+    got, want = _describe(through), _describe(direct)
+    assert got == want
+    cols = got["public", "customers"][0]
+    assert cols == [("id", "BIGINT", False, None), ("email", "VARCHAR(200)", True, None),
+                    ("created", "TIMESTAMP", True, None)]
+
+
+def test_metadata_reflect(pg, through):
+    md = MetaData()
+    md.reflect(through)
+    assert sorted(md.tables) == ["customers", "orders"]
+    orders = md.tables["orders"]
+    assert [fk.target_fullname for fk in orders.foreign_keys] == ["customers.id"]
+    assert str(orders.c.total.type) == "NUMERIC(12, 2)"
+    inv = MetaData(schema="inventory")
+    inv.reflect(through, views=True)
+    assert sorted(inv.tables) == ["inventory.items", "inventory.moves"]
+    # the declared rows are in the engine's table: read through the reflected Table
+    with through.connect() as c:
+        rows = c.execute(select(md.tables["customers"]).order_by(md.tables["customers"].c.id)).all()
+        items = c.execute(select(inv.tables["inventory.items"])).all()
+    assert [(r.id, r.email) for r in rows] == [(1, "ada@example.com"), (2, "grace@example.com")]
+    assert rows[0].created.isoformat() == "2024-01-02T03:04:05+00:00"
+    assert [(r.sku, r.qty, str(r.price)) for r in items] == [("A-1", 3, "9.99")]
+
+
+def _alembic_config(tmp_path, url: str):
+    from alembic.config import Config
+
+    d = tmp_path / "alembic"
+    shutil.copytree(ALEMBIC_PROJECT, d, ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(d))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg, d
+
+
+def test_alembic_upgrade_head_then_autogenerate_finds_no_difference(tmp_path):
+    pytest.importorskip("alembic")
+    from alembic import command
+    from alembic.util.exc import AutogenerateDiffsDetected
+
+    with backend_server() as pg:
+        cfg, d = _alembic_config(tmp_path, sa_url(pg.dsn))
+        command.upgrade(cfg, "head")
+        with psycopg.connect(direct_dsn(pg)) as c:  # what the migrations made, seen on the engine
+            assert c.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+            assert c.execute("SELECT to_regclass('order_lines') IS NOT NULL").fetchone()[0]
+        command.check(cfg)  # raises AutogenerateDiffsDetected when models and database differ
+        command.revision(cfg, message="nothing to do", autogenerate=True, rev_id="0003")
+        (generated,) = glob.glob(str(d / "versions" / "0003_*.py"))
+        body = open(generated).read()
+        assert "op." not in body, body  # no operation in upgrade() or downgrade()
+        assert re.search(r"def upgrade\(\) -> None:\n    # ### commands auto generated by Alembic - please adjust! ###"
+                         r"\n    pass\n", body), body
+        assert {q.rule for q in pg.queries} == {"engine"}
+        # and the comparison is not blind: a column the models lack is found
+        os.unlink(generated)
+        with psycopg.connect(pg.dsn, autocommit=True) as c:
+            c.execute("ALTER TABLE orders ADD COLUMN note text")
+        with pytest.raises(AutogenerateDiffsDetected, match="remove_column.*'orders'.*'note'"):
+            command.check(cfg)
+
+
+def test_one_rule_and_a_fault_show_everything_else_is_real():
+    """The inspector's table list answered by a rule; two ORM commits, the 2nd failing with 40001."""
+    with backend_server() as pg:
+        eng = create_engine(sa_url(pg.dsn))
+        try:
+            start = len(pg.queries)
+            assert inspect(eng).get_table_names() == ["customers"]
+            (table_list,) = [q.sql for q in pg.queries[start:] if "pg_class.relname" in q.sql]
+            pg.on(table_list).reply(columns={"relname": "name"}, rows=[["ghost"]])
+            pg.fault(error="40001", query="COMMIT", nth=2)
+            start = len(pg.queries)
+            ins = inspect(eng)
+            assert ins.get_table_names() == ["ghost"]  # the rule
+            assert [c["name"] for c in ins.get_columns("customers")] == ["id", "email", "created"]  # the engine
+            table = sa.Table("customers", MetaData(), autoload_with=eng)  # the engine's columns and key
+            with Session(eng) as s:
+                s.execute(table.insert().values(id=3, email="first@example.com"))
+                s.commit()
+                s.execute(table.insert().values(id=4, email="second@example.com"))
+                with pytest.raises(sa.exc.OperationalError) as ei:
+                    s.commit()
+                assert ei.value.orig.sqlstate == "40001"
+                s.rollback()
+                assert s.execute(select(table.c.id).order_by(table.c.id)).scalars().all() == [1, 2, 3]
+            rules = {}
+            for q in pg.queries[start:]:
+                rules.setdefault(q.rule, []).append(q.sql)
+            assert rules.pop("fault") == ["COMMIT"]
+            assert rules.pop("engine")
+            assert list(rules.values()) == [[table_list]]
+            with psycopg.connect(direct_dsn(pg)) as c:
+                assert c.execute("SELECT count(*) FROM customers").fetchone()[0] == 3
+        finally:
+            eng.dispose()
