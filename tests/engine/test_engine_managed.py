@@ -410,3 +410,26 @@ def test_root_with_binaries_out_of_the_server_users_reach(binaries, dirs, monkey
             eng.stop()
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def test_postmaster_killed_under_us_is_reported_then_restarted(binaries, dirs):
+    import os
+    import signal
+
+    from engine_helpers import pid_gone
+
+    eng = ManagedEngine(binaries, cache_root=dirs.cache, data_root=dirs.data)
+    try:
+        eng.start()
+        pid = eng.postmaster_pid
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(lambda: pid_gone(pid), 10)
+        with pytest.raises(EngineError) as e:
+            eng.acquire_database()
+        assert "stopped unexpectedly" in str(e.value) and "server log" in str(e.value)
+        assert not eng.started
+        name = eng.acquire_database()  # a new cluster on the same slot (crash recovery)
+        assert eng.postmaster_pid != pid
+        eng.release_database(name)
+    finally:
+        eng.stop()

@@ -144,6 +144,7 @@ XDIST_TESTS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_pytest_xdist_two_workers(dirs, tmp_path):
     pytest.importorskip("xdist")
     (tmp_path / "test_xdist_engine.py").write_text(XDIST_TESTS)

@@ -88,6 +88,15 @@ _probe_lock = threading.Lock()
 _probed: dict[str, str] = {}
 
 
+def _after_fork_in_child() -> None:
+    global _probe_lock
+    _probe_lock = threading.Lock()  # another thread may have held it at fork time
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def probe_version(bindir: str) -> str:
     """`postgres --version` of the binaries in `bindir` ("18.6"); cached per directory."""
     with _probe_lock:

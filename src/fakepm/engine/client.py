@@ -87,7 +87,7 @@ class AdminConnection:
                     break
                 elif isinstance(msg, (CommandComplete, EmptyQueryResponse, NoticeResponse)):
                     pass
-        except UpstreamError as e:
+        except (UpstreamError, OSError) as e:
             self.broken = True
             self.close()
             raise EngineError(f"fakepm's admin connection to {self.url} failed during {what or _short(sql)}: {e}") \

@@ -577,7 +577,11 @@ class Cluster:
 
     @property
     def running(self) -> bool:
-        return self.guard is not None and self.guard.poll() is None
+        """The guard and its postmaster are alive (a dead postmaster is a zombie until the guard reaps it)."""
+        return self.guard is not None and self.guard.poll() is None and _alive(self.pid)
+
+    def log_tail(self, n: int = 30) -> str:
+        return tail(self.logfile, n) if self.logfile else ""
 
     def stop(self) -> None:
         self._shutdown()
@@ -628,6 +632,20 @@ class Cluster:
             self._slot_lock.fd = -1
         self.socket_dir = ""
         self._temp_dirs = []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        if not os.path.isdir("/proc/self"):  # no procfs: ask the kernel
+            try:
+                os.kill(pid, 0)
+                return True
+            except OSError:
+                return False
+        return False
 
 
 def _conf_value(v: str) -> str:

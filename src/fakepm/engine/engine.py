@@ -24,6 +24,7 @@ import secrets
 import socket
 import threading
 import time
+import weakref
 from typing import Iterator, Mapping
 
 from ..proxy.upstream import UpstreamURL
@@ -44,6 +45,7 @@ POOL_TEMPLATES = 4
 MAX_TEMPLATES = 16
 MAX_IDLE_ADMIN = 4  # idle admin connections kept open (one per concurrently acquiring thread is plenty)
 STOP_DROP_BUDGET = 10.0  # seconds an external engine may spend dropping its databases at stop
+_instances: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 _PROCESS_COUNTER = itertools.count(1)  # database names unique per process, across engines
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
 
@@ -61,6 +63,7 @@ class Engine:
     def __init__(self, spec: str):
         self.spec = spec
         self._init_state()
+        _instances.add(self)  # stopped at exit, detached after fork, however it was made
 
     def _init_state(self) -> None:
         self._lock = threading.RLock()
@@ -179,6 +182,9 @@ class Engine:
     def _after_start(self) -> None:
         pass
 
+    def _connection_lost(self) -> None:
+        pass
+
     def admin_url(self, database: str | None = None) -> UpstreamURL:
         raise NotImplementedError
 
@@ -199,6 +205,7 @@ class Engine:
             if c.broken:
                 c.close()
                 c = None
+                self._connection_lost()  # a better error when the server itself is gone
             raise
         finally:
             if c is not None:
@@ -494,7 +501,8 @@ class Engine:
             mine = set(self._templates.values())
         old = sorted((r for r in rows if r[0] not in mine), key=lambda r: r[1])
         for name, _ in old[:len(rows) - MAX_TEMPLATES]:
-            with self._admin() as c:
+            # another role's template on a shared server is not ours to drop: skip it
+            with contextlib.suppress(EngineSQLError), self._admin() as c:
                 c.query(f"DROP DATABASE IF EXISTS {ident(name)}", what=f"evicting template {name}")
 
     def pool_sizes(self) -> dict[str, int]:
@@ -565,14 +573,30 @@ class ManagedEngine(Engine):
         if self.cluster is not None:
             self.cluster.stop()
 
-    def admin_url(self, database: str | None = None) -> UpstreamURL:
-        if self.cluster is None or not self.cluster.socket_dir:
+    def _check_alive(self) -> None:
+        """A postmaster that died under us (OOM killer, a test killing it...): say so with its log;
+        the engine is stopped, so the next use starts a new cluster."""
+        c = self.cluster
+        if c is None or not c.socket_dir:
             raise EngineError("the managed engine is not running (call start())")
+        if self._started and not c.running:
+            log, pid = c.log_tail(), c.pid
+            self.stop()
+            raise EngineError(f"the managed PostgreSQL {self.binaries.version} (PID {pid}) stopped unexpectedly; "
+                              f"the next use starts a new one", log_tail=log)
+
+    def _connection_lost(self) -> None:
+        if self.cluster is not None and self._started and not self.cluster.running:
+            self._check_alive()
+
+    def admin_url(self, database: str | None = None) -> UpstreamURL:
+        self._check_alive()
         return UpstreamURL(host=self.cluster.socket_dir, port=PORT, user=SUPERUSER, database=database or "postgres")
 
     def upstream_url(self, user: str, database: str, password: str | None = None) -> UpstreamURL:
         """Unix socket, trust authentication: `user` must be a role (ensure_roles) or the superuser 'postgres'."""
         self.start()
+        self._check_alive()
         if password is None:
             password = self._roles.get(user)
         return UpstreamURL(host=self.cluster.socket_dir, port=PORT, user=user, password=password, database=database)
@@ -740,8 +764,8 @@ def resolve_engine(spec: str) -> Engine:
 
 
 def all_engines() -> list[Engine]:
-    with _registry_lock:
-        return list({id(e): e for e in list(_by_spec.values()) + list(_by_install.values())}.values())
+    """Every Engine of this process (resolved or made directly)."""
+    return list(_instances)
 
 
 def stop_all() -> None:
@@ -756,7 +780,7 @@ def _after_fork_in_child() -> None:
     # use them: a Terminate would end the parent's session) and start afresh if used.
     global _registry_lock
     _registry_lock = threading.Lock()
-    for eng in list(_by_spec.values()) + list(_by_install.values()):
+    for eng in list(_instances):
         eng._after_fork_in_child()
 
 
