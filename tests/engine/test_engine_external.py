@@ -85,3 +85,14 @@ def test_managed_engine_as_an_external_one(managed):
         assert wait_until(lambda: name not in managed.databases(), 20)
     finally:
         eng.stop()
+
+
+def test_the_urls_own_role_is_never_altered(external, real_pg):
+    with psycopg.connect(real_pg.dsn) as conn:
+        before = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (real_pg.user,)).fetchone()
+    external.ensure_roles({real_pg.user: "would-lock-the-team-out"})
+    with psycopg.connect(real_pg.dsn) as conn:
+        after = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (real_pg.user,)).fetchone()
+    assert before == after
+    url = external.upstream_url(real_pg.user, "postgres")
+    assert url.user == real_pg.user and url.password is None  # the URL's credentials

@@ -266,8 +266,7 @@ class Engine:
                         self._clone(c, tpl, name)
                 except EngineSQLError as e:
                     if e.sqlstate == "3D000" and attempt == 0:  # the template vanished (evicted elsewhere)
-                        with self._lock:
-                            self._templates.pop(key, None)
+                        self._forget_template(tpl)
                         continue
                     raise
             break
@@ -412,6 +411,7 @@ class Engine:
         return None
 
     def _work(self) -> None:
+        failures = 0
         while True:
             with self._cond:
                 task = None
@@ -427,11 +427,18 @@ class Engine:
             kind, arg = task
             try:
                 self._do(kind, arg)
+                failures = 0
             except BaseException as e:  # noqa: BLE001 - the worker must survive; the error is kept
                 if self._stopping:
                     return
                 self.worker_error = e
-                time.sleep(0.05)  # a failing server must not spin us
+                failures += 1
+                if kind == "drop" and failures <= 3:
+                    with self._cond:
+                        self._drops.append(arg)  # a few more tries, later
+                elif kind == "refill" and isinstance(e, EngineSQLError) and e.sqlstate == "3D000":
+                    self._forget_template(arg)  # dropped behind our back: the next acquire rebuilds it
+                time.sleep(min(0.05 * 2 ** failures, 2.0))  # a failing server must not spin us
             finally:
                 if kind == "refill":
                     with self._cond:
@@ -461,6 +468,16 @@ class Engine:
 
     def _sweep(self) -> None:
         pass
+
+    def _forget_template(self, tpl: str) -> None:
+        with self._lock:
+            for k, v in list(self._templates.items()):
+                if v == tpl:
+                    del self._templates[k]
+        with self._cond:
+            pool = self._pools.pop(tpl, None)
+            if pool:
+                self._drops.extend(pool)
 
     def _drop_database(self, c: AdminConnection, name: str) -> None:
         """DROP ... WITH (FORCE); a logical replication slot or a prepared transaction in it (CDC and
@@ -683,6 +700,11 @@ class ExternalEngine(Engine):
             password = u.password
         return UpstreamURL(u.host, u.port, user, password, database, dict(u.options))
 
+    def ensure_roles(self, roles: Mapping[str, str | None], *, createdb: bool = True) -> None:
+        """As Engine.ensure_roles, but the URL's own role is never altered: its password is the
+        team's, on a shared server (a scenario declaring that user keeps the URL's credentials)."""
+        super().ensure_roles({u: p for u, p in roles.items() if u != self.url.user}, createdb=createdb)
+
     def dsn(self, database: str | None = None, user: str | None = None) -> str:
         u = self.admin_url(database)
         return str(UpstreamURL(u.host, u.port, user or u.user, None, u.database, {}))
@@ -691,12 +713,21 @@ class ExternalEngine(Engine):
         """Our databases on a shared server go with us: pool clones, and any not released."""
         names = list(self._drops) + [n for p in self._pools.values() for n in p] + sorted(self._handed_out)
         self._drops.clear()
+        if not names:
+            return
         deadline = time.monotonic() + STOP_DROP_BUDGET
-        for name in names:
-            if time.monotonic() > deadline:
-                break
-            with contextlib.suppress(Exception), self._admin() as c:
-                c.query(f"DROP DATABASE IF EXISTS {ident(name)}{self._force()}")
+        try:
+            c = AdminConnection(self.admin_url(), timeout=STOP_DROP_BUDGET)
+        except EngineError:
+            return  # the server is gone: nothing to drop there
+        try:
+            for name in names:
+                if time.monotonic() > deadline:
+                    break
+                with contextlib.suppress(EngineSQLError):
+                    self._drop_database(c, name)
+        finally:
+            c.close()
 
     def _sweep(self) -> None:
         """Databases this host's dead processes left (killed runs); never another host's, never busy ones."""
