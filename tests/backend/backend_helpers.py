@@ -33,8 +33,10 @@ def client_env(**extra: str) -> dict:
 
 
 def run(argv: list[str], *, timeout: float = 60, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    if "input" not in kw:
+        kw.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                          env=env if env is not None else client_env(), stdin=subprocess.DEVNULL, **kw)
+                          env=env if env is not None else client_env(), **kw)
 
 
 def engine_program(pg, program: str) -> str:
