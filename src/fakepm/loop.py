@@ -566,7 +566,8 @@ class Loop:
         if up is None or conn not in self.conns:
             return
         ev = 0
-        if conn.out_size < WRITE_HIGH_WATER and not conn.closing:
+        link = conn.session.link
+        if conn.out_size < WRITE_HIGH_WATER and not conn.closing and not (link is not None and link.paused):
             ev |= selectors.EVENT_READ  # the client reads its answers: keep reading the engine's
         if up.out:
             ev |= selectors.EVENT_WRITE

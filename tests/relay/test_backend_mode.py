@@ -297,3 +297,54 @@ def test_pgerror_from_the_engine_keeps_every_field(pg):
     assert (diag.constraint_name, diag.table_name, diag.schema_name) == ("u_pkey", "u", "public")
     assert diag.message_detail == "Key (id)=(1) already exists."
     assert isinstance(PgError, type)
+
+
+psycopg2 = pytest.importorskip("psycopg2")
+
+
+def _logical_stream(pg, n_messages, timeout=10.0):
+    import psycopg2.extras
+
+    conn = psycopg2.connect(pg.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    cur = conn.cursor()
+    cur.start_replication(slot_name="s1", decode=False, options={"proto_version": "1", "publication_names": "p"})
+    got, error = [], None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and len(got) < n_messages:
+            msg = cur.read_message()
+            if msg is None:
+                time.sleep(0.02)
+                continue
+            got.append(bytes(msg.payload[:1]).decode())
+            msg.cursor.send_feedback(flush_lsn=msg.data_start)
+    except psycopg2.Error as e:
+        error = e
+    finally:
+        conn.close()
+    return got, error
+
+
+def _publish(pg):
+    with psycopg.connect(pg.dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE r (id int PRIMARY KEY, v text)")
+        c.execute("CREATE PUBLICATION p FOR TABLE r")
+        c.execute("SELECT pg_create_logical_replication_slot('s1', 'pgoutput')")
+        c.execute("INSERT INTO r VALUES (1, 'a'), (2, 'b')")
+        c.execute("INSERT INTO r VALUES (3, 'c')")
+
+
+def test_logical_replication_of_what_clients_wrote_through_fakepm(pg):
+    _publish(pg)
+    got, error = _logical_stream(pg, 8)
+    assert error is None
+    assert got == ["B", "R", "I", "I", "C", "B", "I", "C"]  # Begin, Relation, Insert x2, Commit, ...
+    assert pg.copies[-1].direction == "both"
+
+
+def test_replication_stream_faults_apply_to_the_engines_stream(pg):
+    pg.fault(fatal="57P01", at="replication", after_rows=3)
+    _publish(pg)
+    got, error = _logical_stream(pg, 8)
+    assert got == ["B", "R", "I"]
+    assert isinstance(error, psycopg2.errors.AdminShutdown)

@@ -89,7 +89,7 @@ class Backend:
             s.send_fatal(err)
             return False
         link = EngineLink(on_error=lambda err, entry: _note_error(s, err))
-        link.on_copy = lambda direction, entry: _copy_record(s, direction, entry)
+        link.on_copy = lambda direction, entry: _on_copy(s, link, direction, entry)
         s.attach_upstream(value, link)
         for name, val in value.parameters.items():
             s.reported[name] = val
@@ -115,6 +115,8 @@ class Backend:
                 s.send_fatal(fatal("08P01", str(frame)))
                 return
             if isinstance(frame, Event):
+                if frame.kind == "relay-paused" and link.paused:
+                    yield from conv.stream_faults()
                 continue
             t, body = frame
             if t == b"X":
@@ -171,6 +173,16 @@ class EngineEntry(JournalEntry):
 
 def _note_error(s, err: PgError) -> None:
     s.transcript.append(("S", f"ErrorResponse {err.code} {err.message} (engine)"))
+
+
+def _on_copy(s, link: EngineLink, direction: str, entry):
+    if direction == "both":  # a replication stream: fault plans `at: replication` pause it at their counts
+        fx = s.faults
+        marks = sorted({p.rows for p in fx.fs.plans if p.at == "replication"}) if fx is not None else []
+        link.xlog_marks = marks or None
+        if marks and marks[0] <= 0:
+            link._pause_after = True
+    return _copy_record(s, direction, entry)
 
 
 def _copy_record(s, direction: str, entry):
@@ -296,6 +308,16 @@ class _Conversation:
             link.flush()
             yield UPSTREAM_IDLE
         self.s.tx = link.status
+
+    def stream_faults(self):
+        """Generator: the relayed replication stream reached a fault plan's message count."""
+        s, link = self.s, self.link
+        fx = s.faults
+        if fx is not None:
+            yield from fx.replication(s, link.xlog_sent)  # may wait, send an error and end the session
+        link.resume(s.send)
+        if link.paused:
+            s.post_event("relay-paused")
 
     def message_faults(self) -> bool:
         fx = self.s.faults

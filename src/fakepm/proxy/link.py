@@ -68,6 +68,13 @@ class EngineLink:
         self.on_error = on_error  # callable(PgError, entry or None) for the journal and the transcript
         self.on_copy = None  # callable(direction, entry or None) -> a record with count/error, for pg.copies
         self._copy = None  # the record of the COPY running now
+        # replication fault plans (`at: replication, after_rows: N`): the stream pauses after the
+        # Nth XLogData so the session can apply them; the rest waits in _held
+        self.xlog_marks: list | None = None  # sorted message counts still to pause at
+        self.xlog_sent = 0  # XLogData messages relayed in this CopyBoth stream
+        self.paused = False
+        self._pause_after = False
+        self._held: list = []
         self.fatal = False  # the upstream sent a FATAL error: it is closing
         self._out: list = []
         # scanner state across chunks
@@ -117,7 +124,29 @@ class EngineLink:
         return not self.owed
 
     # ------------------------------------------------------------------ from the upstream
+    def resume(self, send: Callable[[bytes], None]) -> None:
+        """Go on after a pause (the session applied its replication faults)."""
+        self.paused = False
+        marks = self.xlog_marks
+        if marks:
+            while marks and marks[0] <= self.xlog_sent:
+                marks.pop(0)
+        held, self._held = self._held, []
+        if held:
+            self.feed(b"".join(held), send)
+
+    def _pause(self, data: bytes, start: int, end: int, send) -> None:
+        if start < end:
+            send(data[start:end])
+        self._pause_after = False
+        self.paused = True
+        if end < len(data):
+            self._held.append(data[end:])
+
     def feed(self, data: bytes, send: Callable[[bytes], None]) -> None:
+        if self.paused:
+            self._held.append(data)
+            return
         if self._hdr:  # a header held back from the previous chunk
             data = self._hdr + data
             self._hdr = b""
@@ -136,10 +165,14 @@ class EngineLink:
                 if self._keep is not None:
                     body, self._keep = bytes(self._keep), None
                     self._frame(self._kind, body)
+                if self._pause_after:
+                    self._pause(data, start, pos, send)
+                    return
         unpack = _HDR.unpack_from
+        counting = self.xlog_marks is not None and self.copy_both
         owed = self.owed
         while pos < n:
-            if n - pos < 5:  # hold a split header back: the frame's fate is not known yet
+            if n - pos < (6 if counting else 5):  # hold a split header back: the frame's fate is not known yet
                 if start < pos:
                     send(data[start:pos])
                 self._hdr = data[pos:]
@@ -147,6 +180,10 @@ class EngineLink:
             kind, length = unpack(data, pos)
             end = pos + 1 + length
             if kind == 68 or kind == 100:  # DataRow, CopyData: nothing to read or decide
+                if counting and kind == 100 and data[pos + 5] == 119:  # an XLogData ('w')
+                    self.xlog_sent += 1
+                    if self.xlog_marks and self.xlog_sent >= self.xlog_marks[0]:
+                        self._pause_after = True
                 if owed and owed[0].silent:
                     if start < pos:
                         send(data[start:pos])
@@ -158,6 +195,9 @@ class EngineLink:
                 elif end > n:
                     self._left, self._keep = end - n, None
                 pos = end
+                if self._pause_after and end <= n:
+                    self._pause(data, start, end, send)
+                    return
                 continue
             drop = self._drops(kind)
             if drop and start < pos:
@@ -171,6 +211,10 @@ class EngineLink:
                 if drop:
                     start = n
             pos = end
+            if self._pause_after and end <= n:
+                self._pause(data, start, end, send)
+                return
+            counting = self.xlog_marks is not None and self.copy_both
         if start < n:
             send(data if start == 0 else data[start:])
 
@@ -190,6 +234,7 @@ class EngineLink:
             self.status = chr(body[0]) if body else "I"
             self.skipping = False
             self.copy_in = False
+            self.copy_both = False
             self.dirty = False
             while owed:
                 o = owed.popleft()
@@ -248,6 +293,7 @@ class EngineLink:
                 self.copy_in = True
             elif kind == 87:
                 self.copy_both = True
+                self.xlog_sent = 0
             if self.on_copy is not None:
                 entries = head.entries
                 i = head.index if hk == QUERY else 0

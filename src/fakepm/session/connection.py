@@ -167,8 +167,16 @@ class Session:
             return
         link = self.link
         link.feed(data, self.send)
-        if self._waiting is UPSTREAM_IDLE and not link.owed:
+        if link.paused:  # a replication fault's count was reached: the conversation applies it
+            self.post_event("relay-paused")
+        elif self._waiting is UPSTREAM_IDLE and not link.owed:
             self._waiting = None
+            self._drive()
+
+    def post_event(self, kind: str, data: Any = None) -> None:
+        """Queue an Event for the conversation; run it now if it waits for input."""
+        self._events.append(Event(kind, data))
+        if self._waiting is NEED_INPUT:
             self._drive()
 
     def upstream_eof(self) -> None:
@@ -309,10 +317,10 @@ class Session:
             if value is None:
                 w = self._waiting
                 if w is NEED_INPUT:
-                    if self._events and self.mode is not None:
+                    if self._events and (self.mode is not None or self.link is not None):
                         value = self._events.popleft()
                     else:
-                        if self._events and self.mode is None:
+                        if self._events:
                             self._events.clear()  # timers/wakes only matter inside a mode
                         value = self.next_frame()
                         if value is None:
