@@ -325,6 +325,8 @@ def _compile(e):
             try:
                 if not isinstance(v, str) and t.category == "S" and not isinstance(src, _ParamType):
                     v = src.encode_text(v).decode()  # now()::text is the timestamp's text output
+                elif t is DATE and isinstance(v, dt.datetime):
+                    v = v.date()  # now()::date
                 if isinstance(v, str):
                     v = t.decode_text(v.encode())
                 else:

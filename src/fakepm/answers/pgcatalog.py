@@ -39,11 +39,35 @@ class _Rel:
 
     @property
     def size(self) -> str:
-        # what pg_size_pretty(pg_table_size()) shows for a small table: nothing until the first row
-        # fills a heap page; a btree index has its metapage, then one leaf page
+        """pg_size_pretty(pg_table_size()) of a small table: a heap page once it has rows, plus the
+        8 kB metapage of a TOAST index when PostgreSQL gives the table a TOAST table; a btree index
+        is its metapage, plus one leaf page once there are rows."""
         if self.index:
-            return "16 kB" if self.table.rows else "8192 bytes"
-        return "8192 bytes" if self.table.rows else "0 bytes"
+            pages = 1 + bool(self.table.rows)
+        else:
+            pages = bool(self.table.rows) + _has_toast(self.table)
+        return "0 bytes" if not pages else "8192 bytes" if pages == 1 else f"{8 * pages} kB"
+
+
+def _has_toast(t: Table) -> bool:
+    """needs_toast_table() of PostgreSQL 15 (heap/tableam.c) for the declared columns."""
+    length = 0
+    toastable = False
+    for c in t.columns:
+        typ = c.type
+        if _storage(typ) != "p":
+            toastable = True
+        if typ.typlen > 0:
+            length += typ.typlen
+            continue
+        if typ.name in ("varchar", "bpchar") and c.typmod >= 4:
+            length += (c.typmod - 4) * 4 + 4  # 4 bytes per character at most in UTF8
+        elif typ.name == "numeric" and c.typmod >= 4:
+            length += 8 + 2 * ((((c.typmod - 4) >> 16 & 0xFFFF) + 6) // 4)  # numeric_maximum_size()
+        else:
+            return toastable or any(_storage(x.type) != "p" for x in t.columns)  # unbounded length
+    header = -(-(23 + (len(t.columns) + 7) // 8) // 8) * 8
+    return toastable and header + -(-length // 8) * 8 > 2032  # TOAST_TUPLE_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -144,25 +168,33 @@ _ATTR_ITEMS = _items(
 )
 
 
-def _indexdef(t: Table) -> str:
-    return (f"CREATE UNIQUE INDEX {quote_ident(t.name + '_pkey')} ON {quote_ident(t.schema)}.{quote_ident(t.name)} "
+@dataclass(frozen=True)
+class _Pkey:
+    table: Table
+    visible: bool  # its table is on the search_path: pg_get_indexdef(..., pretty) leaves the schema out
+
+
+def _indexdef(i: _Pkey) -> str:
+    t = i.table
+    rel = quote_ident(t.name) if i.visible else f"{quote_ident(t.schema)}.{quote_ident(t.name)}"
+    return (f"CREATE UNIQUE INDEX {quote_ident(t.name + '_pkey')} ON {rel} "
             f"USING btree ({', '.join(quote_ident(k) for k in t.key)})")
 
 
 _INDEX_ITEMS = _items(
-    ("c2.relname", "name", lambda t: f"{t.name}_pkey"),
-    ("i.indisprimary", "bool", lambda t: True),
-    ("i.indisunique", "bool", lambda t: True),
-    ("i.indisclustered", "bool", lambda t: False),
-    ("i.indisvalid", "bool", lambda t: True),
+    ("c2.relname", "name", lambda i: f"{i.table.name}_pkey"),
+    ("i.indisprimary", "bool", lambda i: True),
+    ("i.indisunique", "bool", lambda i: True),
+    ("i.indisclustered", "bool", lambda i: False),
+    ("i.indisvalid", "bool", lambda i: True),
     ("pg_catalog.pg_get_indexdef(i.indexrelid, 0, true)", "text", _indexdef),
     ("pg_catalog.pg_get_constraintdef(con.oid, true)", "text",
-     lambda t: f"PRIMARY KEY ({', '.join(quote_ident(k) for k in t.key)})"),
-    ("contype", '"char"', lambda t: "p"),
-    ("condeferrable", "bool", lambda t: False),
-    ("condeferred", "bool", lambda t: False),
-    ("i.indisreplident", "bool", lambda t: False),
-    ("c2.reltablespace", "oid", lambda t: 0),
+     lambda i: f"PRIMARY KEY ({', '.join(quote_ident(k) for k in i.table.key)})"),
+    ("contype", '"char"', lambda i: "p"),
+    ("condeferrable", "bool", lambda i: False),
+    ("condeferred", "bool", lambda i: False),
+    ("i.indisreplident", "bool", lambda i: False),
+    ("c2.reltablespace", "oid", lambda i: 0),
 )
 
 # per-table footers a declared table has none of (no policies, statistics objects,
@@ -252,7 +284,8 @@ def _answer(query: Query, key: str, items, catalog: Catalog) -> Result | None:
             "from pg_catalog.pg_class c , pg_catalog.pg_class c2 , pg_catalog.pg_index i left join "
             "pg_catalog.pg_constraint con on") in key and f"where c.oid = '{oid}' and c.oid = i.indrelid and " \
             "i.indexrelid = c2.oid order by" in key:
-        return _build(items, _INDEX_ITEMS, [table] if table.key else [])
+        pkey = _Pkey(table, table.schema in _search_path(query))
+        return _build(items, _INDEX_ITEMS, [pkey] if table.key else [])
     if f"from pg_catalog.pg_policy pol where pol.polrelid = '{oid}' order by 1" in key:
         return _build(items, _POLICY_ITEMS, [])
     if f"from pg_catalog.pg_statistic_ext where stxrelid = '{oid}' order by" in key:

@@ -356,14 +356,16 @@ class _Parser:
                     i += 1
                 i, _, _ = self.at_level(i, end)
             elif w in ("isnull", "notnull"):
-                i += 1
+                i, name, strength = self._after_postfix(i + 1, end, None, 0)
+                continue
             elif w == "is":
                 j = self._is(i + 1, end)
                 # x IS [form] NORMALIZED is the function is_normalized(x); IS NOT ... is NOT of it
                 if self.word(j - 1) == "normalized" and self.word(i + 1) != "not":
-                    i, name, strength = j, "is_normalized", 2
-                    continue
-                i = j
+                    i, name, strength = self._after_postfix(j, end, "is_normalized", 2)
+                else:
+                    i, name, strength = self._after_postfix(j, end, None, 0)
+                continue
             elif w == "operator" and self.char(i + 1, "("):
                 i, _, _ = self.at_level(self.close(i + 1), end)
             else:
@@ -383,6 +385,19 @@ class _Parser:
             return self.at_level(i + 2, end)[0]
         raise _Unknown("IS ...")
 
+    def _after_postfix(self, i: int, end: int, name, strength):
+        """`x IS NULL::text COLLATE "C"`: casts and COLLATE after a postfix test apply to it."""
+        while i < end:
+            if self.toks[i].kind == "o" and self.toks[i].value == "::":
+                tname, i = self.type_name(i + 1, end)
+                if strength <= 1:
+                    name, strength = tname, 1
+            elif self.word(i) == "collate" and i + 1 < end:
+                _, i = self.qualified_name(i + 1, end)
+            else:
+                break
+        return i, name, strength
+
     def at_level(self, i: int, end: int):
         """Operand with COLLATE / AT TIME ZONE (tighter than any binary operator)."""
         i, name, strength = self.unary(i, end)
@@ -390,6 +405,10 @@ class _Parser:
             w = self.word(i)
             if w == "collate" and i + 1 < end:
                 _, i = self.qualified_name(i + 1, end)
+            elif self.toks[i].kind == "o" and self.toks[i].value == "::":  # 'x' COLLATE "C"::text
+                tname, i = self.type_name(i + 1, end)
+                if strength <= 1:
+                    name, strength = tname, 1
             elif w == "at" and self.word(i + 1) == "time" and self.word(i + 2) == "zone":
                 i, _, _ = self.unary(i + 3, end)
                 name, strength = "timezone", 2
@@ -500,7 +519,7 @@ class _Parser:
             if j > end:
                 raise _Unknown("unbalanced")
             inner_first = self.word(i + 1)
-            if inner_first in ("select", "with", "values") or (self.char(i + 1, "(") and self._starts_select(i + 1)):
+            if inner_first in ("select", "with", "values") or self._set_operation(i + 1):
                 if inner_first == "values":
                     return j, "column1", 2
                 items, _ = self.select(i + 1, j - 1)
@@ -554,10 +573,16 @@ class _Parser:
             raise _Unknown(f"reserved word {w}")
         return self.name_chain(i, end)
 
-    def _starts_select(self, i: int) -> bool:
-        while self.char(i, "("):
-            i += 1
-        return self.word(i) in ("select", "with", "values")
+    def _set_operation(self, i: int) -> bool:
+        """`((SELECT 1) UNION (SELECT 2))`: a parenthesised query, not an expression in parens."""
+        if not self.char(i, "("):
+            return False
+        j = self.close(i)
+        k = i
+        while self.char(k, "("):
+            k += 1
+        return self.word(k) in ("select", "with", "values") and self.word(j) in (
+            "union", "intersect", "except", "order", "limit", "offset", "fetch")
 
     def _split_commas(self, i: int, end: int) -> list[tuple[int, int]]:
         parts = []
