@@ -433,3 +433,27 @@ def test_postmaster_killed_under_us_is_reported_then_restarted(binaries, dirs):
         eng.release_database(name)
     finally:
         eng.stop()
+
+
+def test_idle_slots_on_tmpfs_give_their_memory_back(binaries, dirs):
+    import os
+    import time
+
+    from fakepm.engine import cluster
+
+    eng = ManagedEngine(binaries, cache_root=dirs.cache, data_root=dirs.data)
+    slots = eng.cluster.slots_dir if eng.cluster else cluster.Cluster(binaries, dirs.cache, dirs.data).slots_dir
+    if not cluster._on_tmpfs(slots):
+        pytest.skip("the data directory is not on tmpfs here")
+    old, recent = os.path.join(slots, "5"), os.path.join(slots, "6")
+    for d, age in ((old, 3 * 86400), (recent, 60)):
+        os.makedirs(os.path.join(d, "data"))
+        with open(os.path.join(d, "server.log"), "w") as f:
+            f.write("x")
+        t = time.time() - age
+        os.utime(os.path.join(d, "server.log"), (t, t))
+    try:
+        eng.start()
+        assert not os.path.exists(old) and os.path.isdir(recent)
+    finally:
+        eng.stop()

@@ -80,6 +80,9 @@ SETTINGS = {
 }
 TMPFS = "/dev/shm"
 TMPFS_MIN_FREE = 2 << 30  # Docker's default 64 MB /dev/shm cannot hold a slot: use the disk then
+# A slot on tmpfs is memory: one nobody used for this long (no process holds it) is removed at
+# the next start; its templates are rebuilt if a run needs them again.
+TMPFS_SLOT_IDLE = 24 * 3600.0
 
 
 def cache_root() -> str:
@@ -421,6 +424,8 @@ class Cluster:
                 _makedirs(d)
                 self.datadir = os.path.join(d, "data")
                 self.logfile = os.path.join(d, "server.log")
+                if _on_tmpfs(slots):
+                    _remove_idle_slots(slots, keep=i)
                 return
         # every slot busy: a throw-away data directory, removed by the guard at the end
         d = tempfile.mkdtemp(prefix=f"tmp-{os.getpid()}-", dir=slots)
@@ -632,6 +637,38 @@ class Cluster:
             self._slot_lock.fd = -1
         self.socket_dir = ""
         self._temp_dirs = []
+
+
+def _on_tmpfs(path: str) -> bool:
+    try:
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1:3] for line in f]
+    except OSError:
+        return False
+    best = max((m for m in mounts if path == m[0] or path.startswith(m[0].rstrip("/") + "/")),
+               key=lambda m: len(m[0]), default=None)
+    return best is not None and best[1] == "tmpfs"
+
+
+def _remove_idle_slots(slots: str, keep: int) -> None:
+    """Slots on tmpfs nobody holds and nobody used for TMPFS_SLOT_IDLE: give their memory back."""
+    now = time.time()
+    for i in range(MAX_SLOTS):
+        d = os.path.join(slots, str(i))
+        if i == keep or not os.path.isdir(d):
+            continue
+        try:
+            last = os.stat(os.path.join(d, "server.log")).st_mtime
+        except OSError:
+            last = os.stat(d).st_mtime
+        if now - last < TMPFS_SLOT_IDLE:
+            continue
+        lock = FileLock(os.path.join(slots, f"{i}.lock"))
+        if lock.try_acquire():
+            try:
+                shutil.rmtree(d, ignore_errors=True)
+            finally:
+                lock.release()
 
 
 def _alive(pid: int) -> bool:

@@ -45,6 +45,7 @@ POOL_TEMPLATES = 4
 MAX_TEMPLATES = 16
 MAX_IDLE_ADMIN = 4  # idle admin connections kept open (one per concurrently acquiring thread is plenty)
 STOP_DROP_BUDGET = 10.0  # seconds an external engine may spend dropping its databases at stop
+MANAGED_STOP_DROP_BUDGET = 2.0  # a managed one: what it does not drop now, the next start does
 _instances: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 _PROCESS_COUNTER = itertools.count(1)  # database names unique per process, across engines
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
@@ -469,6 +470,28 @@ class Engine:
     def _sweep(self) -> None:
         pass
 
+    def _drop_ours(self, budget: float) -> None:
+        """At stop: drop pool clones, released-but-not-yet-dropped and never-released databases (bounded)."""
+        with self._cond:
+            names = list(self._drops) + [n for p in self._pools.values() for n in p]
+            self._drops.clear()
+        names += sorted(self._handed_out)
+        if not names:
+            return
+        deadline = time.monotonic() + budget
+        try:
+            c = AdminConnection(self.admin_url(), timeout=budget)
+        except EngineError:
+            return  # the server is gone: nothing to drop there
+        try:
+            for name in names:
+                if time.monotonic() > deadline:
+                    break
+                with contextlib.suppress(EngineSQLError):
+                    self._drop_database(c, name)
+        finally:
+            c.close()
+
     def _forget_template(self, tpl: str) -> None:
         with self._lock:
             for k, v in list(self._templates.items()):
@@ -623,6 +646,10 @@ class ManagedEngine(Engine):
         self.start()
         return f"postgresql://{user}@/{database}?host={self.cluster.socket_dir}&port={PORT}"
 
+    def _before_stop(self) -> None:
+        # pool clones hold disk (or memory, on tmpfs) until the next run: give it back now, briefly
+        self._drop_ours(MANAGED_STOP_DROP_BUDGET)
+
     def _after_start(self) -> None:
         """A slot is reused across runs: what an earlier run left that a test could see goes now,
         before anyone uses the engine (databases made by tests, replication slots, prepared
@@ -711,23 +738,7 @@ class ExternalEngine(Engine):
 
     def _before_stop(self) -> None:
         """Our databases on a shared server go with us: pool clones, and any not released."""
-        names = list(self._drops) + [n for p in self._pools.values() for n in p] + sorted(self._handed_out)
-        self._drops.clear()
-        if not names:
-            return
-        deadline = time.monotonic() + STOP_DROP_BUDGET
-        try:
-            c = AdminConnection(self.admin_url(), timeout=STOP_DROP_BUDGET)
-        except EngineError:
-            return  # the server is gone: nothing to drop there
-        try:
-            for name in names:
-                if time.monotonic() > deadline:
-                    break
-                with contextlib.suppress(EngineSQLError):
-                    self._drop_database(c, name)
-        finally:
-            c.close()
+        self._drop_ours(STOP_DROP_BUDGET)
 
     def _sweep(self) -> None:
         """Databases this host's dead processes left (killed runs); never another host's, never busy ones."""
