@@ -457,3 +457,32 @@ def test_idle_slots_on_tmpfs_give_their_memory_back(binaries, dirs):
         assert not os.path.exists(old) and os.path.isdir(recent)
     finally:
         eng.stop()
+
+
+def test_upstream_over_the_unix_socket_and_cancel(managed):
+    """What backend mode does per client: an Upstream session on the socket, and a CancelRequest."""
+    import time
+
+    from fakepm.protocol.messages import ErrorResponse, Query, ReadyForQuery
+    from fakepm.proxy.upstream import send_cancel
+
+    name = managed.acquire_database()
+    url = managed.upstream_url("postgres", name)
+    up = Upstream(url, {"application_name": "cancel-test"}).connect()
+    try:
+        assert up.pid > 0 and up.parameters["server_version"] == managed.version
+        up.send(Query("SELECT pg_sleep(30)"))
+        time.sleep(0.2)
+        t = time.monotonic()
+        send_cancel(url, up.pid, up.secret)
+        error = None
+        while True:
+            msg = up.read_message()
+            if isinstance(msg, ErrorResponse):
+                error = msg.error
+            if isinstance(msg, ReadyForQuery):
+                break
+        assert error is not None and error.code == "57014" and time.monotonic() - t < 10
+    finally:
+        up.close()
+        managed.release_database(name)
