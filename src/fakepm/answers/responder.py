@@ -1,10 +1,14 @@
 """The Responder: one place that turns a Query into an answer, for every session.
 
-Order: user rules (Python and YAML share one RuleSet), then -- decided by the session --
-session commands (BEGIN, SET, cursors, ...), then builtins, then the "no rule matched" error.
+The answer chain (`chain`): user rules (Python and YAML share one RuleSet), then in pure
+mode the session's own commands (BEGIN, SET, cursors, ...; the session passes them in) and
+the builtins, in backend mode the engine (ENGINE: the session relays the statement), and
+last the "no rule matched" error (FP000).
 """
 
 from __future__ import annotations
+
+from inspect import isgenerator
 
 from ..protocol.errors import NO_RULE_MATCHED, PgError
 from ..protocol.types import REGISTRY
@@ -26,6 +30,9 @@ PARSE_TIME_ERRORS = frozenset({
 _ANALYSED_KINDS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "MERGE", "TABLE"})
 
 
+ENGINE = "engine"  # the chain's answer in backend mode when no rule answers: the engine does
+
+
 class Responder:
     def __init__(self, rules: RuleSet, builtins: Builtins, tables=None):
         self.rules = rules
@@ -38,6 +45,32 @@ class Responder:
         if match is None:
             return None, None
         return self.rules.answer(match, query), match.rule.label
+
+    def chain(self, query: Query, session_commands=None, backend: bool = False):
+        """Generator -> (answer, label): the whole answer chain for one statement (module doc).
+
+        `session_commands(query)` gives (answer or a generator of it, label) for statements the
+        session answers from its own state. In backend mode the answer after the rules is ENGINE.
+        (None, None): nothing answers (the caller sends no_match_error)."""
+        answer, label = self.answer(query)
+        if answer is not None:
+            return answer, label
+        if backend:
+            return ENGINE, ENGINE
+        if session_commands is not None:
+            answer, label = session_commands(query)
+            if isgenerator(answer):
+                answer = yield from answer
+            if answer is not None:
+                return answer, label
+        return self.builtin(query)
+
+    def could_answer(self, query: Query) -> bool:
+        """Could a rule answer this SQL, whatever its parameters? (backend mode: keep it here)"""
+        if not self.rules.rules:
+            return False
+        query.describe_only = True
+        return self.rules.find(query, consume=False) is not None
 
     def builtin(self, query: Query):
         if query.kind == "COPY":
@@ -139,4 +172,4 @@ class Responder:
         )
 
 
-__all__ = ["Responder", "Result"]
+__all__ = ["ENGINE", "Responder", "Result"]

@@ -327,9 +327,7 @@ class _Conversation:
         """Could a rule answer this SQL (whatever its parameters)?"""
         if not self.rules.rules:
             return False
-        q = self.s.make_query(sql, [], (), protocol, None)
-        q.describe_only = True
-        return self.rules.find(q, consume=False) is not None
+        return self.s.responder.could_answer(self.s.make_query(sql, [], (), protocol, None))
 
     def _entry(self, sql: str, protocol: str, statement: str | None = None, bound=None) -> JournalEntry:
         s = self.s

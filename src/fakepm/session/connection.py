@@ -15,12 +15,11 @@ Time is never read here: the server passes `now` in (`receive`, `on_timer`).
 from __future__ import annotations
 
 import re
-from inspect import isgenerator
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..answers.match import classify, default_tag, insert_values_rows, split_statements
+from ..answers.responder import ENGINE
 from ..answers.result import ConnectionInfo, Deferred, Query, Result
 from ..protocol import messages as m
 from ..protocol.auth import AuthFailed, Authenticator
@@ -791,16 +790,12 @@ class Session:
             err = PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
             self.journal_query(query, "session:failed-transaction", err)
             return Result(error=err)
-        answer, label = self.responder.answer(query)
-        if answer is None and self.backend is not None:
+        answer, label = yield from self.responder.chain(
+            query, lambda q: commands.answer(self, q, kind), backend=self.backend is not None)
+        if answer is ENGINE:
             if engine:
-                return None  # no rule: the engine answers (the caller relays the statement)
-        elif answer is None:
-            answer, label = commands.answer(self, query, kind)
-            if isgenerator(answer):
-                answer = yield from answer
-            if answer is None:
-                answer, label = self.responder.builtin(query)
+                return None  # the caller relays the statement to the engine
+            answer = label = None  # a local statement whose rule stopped matching: FP000
         if answer is None:
             err = self.responder.no_match_error(query)
             self.journal_query(query, None, err)
