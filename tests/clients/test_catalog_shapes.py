@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from fakepm import FakePostgres
+from fakepm.answers.selectlist import quote_ident
 
 pytestmark = [pytest.mark.realpg,
               pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")]
@@ -28,16 +29,23 @@ REAL_DDL = [
     "CREATE TABLE products (id int4 PRIMARY KEY, name text, price numeric(10,2), tags text[])",
     "INSERT INTO products VALUES (1, 'Widget', 9.99, '{a,b}'), (2, 'Gadget', 24.50, '{}')",
     "CREATE TABLE customers (id int8 PRIMARY KEY, email varchar(200), created timestamptz)",
+    # and what the fake fixture adds: another schema, names that need quotes, no key
+    "CREATE SCHEMA inventory",
+    "CREATE TABLE inventory.stock (sku text PRIMARY KEY, qty int2, bins int4[], at time(3))",
+    'CREATE TABLE "Order Items" ("Line" int4 PRIMARY KEY, "desc" char(3), "Note" varchar)',
+    "CREATE TABLE events (at timestamptz, payload jsonb, flag bool)",
+    "INSERT INTO events VALUES (now(), '{}', true)",
 ]
 DB = "catalog_shapes"
 
 # psql commands fakepm answers from the declared tables, as PostgreSQL would
 ANSWERED = [r"\d", r"\dt", r"\dt+", r"\di", r"\di+", r"\dti", r"\dv", r"\ds", r"\dm", r"\d products", r"\d+ products",
             r"\d customers", r"\d+ customers", r"\d public.products", r"\dt prod*", r"\dt+ public.*", r"\d nosuch",
-            r"\dt nosuch*"]
+            r"\dt nosuch*", r"\d inventory.stock", r"\d+ inventory.stock", r"\dt inventory.*", r"\di+ inventory.*",
+            r'\d+ "Order Items"', r"\d events", r"\d+ events", r"\dt+ *.stock"]
 # and the ones it does not know how to answer exactly: FP000 (psql prints the error, exit status 1)
 UNANSWERED = [r"\l", r"\l+", r"\dn", r"\dn+", r"\df", r"\du", r"\dT", r"\dx", r"\d products_pkey", r"\d prod*",
-              r"\dS", r"\dtS", r"\d pg_class", r"\dp", r"\dD", r"\dt pg_catalog.*"]
+              r"\dS", r"\dtS", r"\d pg_class", r"\dp", r"\dD", r"\dt pg_catalog.*", r"\dt *.*", r"\d inventory.*"]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +64,10 @@ def real(real_pg):
 @pytest.fixture
 def fake():
     with FakePostgres(scenario=str(SCENARIO)) as pg:
+        pg.table("inventory.stock", {"sku": "text", "qty": "int2", "bins": "int4[]", "at": "time(3)"}, key=["sku"])
+        pg.table('"Order Items"', {"Line": "int4", "desc": "char(3)", "Note": "varchar"}, key=["Line"])
+        pg.table("events", {"at": "timestamptz", "payload": "jsonb", "flag": "bool"},
+                 rows=[["2024-01-02T03:04:05+00:00", {}, True]])
         yield pg
 
 
@@ -95,7 +107,8 @@ def _real_sql(sql: str, oids: dict[int, int]) -> str:
     return re.sub(r"'(\d+)'", lambda m: f"'{oids.get(int(m.group(1)), int(m.group(1)))}'", sql)
 
 
-@pytest.mark.parametrize("command", [r"\d", r"\dt+", r"\di+", r"\d+ products", r"\d customers"])
+@pytest.mark.parametrize("command", [r"\d", r"\dt+", r"\di+", r"\d+ products", r"\d customers",
+                                     r"\d+ inventory.stock", r'\d "Order Items"', r"\d+ events"])
 def test_each_catalog_answer_has_postgresqls_columns_and_rows(fake, real, command):
     """Below psql's printing: every statement fakepm answered, run on PostgreSQL 15 (its table
     OIDs put in), gives the same column names, type OIDs and rows."""
@@ -103,8 +116,8 @@ def test_each_catalog_answer_has_postgresqls_columns_and_rows(fake, real, comman
     answered = [q for q in fake.queries if q.rule == "builtin:pgcatalog"]
     assert answered
     with psycopg.connect(real, autocommit=True) as rc, psycopg.connect(fake.dsn, autocommit=True) as fc:
-        oids = {t.oid: rc.execute("SELECT %s::regclass::oid", (t.qualname,)).fetchone()[0]
-                for t in fake.catalog.tables.values()}
+        oids = {t.oid: rc.execute("SELECT %s::regclass::oid", (f"{quote_ident(t.schema)}.{quote_ident(t.name)}",))
+                .fetchone()[0] for t in fake.catalog.tables.values()}
         back = {v: k for k, v in oids.items()}
         for q in answered:
             fcur = fc.execute(q.sql.replace("%", "%%"))
@@ -177,3 +190,31 @@ def test_pgcli_describe_unanswered_is_fp000(fake, command, tmp_path):
     r = pgcli(fake.dsn, command, tmp_path)
     assert "fakepm: no rule matches this query" in r.stdout
     assert [q.error[:5] for q in fake.queries if q.error] == ["FP000"]
+
+
+PGCLI_LOOKUP = ("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_namespace n "
+                "ON n.oid = c.relnamespace WHERE pg_catalog.pg_table_is_visible(c.oid) AND c.relname "
+                "OPERATOR(pg_catalog.~) $1 ORDER BY 2,3")
+
+
+def test_lookup_with_its_pattern_as_a_parameter(fake):
+    """pgcli binds the name pattern: Describe Statement (asyncpg) gets the columns before the
+    parameter is known; Execute filters by it."""
+    asyncpg = pytest.importorskip("asyncpg")
+    import asyncio
+
+    async def run():
+        conn = await asyncpg.connect(fake.dsn)
+        try:
+            stmt = await conn.prepare(PGCLI_LOOKUP)
+            cols = [(a.name, a.type.name) for a in stmt.get_attributes()]
+            return cols, [tuple(r) for r in await stmt.fetch("^(products)$")], await stmt.fetch("^(nosuch)$")
+        finally:
+            await conn.close()
+
+    cols, rows, none = asyncio.run(run())
+    assert cols == [("oid", "oid"), ("nspname", "name"), ("relname", "name")]
+    assert rows == [(fake.catalog.get("products").oid, "public", "products")] and none == []
+    with psycopg.connect(fake.dsn, autocommit=True) as c, pytest.raises(psycopg.Error) as ei:
+        c.execute(PGCLI_LOOKUP.replace("$1", "%s"), ("^(products_pkey)$",))  # an index: not described
+    assert ei.value.sqlstate == "FP000"

@@ -389,9 +389,9 @@ def _relations(query: Query, key: str, catalog: Catalog, lookup: bool) -> list[_
             if isinstance(rel, re.Pattern) and not rel.search(r.name):
                 continue
             if lookup and r.index:
-                if rel is not None:
-                    raise _Unanswerable("describing an index")  # \d products_pkey: not answered
-                continue
+                if rel is _UNKNOWN:
+                    continue  # Describe of a lookup with its pattern a parameter: the columns suffice
+                raise _Unanswerable("describing an index")  # \d products_pkey, \d inventory.*: not answered
             if kinds is not None and ("i" if r.index else "r") not in kinds:
                 continue
             out.append(r)
@@ -402,19 +402,24 @@ def _relations(query: Query, key: str, catalog: Catalog, lookup: bool) -> list[_
 def _may_name_system(rel, query: Query) -> bool:
     """Whether a relation-name pattern might match a relation of pg_catalog (whose relations
     are all named pg_...): fakepm knows none of them. Unsure means yes."""
-    if not isinstance(rel, re.Pattern):
-        return not query.describe_only  # no name given (or unknown at Describe)
-    m = re.match(r"^\^\(([a-z0-9_ ]*)", rel.pattern)
+    if rel is _UNKNOWN:
+        return False  # Describe: no rows are sent
+    if rel is None:
+        return True  # no name given: every relation, pg_catalog's too
+    m = re.match(r"^\^\(([^.*+?()\[\]{}|\\^$]*)", rel.pattern)  # the literal start of psql's ^(...)$
     prefix = m.group(1) if m else ""
     return prefix.startswith("pg_") or "pg_".startswith(prefix)
 
 
+_UNKNOWN = object()  # a pattern that is a parameter not bound yet (Describe Statement)
+
+
 def _pattern(query: Query, literal: str | None, param: str | None):
-    """A compiled name pattern; None when it is a parameter not known yet (Describe)."""
+    """A compiled name pattern, or _UNKNOWN for a parameter not known yet."""
     if param is not None:
         idx = int(param) - 1
         if query.describe_only or idx >= len(query.params):
-            return None
+            return _UNKNOWN
         value = query.params[idx]
         if not isinstance(value, str):
             raise _Unanswerable("pattern parameter")
