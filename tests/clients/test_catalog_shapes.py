@@ -35,6 +35,8 @@ REAL_DDL = [
     'CREATE TABLE "Order Items" ("Line" int4 PRIMARY KEY, "desc" char(3), "Note" varchar)',
     "CREATE TABLE events (at timestamptz, payload jsonb, flag bool)",
     "INSERT INTO events VALUES (now(), '{}', true)",
+    "CREATE TABLE ri_full (a int4 PRIMARY KEY)", "ALTER TABLE ri_full REPLICA IDENTITY FULL",
+    "CREATE TABLE ri_index (a int4 PRIMARY KEY)", "ALTER TABLE ri_index REPLICA IDENTITY USING INDEX ri_index_pkey",
 ]
 DB = "catalog_shapes"
 
@@ -42,7 +44,8 @@ DB = "catalog_shapes"
 ANSWERED = [r"\d", r"\dt", r"\dt+", r"\di", r"\di+", r"\dti", r"\dv", r"\ds", r"\dm", r"\d products", r"\d+ products",
             r"\d customers", r"\d+ customers", r"\d public.products", r"\dt prod*", r"\dt+ public.*", r"\d nosuch",
             r"\dt nosuch*", r"\d inventory.stock", r"\d+ inventory.stock", r"\dt inventory.*", r"\di+ inventory.*",
-            r'\d+ "Order Items"', r"\d events", r"\d+ events", r"\dt+ *.stock"]
+            r'\d+ "Order Items"', r"\d events", r"\d+ events", r"\dt+ *.stock", r"\d+ ri_full", r"\d ri_index",
+            r"\d+ ri_index"]
 # and the ones it does not know how to answer exactly: FP000 (psql prints the error, exit status 1)
 UNANSWERED = [r"\l", r"\l+", r"\dn", r"\dn+", r"\df", r"\du", r"\dT", r"\dx", r"\d products_pkey", r"\d prod*",
               r"\dS", r"\dtS", r"\d pg_class", r"\dp", r"\dD", r"\dt pg_catalog.*", r"\dt *.*", r"\d inventory.*"]
@@ -68,6 +71,8 @@ def fake():
         pg.table('"Order Items"', {"Line": "int4", "desc": "char(3)", "Note": "varchar"}, key=["Line"])
         pg.table("events", {"at": "timestamptz", "payload": "jsonb", "flag": "bool"},
                  rows=[["2024-01-02T03:04:05+00:00", {}, True]])
+        pg.table("ri_full", {"a": "int4"}, key=["a"], replica_identity="f")
+        pg.table("ri_index", {"a": "int4"}, key=["a"], replica_identity="i")
         yield pg
 
 

@@ -50,7 +50,7 @@ class _Rel:
 
 
 def _has_toast(t: Table) -> bool:
-    """needs_toast_table() of PostgreSQL 15 (heap/tableam.c) for the declared columns."""
+    """needs_toast_table() of PostgreSQL 15 (catalog/toasting.c) for the declared columns."""
     length = 0
     toastable = False
     for c in t.columns:
@@ -64,8 +64,8 @@ def _has_toast(t: Table) -> bool:
             length += (c.typmod - 4) * 4 + 4  # 4 bytes per character at most in UTF8
         elif typ.name == "numeric" and c.typmod >= 4:
             length += 8 + 2 * ((((c.typmod - 4) >> 16 & 0xFFFF) + 6) // 4)  # numeric_maximum_size()
-        else:
-            return toastable or any(_storage(x.type) != "p" for x in t.columns)  # unbounded length
+        else:  # a length without bound: a TOAST table if any column can be toasted
+            return any(_storage(x.type) != "p" for x in t.columns)
     header = -(-(23 + (len(t.columns) + 7) // 8) // 8) * 8
     return toastable and header + -(-length // 8) * 8 > 2032  # TOAST_TUPLE_THRESHOLD
 
@@ -76,7 +76,7 @@ class _Att:
     column: Column
 
 
-_Items = dict  # normalised expression -> (type name, value function)
+_Items = dict  # normalised expression -> (PgType, value of one entity)
 
 
 def _items(*entries: tuple[str, str, Callable]) -> _Items:
@@ -193,7 +193,7 @@ _INDEX_ITEMS = _items(
     ("contype", '"char"', lambda i: "p"),
     ("condeferrable", "bool", lambda i: False),
     ("condeferred", "bool", lambda i: False),
-    ("i.indisreplident", "bool", lambda i: False),
+    ("i.indisreplident", "bool", lambda i: i.table.replica_identity == "i"),  # the only index it can use
     ("c2.reltablespace", "oid", lambda i: 0),
 )
 
