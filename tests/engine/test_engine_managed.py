@@ -486,3 +486,19 @@ def test_upstream_over_the_unix_socket_and_cancel(managed):
     finally:
         up.close()
         managed.release_database(name)
+
+
+def test_damaged_slot_is_reset_from_the_initdb_cache(binaries, dirs):
+    import os
+
+    eng = ManagedEngine(binaries, cache_root=dirs.cache, data_root=dirs.data)
+    try:
+        eng.start()
+        datadir = eng.cluster.datadir
+        eng.stop()
+        os.unlink(os.path.join(datadir, "global", "pg_control"))  # as after a machine crash with fsync off
+        eng.start()
+        with psycopg.connect(eng.dsn()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        eng.stop()

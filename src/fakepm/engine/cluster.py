@@ -341,6 +341,9 @@ class Cluster:
         if not os.path.isfile(os.path.join(bindir, "postgres")):
             with FileLock(os.path.join(self.base, "install.lock")).acquire(LOCK_TIMEOUT, "copying the binaries"):
                 if not os.path.isfile(os.path.join(bindir, "postgres")):
+                    for name in os.listdir(self.base):  # we hold the lock: from a killed copy
+                        if name.startswith("install.tmp-"):
+                            shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
                     tmp = tempfile.mkdtemp(prefix="install.tmp-", dir=self.base)
                     try:
                         os.chmod(tmp, 0o755)
@@ -366,6 +369,9 @@ class Cluster:
         with FileLock(os.path.join(self.base, "initdb.lock")).acquire(LOCK_TIMEOUT, "initdb"):
             if os.path.isfile(os.path.join(self.initdb_dir, "PG_VERSION")):
                 return  # another process did it while we waited
+            for name in os.listdir(self.base):  # we hold the lock: these are from a killed initdb
+                if name.startswith("initdb.tmp-"):
+                    shutil.rmtree(os.path.join(self.base, name), ignore_errors=True)
             tmp = tempfile.mkdtemp(prefix="initdb.tmp-", dir=self.base)
             try:
                 if self.who is not None:
@@ -485,7 +491,7 @@ class Cluster:
                 self._prepare_datadir()
                 self._kill_stale_postmaster()
                 self._spawn()
-            except EngineError as first:
+            except _PostmasterExited as first:
                 if self.slot is None:
                     raise
                 # a persistent slot that does not start (e.g. damaged by a machine crash with
@@ -561,7 +567,10 @@ class Cluster:
                 self.pid = int(line.split()[1])
             elif line == "ready":
                 return
-            else:  # exited N / failed ... / timeout / stopped / EOF
+            elif line.startswith("exited"):
+                raise _PostmasterExited(f"PostgreSQL {self.binaries.version} ({self._bin('postgres')}) failed to "
+                                        f"start on {self.datadir}: guard says {line!r}", log_tail=tail(self.logfile))
+            else:  # failed ... / timeout / stopped / EOF
                 raise EngineError(f"PostgreSQL {self.binaries.version} ({self._bin('postgres')}) failed to start "
                                   f"on {self.datadir}: guard says {line!r}", log_tail=tail(self.logfile))
 
@@ -637,6 +646,10 @@ class Cluster:
             self._slot_lock.fd = -1
         self.socket_dir = ""
         self._temp_dirs = []
+
+
+class _PostmasterExited(EngineError):
+    """The postmaster ended while starting (a damaged data directory, a bad setting...)."""
 
 
 def _on_tmpfs(path: str) -> bool:
