@@ -203,7 +203,7 @@ def main() -> None:
             for i in range(n):
                 t = time.perf_counter()
                 j = DatabaseJanitor(user="postgres", host=eng.socket_dir, port=5432, dbname=f"ppg_{i}",
-                                    template_dbname="ppg_tmpl", version=eng.version)
+                                    template_dbname="ppg_tmpl", version=eng.version.split()[0])
                 j.init()
                 with psycopg.connect(host=eng.socket_dir, port=5432, user="postgres", dbname=f"ppg_{i}") as conn:
                     conn.execute("SELECT 1").fetchone()
