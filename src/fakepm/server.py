@@ -168,6 +168,7 @@ class FakePostgres:
         journal_limit: int = 100_000,
         backend=None,
         schema=(),
+        hooks=(),
     ):
         self.host = host
         self._requested_port = port
@@ -208,6 +209,7 @@ class FakePostgres:
         # backend mode: SQL run when the database is made (text, or os.PathLike of a .sql file)
         self.schema: list = list(schema)
         self.backend = None  # proxy.backend.Backend while started in backend mode
+        self.hooks = list(hooks)  # backend mode: ProxyHooks over the relayed traffic (proxy/hooks.py)
         if scenario is not None:
             self.load(scenario)
 
@@ -298,7 +300,7 @@ class FakePostgres:
         setup = DatabaseSetup(tables=tuple(self.catalog.tables.values()), schema=scripts)
         database = engine.acquire_database(setup)
         self.backend = Backend(engine, database, self.config.database or "postgres",
-                               {n: p for n, p in passwords.items() if p})
+                               {n: p for n, p in passwords.items() if p}, hooks=self.hooks)
 
     def __enter__(self) -> "FakePostgres":
         return self.start()

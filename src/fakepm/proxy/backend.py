@@ -26,6 +26,7 @@ from __future__ import annotations
 import struct
 
 from ..answers.match import classify, split_statements
+from ..faults.apply import SessionAbort
 from ..answers.result import Deferred, Result
 from ..protocol import messages as m
 from ..protocol.errors import PgError, fatal
@@ -43,6 +44,7 @@ _COMMIT_KINDS = frozenset({"COMMIT", "END", "COMMIT PREPARED"})
 _I16 = struct.Struct("!h")
 _HDR = struct.Struct("!Bi")
 _NO_PORTAL = ("", "", None)
+_PINNED_LIMIT = 256  # hook answers kept per session (by SQL text) for Bind/Describe/Execute of their statement
 _NO_STMT = ("", ())
 
 
@@ -53,11 +55,14 @@ class Backend:
     what pg.dsn names); a client asking for another database gets that one on the engine
     (Django's test database, say)."""
 
-    def __init__(self, engine, database: str, dsn_database: str, passwords: dict | None = None):
+    def __init__(self, engine, database: str, dsn_database: str, passwords: dict | None = None, hooks=()):
         self.engine = engine
         self.database = database
         self.dsn_database = dsn_database
         self.passwords = dict(passwords or {})  # user -> password, for engines that check them
+        self.hooks = list(hooks)  # ProxyHooks (proxy/hooks.py): the relay decodes what they need
+        self.errors: list[str] = []  # sessions the engine refused, hooks that failed (Proxy.errors)
+        self._hooked: dict[int, object] = {}  # session id -> HookedSession
 
     # ------------------------------------------------------------------ the upstream session
     def connect(self, user: str, database: str, parameters: dict) -> Upstream:
@@ -80,6 +85,8 @@ class Backend:
         value = yield Await(Deferred(compute=lambda: self.connect(user, database, params), label="engine session"),
                             token)
         if not isinstance(value, Upstream):
+            self.errors.append(f"connection #{s.id}: {value}")
+            del self.errors[:-1000]  # bounded: a client retrying against a refusing engine
             if isinstance(value, UpstreamError) and value.error is not None:
                 err = value.error  # the engine's own FATAL (no such role, no such database ...)
             elif value is CANCELED:
@@ -90,6 +97,15 @@ class Backend:
             return False
         link = EngineLink(on_error=lambda err, entry: _note_error(s, err))
         link.on_copy = lambda direction, entry: _on_copy(s, link, direction, entry)
+        hooked = None
+        if self.hooks:
+            from .hooked import HookedSession
+            from .hooks import ConnInfo
+
+            info = ConnInfo(s.id, value.startup.get("user", s.user), value.startup.get("database", s.database),
+                            dict(s.startup_parameters), dict(value.parameters), s.replication)
+            hooked = self._hooked[s.id] = HookedSession(self.hooks, info, self.errors)
+            link.frame_hook = hooked.frame
         s.attach_upstream(value, link)
         for name, val in value.parameters.items():
             s.reported[name] = val
@@ -97,13 +113,21 @@ class Backend:
         yield from s.fault_point("before_backend_key_data")
         s.rekey(value.pid, value.secret)
         s.send(m.BackendKeyData(value.pid, value.secret).encode())
+        if hooked is not None:
+            hooked.connected()
         return True
+
+    def closed(self, s) -> None:
+        """The session ended (the hooks hear it)."""
+        hooked = self._hooked.pop(s.id, None)
+        if hooked is not None:
+            hooked.disconnected()
 
     # ------------------------------------------------------------------ the conversation
     def serve(self, s):
         """Generator: the relayed conversation (replaces the session's own after startup)."""
         link = s.link
-        conv = _Conversation(s, link)
+        conv = _Conversation(s, link, self._hooked.get(s.id))
         s.relay_fast = conv.fast
         handlers = {
             b"Q": conv.query, b"P": conv.parse, b"B": conv.bind, b"D": conv.describe, b"E": conv.execute,
@@ -125,7 +149,7 @@ class Backend:
                 return
             if link.copy_in or link.copy_both:
                 if t in (b"d", b"c", b"f"):  # COPY data for the engine: relayed as is
-                    link.forward(m.frame(t, body))
+                    conv.up(t, body)
                     continue
             if s.skip_until_sync and t != b"S":
                 continue  # after a local error in the extended protocol, as PostgreSQL does
@@ -136,7 +160,7 @@ class Backend:
                     return
             handler = handlers.get(t)
             if handler is None:
-                link.forward(m.frame(t, body))  # the engine judges what fakepm does not know
+                conv.up(t, body)  # the engine judges what fakepm does not know
                 continue
             gen = handler(body, t)
             if gen is not None:
@@ -232,11 +256,18 @@ def decode_params(raw: tuple, formats: tuple, oids: tuple) -> list:
 class _Conversation:
     """Per-message decisions of one relayed session: answer here (a rule) or forward."""
 
-    def __init__(self, s, link: EngineLink):
+    def __init__(self, s, link: EngineLink, hooked=None):
         self.s = s
         self.link = link
         self.rules = s.responder.rules
+        self.hk = hooked  # proxy hooks (proxy/hooked.py), or None
         self.promoted: set[str] = set()  # local statement names that also exist on the engine
+
+    def up(self, t: bytes, body: bytes, owed: Owed | None = None) -> None:
+        """Forward a client message (as read, or as a hook rewrote it) to the engine."""
+        self.link.forward(m.frame(t, body), owed)
+        if self.hk is not None:
+            self.hk.client(t, body)
 
     # ------------------------------------------------------------------ the fast path
     def fast(self, data: bytes) -> bytes:
@@ -245,7 +276,7 @@ class _Conversation:
         engine as it came. Returns what it left for the conversation (from the first frame it
         does not handle, or a frame cut at the end of the read)."""
         s, link = self.s, self.link
-        if self.rules.rules or s.skip_until_sync or s.statements or s.portals or (
+        if self.hk is not None or self.rules.rules or s.skip_until_sync or s.statements or s.portals or (
                 s.faults is not None and s.faults.fs.plans):
             return data
         n = len(data)
@@ -371,15 +402,21 @@ class _Conversation:
 
     # ------------------------------------------------------------------ simple query
     def query(self, body: bytes, t: bytes):
-        s, link = self.s, self.link
+        s = self.s
         sql = m.Query.decode(body).sql
         s.transcript.append(("C", f"Query {sql[:200]!r}"))
+        if self.hk is not None:
+            answer, new = self._hooks(sql)
+            if answer is not None:
+                return self._hook_answer(sql, answer)
+            if new != sql:
+                sql, body = new, m.Query(new).encode_body()
         fx = s.faults
         plans = fx is not None and bool(fx.fs.plans)
         if not self.rules.rules and not plans:
             stmts = split_statements(sql)
             entries = [self._entry(st, "simple") for st in stmts]
-            link.forward(m.frame(t, body), Owed(QUERY, entries))
+            self.up(t, body, Owed(QUERY, entries))
             return None
         return self._query_checked(sql, body, t)
 
@@ -391,7 +428,7 @@ class _Conversation:
             err = (yield from self._fault_error(stmts[0])) if stmts else None
             if err is None:
                 entries = [self._entry(st, "simple") for st in stmts]
-                link.forward(m.frame(t, body), Owed(QUERY, entries))
+                self.up(t, body, Owed(QUERY, entries))
                 return
             stmts_err = [(stmts[0], err)]
         else:
@@ -421,17 +458,47 @@ class _Conversation:
                 yield from self._mirror_failure(st, extended=False)
                 break
             entry = self._entry(st, "simple")
-            link.forward(m.Query(st).encode(), Owed(QUERY, [entry], hide_ready=True))
+            self.up(b"Q", m.Query(st).encode_body(), Owed(QUERY, [entry], hide_ready=True))
             yield from self.idle()
             if entry.error is not None or link.fatal:
                 break
         self._ready()
 
-    def _local_error(self, sql: str, err: PgError) -> None:
+    def _local_error(self, sql: str, err: PgError, label: str = "fault") -> None:
         s = self.s
         q = s.make_query(sql, [], (), "simple", None)
-        s.journal_query(q, "fault", err)
+        s.journal_query(q, label, err)
         s.statement_failed(err)
+
+    # ------------------------------------------------------------------ proxy hooks
+    def _hooks(self, sql: str):
+        """(local answer or None, SQL to send); a failing hook ends the session with a FATAL naming it."""
+        from .hooked import HookError
+
+        try:
+            return self.hk.on_query(sql)
+        except HookError as e:
+            self.s.send_fatal(fatal("XX000", f"fakepm proxy: {e}"))
+            raise SessionAbort(f"fakepm proxy: {e}") from None
+
+    def _pin(self, sql: str, answer) -> None:
+        pinned = self.s.pinned
+        if len(pinned) >= _PINNED_LIMIT:  # bounded: a session answering endless distinct SQL locally
+            del pinned[next(iter(pinned))]
+        pinned[sql] = answer
+
+    def _hook_answer(self, sql: str, answer):
+        """Generator: a simple Query a hook answered (the whole query text, as the hook saw it)."""
+        s = self.s
+        self._pin(sql, answer)
+        yield from self.idle()
+        result = yield from s.evaluate(sql, [], (), "simple", None, engine=True)
+        ok = yield from s.emit_result(result, sql, (), None)
+        if s.close_reason is not None:
+            return
+        if not ok:
+            yield from self._mirror_failure(sql, extended=False)
+        self._ready()
 
     def _ready(self) -> None:
         s = self.s
@@ -442,13 +509,21 @@ class _Conversation:
     def parse(self, body: bytes, t: bytes):
         s, link = self.s, self.link
         msg = m.Parse.decode(body)
+        if self.hk is not None:
+            answer, new = self._hooks(msg.sql)
+            if answer is not None:
+                self._pin(msg.sql, answer)
+                return self._local(s.on_parse, msg, drop_upstream_statement=msg.name)
+            if new != msg.sql:
+                msg = m.Parse(msg.name, new, msg.param_oids)
+                body = msg.encode_body()
         if self._may_answer(msg.sql, "extended"):
             return self._local(s.on_parse, msg, drop_upstream_statement=msg.name)
         s.transcript.append(("C", f"Parse {msg.name!r} {msg.sql[:200]!r}"))
         s.statements.pop(msg.name, None)
         self.promoted.discard(msg.name)
         link.statements[msg.name] = (msg.sql, msg.param_oids)
-        link.forward(m.frame(t, body), Owed(PARSE))
+        self.up(t, body, Owed(PARSE))
         return None
 
     def _local(self, handler, msg, drop_upstream_statement: str | None = None):
@@ -475,7 +550,7 @@ class _Conversation:
         link.portals[msg.portal] = (link.statements.get(msg.statement, ("", ()))[0], msg.statement,
                                     (msg.params, msg.param_formats))
         s.portals.pop(msg.portal, None)
-        link.forward(m.frame(t, body), Owed(BIND))
+        self.up(t, body, Owed(BIND))
         return None
 
     def _bind_local(self, msg, st):
@@ -485,7 +560,7 @@ class _Conversation:
         if portal is None or s.skip_until_sync:
             return
         q = s.make_query(portal.sql, portal.params, tuple(portal.param_types), "extended", st.name)
-        if self.rules.find(q, consume=False) is not None:
+        if portal.sql in s.pinned or self.rules.find(q, consume=False) is not None:
             return
         # no rule for these parameters: the engine answers this portal (its BindComplete was sent)
         del s.portals[msg.portal]
@@ -497,12 +572,12 @@ class _Conversation:
         link.portals[msg.portal] = (st.sql, st.name, (msg.params, msg.param_formats))
 
     def describe(self, body: bytes, t: bytes):
-        s, link = self.s, self.link
+        s = self.s
         msg = m.Describe.decode(body)
         local = s.statements if msg.kind == "S" else s.portals
         if msg.name in local:
             return self._local(s.on_describe, msg)
-        link.forward(m.frame(t, body), Owed(DESCRIBE))
+        self.up(t, body, Owed(DESCRIBE))
         return None
 
     def execute(self, body: bytes, t: bytes):
@@ -514,14 +589,14 @@ class _Conversation:
         fx = s.faults
         if fx is not None and fx.fs.plans and not link.skipping:
             return self._execute_checked(msg, body, t, sql, stmt, bound)
-        link.forward(m.frame(t, body), Owed(EXECUTE, [self._entry(sql, "extended", stmt, bound)]))
+        self.up(t, body, Owed(EXECUTE, [self._entry(sql, "extended", stmt, bound)]))
         return None
 
     def _execute_checked(self, msg, body, t, sql, stmt, bound):
         s = self.s
         err = yield from self._fault_error(sql)
         if err is None:
-            self.link.forward(m.frame(t, body), Owed(EXECUTE, [self._entry(sql, "extended", stmt, bound)]))
+            self.up(t, body, Owed(EXECUTE, [self._entry(sql, "extended", stmt, bound)]))
             return
         self._local_error(sql, err)
         s.skip_until_sync = True
@@ -537,14 +612,14 @@ class _Conversation:
                 link.forward(msg.encode(), Owed(CLOSE, silent=True))
             return self._local(s.on_close, msg)
         (link.statements if msg.kind == "S" else link.portals).pop(msg.name, None)
-        link.forward(m.frame(t, body), Owed(CLOSE))
+        self.up(t, body, Owed(CLOSE))
         return None
 
     def sync(self, body: bytes, t: bytes):
         s, link = self.s, self.link
         s.skip_until_sync = False
         if link.dirty:
-            link.forward(m.frame(t, body), Owed(SYNC))
+            self.up(t, body, Owed(SYNC))
             return None
         return self._local_sync()
 
@@ -554,12 +629,12 @@ class _Conversation:
 
     def flush(self, body: bytes, t: bytes):
         if self.link.dirty:
-            self.link.forward(m.frame(t, body))
+            self.up(t, body)
             self.link.unflushed = False
         return None
 
     def function_call(self, body: bytes, t: bytes):
-        self.link.forward(m.frame(t, body), Owed(FUNCTION))
+        self.up(t, body, Owed(FUNCTION))
         return None
 
 

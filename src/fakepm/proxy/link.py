@@ -75,6 +75,9 @@ class EngineLink:
         self.paused = False
         self._pause_after = False
         self._held: list = []
+        # proxy hooks (proxy/hooked.py): every frame decoded and offered, callable(kind, body, raw) -> raw
+        self.frame_hook: Callable | None = None
+        self._fbuf = bytearray()
         self.fatal = False  # the upstream sent a FATAL error: it is closing
         self._out: list = []
         # scanner state across chunks
@@ -147,6 +150,9 @@ class EngineLink:
         if self.paused:
             self._held.append(data)
             return
+        if self.frame_hook is not None:
+            self._feed_framed(data, send)
+            return
         if self._hdr:  # a header held back from the previous chunk
             data = self._hdr + data
             self._hdr = b""
@@ -217,6 +223,43 @@ class EngineLink:
             counting = self.xlog_marks is not None and self.copy_both
         if start < n:
             send(data if start == 0 else data[start:])
+
+    def _feed_framed(self, data: bytes, send: Callable[[bytes], None]) -> None:
+        """With proxy hooks: whole frames only, each offered to frame_hook (which may change it)."""
+        buf = self._fbuf
+        buf += data
+        n = len(buf)
+        pos = 0
+        out = []
+        unpack = _HDR.unpack_from
+        while n - pos >= 5:
+            kind, length = unpack(buf, pos)
+            end = pos + 1 + length
+            if end > n:
+                break
+            body = bytes(buf[pos + 5:end])
+            owed = self.owed
+            silent = bool(owed) and owed[0].silent
+            if not silent:  # fakepm's own messages are not the hooks' business
+                raw = self.frame_hook(kind, body, bytes(buf[pos:end]))
+                if raw and not self._drops(kind):
+                    out.append(raw)
+            if kind == 100 and self.xlog_marks is not None and self.copy_both and body[:1] == b"w":
+                self.xlog_sent += 1
+                if self.xlog_marks and self.xlog_sent >= self.xlog_marks[0]:
+                    self._pause_after = True
+            self._frame(kind, body)
+            pos = end
+            if self._pause_after:
+                self._pause_after = False
+                self.paused = True
+                if pos < n:
+                    self._held.append(bytes(buf[pos:]))
+                pos = n
+                break
+        del buf[:pos]
+        if out:
+            send(b"".join(out))
 
     def _drops(self, kind: int) -> bool:
         """Is this frame cut out of the client's stream?"""

@@ -80,6 +80,7 @@ class Session:
         self.upstream = None  # backend mode: the upstream session (its socket is the loop's)
         self.engine_cancel = False  # backend mode: a CancelRequest the loop must forward to the engine
         self.relay_fast: Callable[[bytes], bytes] | None = None  # backend mode: relays a read, returns the rest
+        self.pinned: dict = {}  # SQL -> Result or PgError a proxy hook answered for this session
         self.now = now
         self.id, self.pid, self.secret = hub.new_identity()
         self.reader = FrameReader(max_message=config.max_message_size)
@@ -294,6 +295,11 @@ class Session:
             except Exception:  # noqa: BLE001
                 pass
             self.mode = None
+        if self.backend is not None:
+            try:
+                self.backend.closed(self)
+            except Exception:  # noqa: BLE001 - a hook's failure must not break shutdown
+                pass
         self.hub.unregister(self)
         self.hub.journal.event("disconnect", connection=self.id, pid=self.pid, reason=reason)
 
@@ -790,8 +796,12 @@ class Session:
             err = PgError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
             self.journal_query(query, "session:failed-transaction", err)
             return Result(error=err)
-        answer, label = yield from self.responder.chain(
-            query, lambda q: commands.answer(self, q, kind), backend=self.backend is not None)
+        pinned = self.pinned.get(sql) if self.pinned else None
+        if pinned is not None:  # a proxy hook's answer (proxy/backend.py)
+            answer, label = (pinned if isinstance(pinned, Result) else Result(error=pinned)), "proxy hook"
+        else:
+            answer, label = yield from self.responder.chain(
+                query, lambda q: commands.answer(self, q, kind), backend=self.backend is not None)
         if answer is ENGINE:
             if engine:
                 return None  # the caller relays the statement to the engine
@@ -1010,9 +1020,13 @@ class Session:
             if replaced is not REPLACED:
                 self.send(m.ParameterDescription(tuple(t.oid for t in types)).encode())
             if st.columns is None:
-                q = self.make_query(st.sql, [None] * st.n_params, tuple(types), "extended", st.name)
-                q.describe_only = True
-                st.columns = self.responder.describe(q, self)
+                pinned = self.pinned.get(st.sql) if self.pinned else None
+                if pinned is not None:
+                    st.columns = pinned.columns if isinstance(pinned, Result) else None
+                else:
+                    q = self.make_query(st.sql, [None] * st.n_params, tuple(types), "extended", st.name)
+                    q.describe_only = True
+                    st.columns = self.responder.describe(q, self)
             cols = st.columns
             if cols:
                 self.send(row_description(Result(columns=cols), (0,) * len(cols)))
