@@ -169,17 +169,6 @@ class Tracker:
                 self.current.copy_data.append(msg.data)
         # Flush, CopyDone, CopyFail, FunctionCall, Terminate: no reply to attribute here
 
-    def client_local(self, reply: bytes) -> None:
-        """A message the proxy answers itself; its reply waits for the replies due before it."""
-        self.pending.append(["local", reply])
-
-    def take_local(self) -> bytes:
-        """Local replies now at the head of the queue (to send after what was just relayed)."""
-        out = []
-        while self.pending and self.pending[0][0] == "local":
-            out.append(self.pending.popleft()[1])
-        return b"".join(out)
-
     # ------------------------------------------------------------------ backend
     def _front(self):
         return self.pending[0] if self.pending else None
