@@ -35,6 +35,12 @@ def slot(pg):
     name = f"fakepm_test_{secrets.token_hex(4)}"
     yield name
     with psycopg.connect(pg.dsn, autocommit=True) as c:
+        def inactive() -> bool:
+            row = c.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone()
+            return row is None or not row[0]
+
+        # the walsender ends a few ms after its client went away (as it does directly on the engine)
+        assert wait_until(inactive, 10), f"slot {name} still active 10 s after its client closed"
         c.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
                   (name,))
 
