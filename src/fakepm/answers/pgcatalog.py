@@ -195,6 +195,8 @@ _INDEX_ITEMS = _items(
     ("condeferred", "bool", lambda i: False),
     ("i.indisreplident", "bool", lambda i: i.table.replica_identity == "i"),  # the only index it can use
     ("c2.reltablespace", "oid", lambda i: 0),
+    ("false", "bool", lambda i: False),  # psql 18 to a server before 18: `false AS conperiod`
+    ("con.conperiod", "bool", lambda i: False),  # psql 18 to 18: a primary key WITHOUT OVERLAPS is not declarable
 )
 
 # per-table footers a declared table has none of (no policies, statistics objects,
@@ -216,6 +218,27 @@ _STATS_ITEMS = _items(
     ("'m' = any(stxkind)", "bool", _none), ("stxstattarget", "int4", _none),
 )
 _PUBLICATION_ITEMS = _items(("pubname", "name", _none), ("NULL", "text", _none))
+_FOREIGN_KEY_ITEMS = _items(  # psql 18 asks whatever relhastriggers says
+    ("true", "bool", _none), ("conname", "name", _none), ("pg_catalog.pg_get_constraintdef(r.oid, true)", "text", _none),
+    ("conrelid::pg_catalog.regclass", "regclass", _none),
+)
+_REFERENCED_BY_ITEMS = _items(
+    ("conname", "name", _none), ("conrelid::pg_catalog.regclass", "regclass", _none),
+    ("pg_catalog.pg_get_constraintdef(oid, true)", "text", _none),
+)
+# psql 18 (verbose): the NOT NULL constraints PostgreSQL 18 makes for key columns (none before 18)
+_NOT_NULL_ITEMS = _items(
+    ("c.conname", "name", lambda a: _not_null_name(a)), ("a.attname", "name", lambda a: a.column.name),
+    ("c.connoinherit", "bool", lambda a: False), ("c.conislocal", "bool", lambda a: True),
+    ("c.coninhcount <> 0", "bool", lambda a: False), ("c.convalidated", "bool", lambda a: True),
+)
+
+
+def _not_null_name(a: _Att) -> str:
+    name = f"{a.table.name}_{a.column.name}_not_null"
+    if len(name.encode()) >= 64:
+        raise _Unanswerable("PostgreSQL would shorten this constraint name")
+    return name
 _PARENTS_ITEMS = _items(("c.oid::pg_catalog.regclass", "regclass", _none))
 _CHILDREN_ITEMS = _items(
     ("c.oid::pg_catalog.regclass", "regclass", _none), ("c.relkind", '"char"', _none),
@@ -293,6 +316,18 @@ def _answer(query: Query, key: str, items, catalog: Catalog) -> Result | None:
     if key.startswith("select pubname , null , null from pg_catalog.pg_publication p join "
                       "pg_catalog.pg_publication_namespace pn"):
         return _build(items, _PUBLICATION_ITEMS, [])
+    if f"from pg_catalog.pg_constraint r where r.conrelid = '{oid}' and r.contype = 'f' and conparentid = 0 " \
+            "order by conname" in key:
+        return _build(items, _FOREIGN_KEY_ITEMS, [])
+    if f"from pg_catalog.pg_constraint c where confrelid in ( select pg_catalog.pg_partition_ancestors ( '{oid}' ) " \
+            f"union all values ( '{oid}' :: pg_catalog.regclass ) ) and contype = 'f' and conparentid = 0 " \
+            "order by conname" in key:
+        return _build(items, _REFERENCED_BY_ITEMS, [])
+    if f"where c.contype = 'n' and c.conrelid = '{oid}' :: pg_catalog.regclass order by a.attnum" in key and \
+            "from pg_catalog.pg_constraint c join pg_catalog.pg_attribute a on ( a.attrelid = c.conrelid and " \
+            "a.attnum = c.conkey [ 1 ] )" in key:
+        made = _server_version_num(query) >= 180000  # before 18, NOT NULL was no constraint: no rows
+        return _build(items, _NOT_NULL_ITEMS, [_Att(table, c) for c in table.columns if c.name in table.key and made])
     if "from pg_catalog.pg_class c , pg_catalog.pg_inherits i where c.oid = i.inhparent and i.inhrelid = " in key:
         return _build(items, _PARENTS_ITEMS, [])
     if "from pg_catalog.pg_class c , pg_catalog.pg_inherits i where c.oid = i.inhrelid and i.inhparent = " in key:
@@ -305,8 +340,8 @@ _TABLEINFO_TAIL = re.compile(r" from pg_catalog\.pg_class c left join pg_catalog
                              r"where c\.oid = '\d+'(?: ;)?$")
 
 
-_PER_TABLE_OID = re.compile(r"(?:c\.oid|a\.attrelid|pol\.polrelid|stxrelid|pc\.oid|i\.inhrelid|i\.inhparent) "
-                            r"= '(\d+)'")
+_PER_TABLE_OID = re.compile(r"(?:(?:c\.oid|a\.attrelid|pol\.polrelid|stxrelid|pc\.oid|i\.inhrelid|i\.inhparent|"
+                            r"r\.conrelid|c\.conrelid) = |pg_catalog\.pg_partition_ancestors \( )'(\d+)'")
 
 
 def _per_table_oid(key: str) -> int | None:
@@ -430,6 +465,13 @@ def _pattern(query: Query, literal: str | None, param: str | None):
         return re.compile(text)
     except re.error:
         raise _Unanswerable(f"pattern {text!r}") from None
+
+
+def _server_version_num(query: Query) -> int:
+    try:
+        return int((query.settings or {}).get("server_version_num", 0))
+    except ValueError:
+        return 0
 
 
 def _search_path(query: Query) -> set[str]:
