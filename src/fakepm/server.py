@@ -298,7 +298,10 @@ class FakePostgres:
             engine.ensure_roles(passwords)
         scripts = tuple(_read(s) if isinstance(s, os.PathLike) else str(s) for s in self.schema)
         setup = DatabaseSetup(tables=tuple(self.catalog.tables.values()), schema=scripts)
-        database = engine.acquire_database(setup)
+        # the DSN's user, when declared, owns the database (and so its public schema on PostgreSQL
+        # 15+: migrations run as that user can create tables, as on a server set up for the app)
+        owner = self.user if self.user in passwords and self.user != "postgres" else None
+        database = engine.acquire_database(setup, owner=owner) if owner else engine.acquire_database(setup)
         self.backend = Backend(engine, database, self.config.database or "postgres",
                                {n: p for n, p in passwords.items() if p}, hooks=self.hooks)
 

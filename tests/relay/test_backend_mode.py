@@ -302,12 +302,12 @@ def test_pgerror_from_the_engine_keeps_every_field(pg):
 psycopg2 = pytest.importorskip("psycopg2")
 
 
-def _logical_stream(pg, n_messages, timeout=10.0):
+def _logical_stream(pg, slot, n_messages, timeout=10.0):
     import psycopg2.extras
 
     conn = psycopg2.connect(pg.dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
     cur = conn.cursor()
-    cur.start_replication(slot_name="s1", decode=False, options={"proto_version": "1", "publication_names": "p"})
+    cur.start_replication(slot_name=slot, decode=False, options={"proto_version": "1", "publication_names": "p"})
     got, error = [], None
     deadline = time.monotonic() + timeout
     try:
@@ -325,18 +325,19 @@ def _logical_stream(pg, n_messages, timeout=10.0):
     return got, error
 
 
-def _publish(pg):
+def _publish(pg, slot):
+    """A table, a publication and a slot (slots are cluster-wide: each test names its own)."""
     with psycopg.connect(pg.dsn, autocommit=True) as c:
         c.execute("CREATE TABLE r (id int PRIMARY KEY, v text)")
         c.execute("CREATE PUBLICATION p FOR TABLE r")
-        c.execute("SELECT pg_create_logical_replication_slot('s1', 'pgoutput')")
+        c.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [slot])
         c.execute("INSERT INTO r VALUES (1, 'a'), (2, 'b')")
         c.execute("INSERT INTO r VALUES (3, 'c')")
 
 
 def test_logical_replication_of_what_clients_wrote_through_fakepm(pg):
-    _publish(pg)
-    got, error = _logical_stream(pg, 8)
+    _publish(pg, "relay_plain")
+    got, error = _logical_stream(pg, "relay_plain", 8)
     assert error is None
     assert got == ["B", "R", "I", "I", "C", "B", "I", "C"]  # Begin, Relation, Insert x2, Commit, ...
     assert pg.copies[-1].direction == "both"
@@ -344,7 +345,16 @@ def test_logical_replication_of_what_clients_wrote_through_fakepm(pg):
 
 def test_replication_stream_faults_apply_to_the_engines_stream(pg):
     pg.fault(fatal="57P01", at="replication", after_rows=3)
-    _publish(pg)
-    got, error = _logical_stream(pg, 8)
+    _publish(pg, "relay_fault")
+    got, error = _logical_stream(pg, "relay_fault", 8)
     assert got == ["B", "R", "I"]
     assert isinstance(error, psycopg2.errors.AdminShutdown)
+
+
+def test_the_declared_dsn_user_owns_the_database_and_can_migrate(engine):
+    with FakePostgres(backend=engine, users={"app": "pw"}) as pg:
+        assert pg.user == "app"
+        with psycopg.connect(pg.url(password="pw"), autocommit=True) as c:
+            c.execute("CREATE TABLE made_by_app (id int)")  # public schema: owned by the database owner
+            assert c.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_app'").fetchone() == ("app",)
+            assert c.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)

@@ -42,7 +42,7 @@ class PassThrough:
     def ensure_roles(self, roles: dict) -> None:
         pass  # the clients' users are fakepm's (local authentication), not the server's
 
-    def acquire_database(self, setup) -> str:
+    def acquire_database(self, setup, owner: str | None = None) -> str:
         return self.url.database or self.url.user
 
     def release_database(self, name: str) -> None:
