@@ -184,3 +184,34 @@ def test_one_rule_and_a_fault_show_everything_else_is_real():
                 assert c.execute("SELECT count(*) FROM customers").fetchone()[0] == 3
         finally:
             eng.dispose()
+
+
+def test_alembic_with_one_rule_and_a_fault(tmp_path):
+    """`upgrade 0001` commits; `upgrade head` gets 40001 at its COMMIT (the 2nd) and the engine
+    keeps nothing of it (transactional DDL); then a rule claims the database is at 0002: alembic
+    believes it (`current`, and `upgrade head` has nothing to do) while the engine says 0001."""
+    pytest.importorskip("alembic")
+    from alembic import command
+
+    with backend_server() as pg:
+        cfg, _ = _alembic_config(tmp_path, sa_url(pg.dsn))
+        pg.fault(error="40001", query="COMMIT", nth=2)
+        command.upgrade(cfg, "0001")
+        with pytest.raises(sa.exc.OperationalError) as ei:
+            command.upgrade(cfg, "head")
+        assert ei.value.orig.sqlstate == "40001"
+        with psycopg.connect(direct_dsn(pg)) as c:
+            assert c.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+            assert c.execute("SELECT to_regclass('order_lines')").fetchone()[0] is None
+        (version_sql,) = {q.sql for q in pg.queries if q.sql.startswith("SELECT alembic_version.version_num")}
+        pg.on(version_sql).reply(columns={"version_num": "varchar(32)"}, rows=[["0002"]])
+        start = len(pg.queries)
+        command.upgrade(cfg, "head")  # nothing to do, says the rule
+        lines = []
+        cfg.print_stdout = lambda text, *arg: lines.append(text % arg if arg else text)
+        command.current(cfg)
+        assert lines == ["0002 (head)"]
+        with psycopg.connect(direct_dsn(pg)) as c:
+            assert c.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+            assert c.execute("SELECT to_regclass('order_lines')").fetchone()[0] is None
+        assert [q.sql for q in pg.queries[start:] if q.rule not in ("engine",)] == [version_sql, version_sql]
