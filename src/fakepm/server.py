@@ -162,7 +162,7 @@ class FakePostgres:
         tls: bool = False,
         require_tls: bool = False,
         parameters: dict | None = None,
-        user: str = "postgres",
+        user: str | None = None,
         max_connections: int = 1000,
         max_message_size: int = 1 << 30,
         journal_limit: int = 100_000,
@@ -173,6 +173,8 @@ class FakePostgres:
         self.host = host
         self._requested_port = port
         self.port = 0
+        if user is None:  # the DSN names a user who may log in: postgres, else the first declared one
+            user = "postgres" if not users or "postgres" in users else next(iter(users))
         self.user = user
         self._unix_dir_opt = unix_socket_dir
         self.unix_socket_dir: str | None = None
