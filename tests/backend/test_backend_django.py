@@ -1,5 +1,5 @@
 """Django 5 through fakepm in backend mode, with zero rules: `migrate` on a new database, the ORM
-inside transaction.atomic, and `manage.py test` (Django creates and drops test_<NAME> itself:
+inside transaction.atomic, and `manage.py test --parallel 2` (Django creates, clones and drops test_<NAME> itself:
 it connects to the server's database and sends CREATE DATABASE; then connects to the new name,
 which fakepm hands to the engine as it is). Then the same ORM run with one rule overriding one
 query and a fault (40001 on the 2nd COMMIT): those show, everything else is the engine's.
@@ -24,13 +24,14 @@ pytest.importorskip("django")
 PROJECT = os.path.join(HERE, "django_project")
 
 
-def manage(pg, *args: str, timeout: float = 120):
-    env = client_env(FAKEPM_DJANGO_DSN=pg.dsn, DJANGO_SETTINGS_MODULE="shopsite.settings", PYTHONPATH=PROJECT)
+def manage(pg, *args: str, timeout: float = 120, **env_extra: str):
+    env = client_env(FAKEPM_DJANGO_DSN=pg.dsn, DJANGO_SETTINGS_MODULE="shopsite.settings", PYTHONPATH=PROJECT,
+                     **env_extra)
     return run([sys.executable, os.path.join(PROJECT, "manage.py"), *args], cwd=PROJECT, env=env, timeout=timeout)
 
 
-def orm(pg) -> dict:
-    r = manage(pg, "shop_orm")
+def orm(pg, **env_extra: str) -> dict:
+    r = manage(pg, "shop_orm", **env_extra)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -91,34 +92,42 @@ def test_orm_create_update_get_filter_in_atomic(migrated):
 
 
 def test_manage_py_test_creates_and_drops_its_test_database():
+    """`manage.py test --parallel 2`: Django creates test_postgres, clones it twice (CREATE DATABASE
+    ... TEMPLATE: only once no session is left on it), runs its tests in two processes, drops all three."""
     with backend_server(scenario=None) as pg:
-        r = manage(pg, "test", "shop", "--noinput", "-v", "2")
+        r = manage(pg, "test", "shop", "--noinput", "--parallel", "2", "-v", "2")
         assert r.returncode == 0, r.stdout + r.stderr
         assert "Ran 5 tests" in r.stderr and "\nOK" in r.stderr
         assert "Creating test database for alias 'default' ('test_postgres')" in r.stderr
         assert "Destroying test database for alias 'default' ('test_postgres')" in r.stderr
-        sqls = [q.sql for q in pg.queries]
-        assert 'CREATE DATABASE "test_postgres"' in sqls and 'DROP DATABASE "test_postgres"' in sqls
+        sqls = [q.sql for q in pg.queries if "DATABASE" in q.sql]
+        assert sorted(sqls) == sorted([
+            'CREATE DATABASE "test_postgres"',
+            'CREATE DATABASE "test_postgres_1" WITH TEMPLATE "test_postgres"',
+            'CREATE DATABASE "test_postgres_2" WITH TEMPLATE "test_postgres"',
+            'DROP DATABASE "test_postgres_1"', 'DROP DATABASE "test_postgres_2"', 'DROP DATABASE "test_postgres"'])
         assert {q.rule for q in pg.queries} == {"engine"}
-        # the test database was the engine's own, and it is gone
+        # the test databases were the engine's own, and they are gone
         with psycopg.connect(direct_dsn(pg)) as c:
-            assert c.execute("SELECT count(*) FROM pg_database WHERE datname = 'test_postgres'").fetchone()[0] == 0
-        # the server's own database was not touched by the tests (they ran in test_postgres)
-        with psycopg.connect(direct_dsn(pg)) as c:
+            left = c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_postgres%'").fetchall()
+            assert left == []
+            # the server's own database was not touched by the tests (they ran in test_postgres*)
             assert c.execute("SELECT to_regclass('shop_author')").fetchone()[0] is None
 
 
 def test_one_rule_and_a_fault_show_everything_else_is_real():
     """The ORM run again on a migrated database, now with `SELECT COUNT(*)` of books answered by
     a rule and 40001 on the 2nd COMMIT: the count is the rule's, the second transaction fails
-    (and its rows are not in the engine), every other statement is the engine's."""
+    (and its rows are not in the engine), every other statement is the engine's. This time
+    psycopg binds parameters server-side (Django's server_side_binding): the extended protocol."""
+    ssb = {"FAKEPM_DJANGO_SERVER_SIDE_BINDING": "1"}
     with backend_server(scenario=None) as pg:
-        assert manage(pg, "migrate", "--noinput").returncode == 0
+        assert manage(pg, "migrate", "--noinput", **ssb).returncode == 0
         start = len(pg.queries)
         count_sql = 'SELECT COUNT(*) AS "__count" FROM "shop_book"'
         pg.on(count_sql).reply(columns={"__count": "int8"}, rows=[[42]])
         pg.fault(error="40001", query="COMMIT", nth=2)
-        out = orm(pg)
+        out = orm(pg, **ssb)
         assert out == {
             "duplicate": "23505",
             "updated_price": "13.50",
@@ -138,6 +147,7 @@ def test_one_rule_and_a_fault_show_everything_else_is_real():
         (rule_sqls,) = [v for k, v in by_rule.items() if k != "engine"]
         assert rule_sqls == [count_sql]
         assert len(by_rule["engine"]) == len(sent) - 2
+        assert any(q.protocol == "extended" and q.params for q in sent)  # server-side binding it was
         with psycopg.connect(direct_dsn(pg)) as c:
             assert c.execute("SELECT count(*) FROM shop_book").fetchone()[0] == 2
             assert [r[0] for r in c.execute("SELECT name FROM shop_author")] == ["Ada"]

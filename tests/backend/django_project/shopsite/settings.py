@@ -21,7 +21,9 @@ DATABASES = {
         "PASSWORD": unquote(_url.password or ""),
         "HOST": _url.hostname,
         "PORT": str(_url.port or 5432),
-        "OPTIONS": {"connect_timeout": 10},
+        # FAKEPM_DJANGO_SERVER_SIDE_BINDING=1: psycopg 3 sends parameters apart (extended protocol)
+        "OPTIONS": {"connect_timeout": 10,
+                    "server_side_binding": os.environ.get("FAKEPM_DJANGO_SERVER_SIDE_BINDING") == "1"},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
