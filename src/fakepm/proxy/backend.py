@@ -33,7 +33,8 @@ from ..protocol.errors import PgError, fatal
 from ..protocol.types import REGISTRY
 from ..session.hub import JournalEntry
 from ..session.waits import CANCELED, NEED_INPUT, UPSTREAM_IDLE, Await, Event
-from .link import BIND, CLOSE, DESCRIBE, EXECUTE, FUNCTION, PARSE, QUERY, SYNC, SYNC_MSG, EngineLink, Owed
+from .link import (BIND, CLOSE, EXECUTE, OWED_BIND, OWED_CLOSE, OWED_DESCRIBE, OWED_FUNCTION, OWED_PARSE, OWED_SYNC,
+                   PARSE, QUERY, SYNC, SYNC_MSG, EngineLink, Owed)
 from .upstream import Upstream, UpstreamError, send_cancel
 
 ENGINE_LABEL = "engine"
@@ -291,17 +292,18 @@ class _Conversation:
             if end > n or length < 4:
                 break
             if kind == 66:  # Bind: portal, statement; parameters decoded only if a test reads them
-                a = data.index(b"\0", pos + 5, end)
-                b = data.index(b"\0", a + 1, end)
-                stmt = data[a + 1:b].decode()
-                portals[data[pos + 5:a].decode()] = (statements.get(stmt, _NO_STMT)[0], stmt, data[pos + 5:end])
-                owed.append(Owed(BIND))
+                a = pos + 5 if data[pos + 5] == 0 else data.index(b"\0", pos + 5, end)
+                b = a + 1 if data[a + 1] == 0 else data.index(b"\0", a + 1, end)
+                stmt = data[a + 1:b].decode() if b > a + 1 else ""
+                portals[data[pos + 5:a].decode() if a > pos + 5 else ""] = (
+                    statements.get(stmt, _NO_STMT)[0], stmt, data[pos + 5:end])
+                owed.append(OWED_BIND)
             elif kind == 69:  # Execute
-                a = data.index(b"\0", pos + 5, end)
-                sql, stmt, bound = portals.get(data[pos + 5:a].decode(), _NO_PORTAL)
+                a = pos + 5 if data[pos + 5] == 0 else data.index(b"\0", pos + 5, end)
+                sql, stmt, bound = portals.get(data[pos + 5:a].decode() if a > pos + 5 else "", _NO_PORTAL)
                 owed.append(Owed(EXECUTE, [self._entry(sql, "extended", stmt, bound)]))
             elif kind == 83:  # Sync
-                owed.append(Owed(SYNC))
+                owed.append(OWED_SYNC)
             elif kind == 81 and not link.copy_in:  # Query
                 sql = data[pos + 5:end - 1].decode("utf-8", "replace")
                 s.transcript.append(("C", f"Query {sql[:200]!r}"))
@@ -310,15 +312,15 @@ class _Conversation:
                 msg = m.Parse.decode(data[pos + 5:end])
                 s.transcript.append(("C", f"Parse {msg.name!r} {msg.sql[:200]!r}"))
                 statements[msg.name] = (msg.sql, msg.param_oids)
-                owed.append(Owed(PARSE))
+                owed.append(OWED_PARSE)
             elif kind == 68:  # Describe
-                owed.append(Owed(DESCRIBE))
+                owed.append(OWED_DESCRIBE)
             elif kind == 72:  # Flush
                 pass
             elif kind == 67:  # Close
                 which = statements if data[pos + 5] == 83 else portals
                 which.pop(data[pos + 6:end - 1].decode(), None)
-                owed.append(Owed(CLOSE))
+                owed.append(OWED_CLOSE)
             elif (kind == 100 or kind == 99 or kind == 102) and (link.copy_in or link.copy_both):
                 pass  # COPY data for the engine
             else:
@@ -523,7 +525,7 @@ class _Conversation:
         s.statements.pop(msg.name, None)
         self.promoted.discard(msg.name)
         link.statements[msg.name] = (msg.sql, msg.param_oids)
-        self.up(t, body, Owed(PARSE))
+        self.up(t, body, OWED_PARSE)
         return None
 
     def _local(self, handler, msg, drop_upstream_statement: str | None = None):
@@ -550,7 +552,7 @@ class _Conversation:
         link.portals[msg.portal] = (link.statements.get(msg.statement, ("", ()))[0], msg.statement,
                                     (msg.params, msg.param_formats))
         s.portals.pop(msg.portal, None)
-        self.up(t, body, Owed(BIND))
+        self.up(t, body, OWED_BIND)
         return None
 
     def _bind_local(self, msg, st):
@@ -577,7 +579,7 @@ class _Conversation:
         local = s.statements if msg.kind == "S" else s.portals
         if msg.name in local:
             return self._local(s.on_describe, msg)
-        self.up(t, body, Owed(DESCRIBE))
+        self.up(t, body, OWED_DESCRIBE)
         return None
 
     def execute(self, body: bytes, t: bytes):
@@ -612,14 +614,14 @@ class _Conversation:
                 link.forward(msg.encode(), Owed(CLOSE, silent=True))
             return self._local(s.on_close, msg)
         (link.statements if msg.kind == "S" else link.portals).pop(msg.name, None)
-        self.up(t, body, Owed(CLOSE))
+        self.up(t, body, OWED_CLOSE)
         return None
 
     def sync(self, body: bytes, t: bytes):
         s, link = self.s, self.link
         s.skip_until_sync = False
         if link.dirty:
-            self.up(t, body, Owed(SYNC))
+            self.up(t, body, OWED_SYNC)
             return None
         return self._local_sync()
 
@@ -634,7 +636,7 @@ class _Conversation:
         return None
 
     def function_call(self, body: bytes, t: bytes):
-        self.up(t, body, Owed(FUNCTION))
+        self.up(t, body, OWED_FUNCTION)
         return None
 
 

@@ -47,6 +47,11 @@ class Owed:
         self.hide_ready = hide_ready  # one statement of a split Query: its ReadyForQuery is fakepm's to send
 
 
+# replies that carry nothing to record share one object (the fast path makes one per message)
+OWED_PARSE, OWED_BIND, OWED_DESCRIBE, OWED_CLOSE, OWED_SYNC, OWED_FUNCTION = (
+    Owed(k) for k in (PARSE, BIND, DESCRIBE, CLOSE, SYNC, FUNCTION))
+
+
 class EngineLink:
     """The upstream side of one relayed session.
 
@@ -205,7 +210,10 @@ class EngineLink:
                     self._pause(data, start, end, send)
                     return
                 continue
-            drop = self._drops(kind)
+            drop = False
+            if owed:
+                head = owed[0]
+                drop = head.silent or (kind == 90 and head.hide_ready)
             if drop and start < pos:
                 send(data[start:pos])
             if end <= n:
