@@ -144,4 +144,4 @@ def test_xdist_two_workers_do_not_clash(tmp_path):
     # and both workers' clusters stopped with them
     for (pid_socket,) in seen.values():
         pid = int(pid_socket.split()[0])
-        assert wait_until(lambda: _gone(pid), timeout=15), f"postmaster {pid} outlived its xdist worker"
+        assert wait_until(lambda pid=pid: _gone(pid), timeout=15), f"postmaster {pid} outlived its xdist worker"

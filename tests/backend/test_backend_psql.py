@@ -25,13 +25,13 @@ SCHEMA = [
     "CREATE EXTENSION citext SCHEMA ext",
     "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')",
     "CREATE DOMAIN posint AS int4 CHECK (VALUE > 0)",
-    "CREATE TABLE products (id serial PRIMARY KEY, name ext.citext NOT NULL UNIQUE, "
-    "price numeric(10,2) CHECK (price >= 0), mood mood DEFAULT 'ok', tags text[], stock posint)",
+    ("CREATE TABLE products (id serial PRIMARY KEY, name ext.citext NOT NULL UNIQUE, "
+     "price numeric(10,2) CHECK (price >= 0), mood mood DEFAULT 'ok', tags text[], stock posint)"),
     "CREATE INDEX products_lower_name_idx ON products (lower(name::text))",
     "COMMENT ON TABLE products IS 'things we sell'",
     "COMMENT ON COLUMN products.price IS 'in euros'",
-    "CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-    "product_id int REFERENCES products(id), qty int NOT NULL, at timestamptz DEFAULT now())",
+    ("CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+     "product_id int REFERENCES products(id), qty int NOT NULL, at timestamptz DEFAULT now())"),
     "CREATE VIEW cheap AS SELECT id, name FROM products WHERE price < 10",
     "CREATE MATERIALIZED VIEW product_count AS SELECT count(*) AS n FROM products",
     "CREATE FUNCTION add_tax(p numeric) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$ SELECT p * 1.2 $$",
@@ -40,8 +40,8 @@ SCHEMA = [
     "CREATE SEQUENCE ticket_seq START 100",
     "CREATE SCHEMA reporting",
     "CREATE TABLE reporting.daily (day date PRIMARY KEY, total numeric)",
-    "INSERT INTO products (name, price, mood, tags, stock) VALUES ('Widget', 9.99, 'happy', '{a,b}', 3), "
-    "('Gadget', 24.50, DEFAULT, '{}', NULL)",
+    ("INSERT INTO products (name, price, mood, tags, stock) VALUES ('Widget', 9.99, 'happy', '{a,b}', 3), "
+     "('Gadget', 24.50, DEFAULT, '{}', NULL)"),
     "INSERT INTO orders (product_id, qty) VALUES (1, 2)",
 ]
 

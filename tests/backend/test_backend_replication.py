@@ -5,7 +5,6 @@ walsender and decoding (wal_level=logical on the managed engine), relayed."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import select
 import signal
@@ -93,7 +92,7 @@ def test_pg_recvlogical_sees_the_apps_rows(pg, slot, tmp_path):
 
 @pytest.mark.parametrize("proto_version", [1, 2, 3, 4])
 def test_psycopg2_logical_replication_connection_sees_the_apps_rows(pg, slot, proto_version):
-    psycopg2 = pytest.importorskip("psycopg2")
+    pytest.importorskip("psycopg2")
     import psycopg2.extras
 
     major = int(pg.backend.engine.version.split(".")[0])

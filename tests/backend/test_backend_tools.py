@@ -11,7 +11,14 @@ import time
 
 import psycopg
 import pytest
-from backend_helpers import backend_server, client_env, direct_dsn, engine_program, run, wait_until
+from backend_helpers import (
+    backend_server,
+    client_env,
+    direct_dsn,
+    engine_program,
+    run,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +52,7 @@ def test_psql_ctrl_c_cancels_the_engines_query(pg):
             ).fetchone()[0] == 1, 20)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=20)
         took = time.monotonic() - t0
     finally:
         if proc.poll() is None:
