@@ -1,23 +1,8 @@
 """The application's models, as SQLAlchemy metadata: the declared tables (shop_tables.yaml) and
 the ones the migration in versions/ creates. Autogenerate compares this with the database."""
 
-from sqlalchemy import (
-                        BigInteger,
-                        Boolean,
-                        CheckConstraint,
-                        Column,
-                        DateTime,
-                        ForeignKey,
-                        Index,
-                        Integer,
-                        MetaData,
-                        Numeric,
-                        String,
-                        Table,
-                        Text,
-                        UniqueConstraint,
-                        text,
-)
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, Index, Integer, MetaData,
+                        Numeric, String, Table, Text, UniqueConstraint, text)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
