@@ -11,14 +11,7 @@ import time
 
 import psycopg
 import pytest
-from backend_helpers import (
-    backend_server,
-    client_env,
-    direct_dsn,
-    engine_program,
-    run,
-    wait_until,
-)
+from backend_helpers import backend_server, client_env, direct_dsn, engine_program, run, wait_until
 
 
 @pytest.fixture(scope="module")
