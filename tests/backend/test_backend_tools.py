@@ -1,7 +1,8 @@
 """More of the engine's own programs through fakepm in backend mode, zero rules: pgbench
 (initialisation by COPY, then the TPC-B-like script in each query mode), psql's cancel (Ctrl-C
 sends a CancelRequest to fakepm, which forwards it with the engine's key), and a dump restored
-by psql through fakepm into another FakePostgres, dumped again: the same dump."""
+by psql through fakepm into another FakePostgres, dumped again: the same dump; the same with
+parallel pg_dump / pg_restore."""
 
 from __future__ import annotations
 
@@ -68,3 +69,21 @@ def test_a_dump_restored_through_fakepm_dumps_the_same(pg):
         again = run([pg_dump, "--restrict-key=fakepmtest", other.dsn])
     assert again.returncode == 0, again.stderr
     assert again.stdout == dump.stdout
+
+
+def test_parallel_dump_and_restore_through_fakepm(pg, tmp_path):
+    """pg_dump -j 3 (three sessions sharing one exported snapshot) and pg_restore -j 3 (three
+    sessions restoring at once), each session through fakepm: the restored database dumps the same."""
+    pg_dump, pg_restore = engine_program(pg, "pg_dump"), engine_program(pg, "pg_restore")
+    run([engine_program(pg, "pgbench"), "-i", "-s", "1", "-q", pg.dsn])
+    out = tmp_path / "dump"
+    r = run([pg_dump, "-Fd", "-j", "3", "-f", str(out), pg.dsn])
+    assert r.returncode == 0, r.stderr
+    assert sum("SET TRANSACTION SNAPSHOT" in q.sql for q in pg.queries) == 3  # the workers joined the snapshot
+    with backend_server(scenario=None) as other:
+        r = run([pg_restore, "-j", "3", "-d", other.dsn, str(out)])
+        assert r.returncode == 0, r.stderr
+        restored = run([pg_dump, "--restrict-key=fakepmtest", other.dsn])
+    original = run([pg_dump, "--restrict-key=fakepmtest", pg.dsn])
+    assert restored.returncode == original.returncode == 0
+    assert restored.stdout == original.stdout
