@@ -18,3 +18,18 @@ def test_the_30_second_tour_runs_as_written():
     namespace: dict = {}
     exec(compile(code, "README.md (tour)", "exec"), namespace)  # noqa: S102 - our own README
     assert "pg" in namespace and not namespace["pg"].running  # the with-block stopped the server
+
+
+def test_the_backend_mode_example_runs_as_written():
+    import pytest
+
+    from fakepm.engine import EngineError, resolve_engine
+
+    try:
+        resolve_engine("postgres").start()
+    except EngineError as e:
+        pytest.skip(f"no PostgreSQL for backend mode: {e}")
+    code = _python_block_after("## Backend mode: a real PostgreSQL behind the script")
+    namespace: dict = {}
+    exec(compile(code, "README.md (backend mode)", "exec"), namespace)  # noqa: S102 - our own README
+    assert not namespace["pg"].running
