@@ -197,3 +197,29 @@ def real_pg_conn(real_pg):
 
     with psycopg.connect(real_pg.dsn) as c:
         yield c
+
+
+def test_walsender_catalog_answers_keep_their_query_shape():
+    """A subscriber catalog query whose select list differs from the one the walsender knows
+    (another version's) is not answered with the known shape (the session then says FP000)."""
+    from fakepm.walsender.catalog_queries import answer_catalog_query
+
+    class _Wal:
+        pg = None
+        publications = None
+
+        def _catalog(self):
+            from fakepm.answers.catalog import Catalog
+
+            return Catalog()
+
+    # the column-list query with one more select item: the known answer has one column
+    gen = answer_catalog_query(_Wal(), None, "SELECT DISTINCT (CASE WHEN (array_length(gpt.attrs, 1) = c.relnatts) "
+                                                "THEN NULL ELSE gpt.attrs END), gpt.pubname FROM "
+                                                "pg_publication_tables gpt, pg_class c WHERE gpt.relid = 16384 "
+                                                "AND c.oid = gpt.relid")
+    try:
+        next(gen)
+        raise AssertionError("answered with a shape the query did not ask for")
+    except StopIteration as stop:
+        assert stop.value is False

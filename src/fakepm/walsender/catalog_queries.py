@@ -112,6 +112,11 @@ def answer_catalog_query(wal, session, sql: str):
         return handled
     if result is None:
         return False
+    from ..answers.selectlist import conform
+
+    result = conform(result, sql, rename=True)  # another subscriber version's select list: not this answer
+    if result is None:
+        return False
     wal._journal(session, sql, None, "walsender:catalog")
     yield from session.emit_result(result, sql, (), None)
     session.ready_for_query()
