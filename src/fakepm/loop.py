@@ -320,6 +320,15 @@ class Loop:
         # a loop, not recursion: a long streamed result resumes once per 256 KiB sent, and a
         # recursive call per batch kept every sent batch alive (memory grew with the rows) and
         # would hit the recursion limit for results of a few hundred MB
+        s = conn.session
+        if conn.up is not None and s.relaying:  # backend mode's hot path: just move the bytes
+            out = s.data_to_send()
+            if out:
+                self._write(conn, out)
+            data = s.upstream_data_to_send()
+            if data and conn.up is not None:
+                self._up_send(conn, s, data)
+            return
         while self._after_once(conn):
             pass
 
@@ -507,23 +516,29 @@ class Loop:
             self.workers.submit(lambda: backend.cancel(upstream))
         data = s.upstream_data_to_send()
         if data:
-            if up.out:
-                up.out.append(data)
-                up.out_size += len(data)
-            else:
-                try:
-                    n = up.sock.send(data)
-                except (BlockingIOError, InterruptedError):
-                    n = 0
-                except OSError:
-                    s.upstream_eof()
-                    self._close_after_flush(conn)
-                    return
-                if n < len(data):
-                    rest = memoryview(data)[n:]
-                    up.out.append(rest)
-                    up.out_size += len(rest)
+            self._up_send(conn, s, data)
         self._set_up_events(conn)
+
+    def _up_send(self, conn: Conn, s: Session, data: bytes) -> None:
+        up = conn.up
+        if up.out:
+            up.out.append(data)
+            up.out_size += len(data)
+            return
+        try:
+            n = up.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:
+            s.upstream_eof()
+            self._drop_upstream(conn)
+            self._close_after_flush(conn)
+            return
+        if n < len(data):
+            rest = memoryview(data)[n:]
+            up.out.append(rest)
+            up.out_size += len(rest)
+            self._set_up_events(conn)
 
     def _on_up_readable(self, up: UpSide) -> None:
         conn = up.conn

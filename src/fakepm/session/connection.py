@@ -212,6 +212,12 @@ class Session:
     def waiting(self):
         return self._waiting
 
+    @property
+    def relaying(self) -> bool:
+        """Backend mode, nothing but relaying to do: waiting for input, no timer, no cancel to forward."""
+        return self._waiting is NEED_INPUT and self.upstream is not None and not self.closed \
+            and self.deadline is None and not self.engine_cancel
+
     def resume(self, token: int, value: Any) -> None:
         """The result of an Await (a Result, a PgError, or an exception)."""
         if self.closed or not isinstance(self._waiting, Await) or self._waiting.token != token:
