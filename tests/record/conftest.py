@@ -9,12 +9,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
 
 from realpg import real_postgres, skip_unless_postgres  # noqa: E402
 
-# role -> (hba method, password); the recorder/proxy authenticates upstream with these
-ROLES = {
-    "rec_scram": ("scram-sha-256", "Scram-Secret-9431"),
-    "rec_md5": ("md5", "Md5-Secret-2287"),
-    "rec_plain": ("password", "Plain-Secret-5512"),
-}
+sys.path.insert(0, os.path.dirname(__file__))
+from record_roles import ROLES  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +31,3 @@ def upstream_pg():
                     f"PASSWORD '{pw}'")
         pg.psql("SELECT pg_reload_conf()")
         yield pg
-
-
-def upstream_url(pg, role: str = "rec_scram", dbname: str = "postgres") -> str:
-    return f"postgresql://{role}:{ROLES[role][1]}@{pg.host}:{pg.port}/{dbname}"

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 import yaml
 
-from conftest import upstream_url
+from record_roles import upstream_url
 from fakepm.proxy.record import RecordError, Recording
 from served import FAKEPM
 

@@ -9,7 +9,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import upstream_url
+from record_roles import upstream_url
 from served import FAKEPM, Served
 from fakepm.protocol.errors import PgError
 from fakepm.protocol.pgoutput import Delete, Insert, PgoutputDecoder, TextValue, Update

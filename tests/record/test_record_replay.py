@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from client_script import SCHEMA, run_asyncpg, run_psql, run_psycopg
-from conftest import ROLES, upstream_url
+from record_roles import ROLES, upstream_url
 from served import FAKEPM, Served
 
 @pytest.fixture(scope="module")
