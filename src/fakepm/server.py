@@ -502,7 +502,11 @@ class FakePostgres:
         return list(self.journal.copies)
 
     def notify(self, channel: str, payload: str = "") -> int:
-        """Send a NOTIFY to every connection LISTENing on channel; returns how many got it."""
+        """Send a NOTIFY to every connection LISTENing on channel; returns how many got it
+        (backend mode: the engine delivers it to its listeners; returns 0)."""
+        if self.backend is not None:
+            self.backend.notify_all(channel, payload)
+            return 0
         return self._call(lambda: self.hub.notify(channel, payload, 0))
 
     def fault(self, plan=None, **keys) -> FaultPlan:

@@ -358,3 +358,21 @@ def test_the_declared_dsn_user_owns_the_database_and_can_migrate(engine):
             c.execute("CREATE TABLE made_by_app (id int)")  # public schema: owned by the database owner
             assert c.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_app'").fetchone() == ("app",)
             assert c.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+
+
+def test_notifications_from_rules_and_pg_notify_reach_engine_listeners(pg):
+    pg.on("SELECT 'order placed'").reply(columns={"x": "text"}, rows=[["ok"]], notify=[("orders", "42")])
+    with psycopg.connect(pg.dsn, autocommit=True) as listener, psycopg.connect(pg.dsn) as app:
+        listener.execute("LISTEN orders")
+        assert app.execute("SELECT 'order placed'").fetchone() == ("ok",)
+        app.commit()  # delivered at the commit of the app's transaction, as NOTIFY is
+        pg.notify("orders", "from the test")
+        got = [(n.channel, n.payload) for n in listener.notifies(timeout=5, stop_after=2)]
+    assert got == [("orders", "42"), ("orders", "from the test")]
+
+
+def test_tls_clients_in_backend_mode(engine):
+    with FakePostgres(backend=engine, tls=True, users={"app": {"password": "pw", "auth": "scram-sha-256"}}) as pg:
+        with psycopg.connect(pg.url(password="pw")) as c:
+            assert c.info.pgconn.ssl_in_use
+            assert c.execute("SELECT current_user, 6 * 7").fetchone() == ("app", 42)

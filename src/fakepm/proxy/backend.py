@@ -118,6 +118,22 @@ class Backend:
             hooked.connected()
         return True
 
+    def notify(self, s, channel: str, payload: str) -> None:
+        """A rule's `notify:` in backend mode: NOTIFY on the client's own engine session (silently),
+        so the engine delivers it to its listeners when that session's transaction commits."""
+        s.link.forward(m.Query(f"SELECT pg_catalog.pg_notify({_literal(channel)}, {_literal(payload)})").encode(),
+                       Owed(QUERY, silent=True))
+
+    def notify_all(self, channel: str, payload: str) -> None:
+        """(any thread) `pg.notify(...)` in backend mode: a NOTIFY on the server's database."""
+        up = Upstream(self.engine.upstream_url("postgres", self.database)).connect()
+        try:
+            up.send(m.Query(f"SELECT pg_catalog.pg_notify({_literal(channel)}, {_literal(payload)})"))
+            while not isinstance(up.read_message(), m.ReadyForQuery):
+                pass
+        finally:
+            up.close()
+
     def closed(self, s) -> None:
         """The session ended (the hooks hear it)."""
         hooked = self._hooked.pop(s.id, None)
@@ -194,6 +210,11 @@ class EngineEntry(JournalEntry):
     @params.setter
     def params(self, value) -> None:
         self.__dict__["params"] = value
+
+
+def _literal(text: str) -> str:
+    """A standard-conforming string literal (the engine runs with standard_conforming_strings on)."""
+    return "'" + text.replace("\x00", "").replace("'", "''") + "'"
 
 
 def _note_error(s, err: PgError) -> None:

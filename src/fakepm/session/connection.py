@@ -835,7 +835,10 @@ class Session:
             commands.follow_transaction(self, kind, sql, answer)
         if answer.notify and answer.error is None:
             for channel, payload in answer.notify:
-                commands.queue_notify(self, channel, payload)
+                if self.backend is not None:  # listeners are the engine's: it delivers at its commit
+                    self.backend.notify(self, channel, payload)
+                else:
+                    commands.queue_notify(self, channel, payload)
         return answer
 
     def _settle(self, value) -> Result:
