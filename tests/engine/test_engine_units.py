@@ -132,7 +132,10 @@ def test_resolve_engine_specs():
         pytest.skip("no PostgreSQL binaries on this machine")
     assert resolve_engine("postgres") is eng
     assert resolve_engine(f"postgres:{eng.binaries.major}") is eng  # same installation, same engine
-    assert not eng.started  # resolving starts nothing
+    # resolving starts nothing (in a fresh process: other tests of this one may have started it)
+    code = "from fakepm.engine import resolve_engine; e = resolve_engine('postgres'); assert not e.started"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
     for bad in ("mysql", "", "postgres:x"):
         with pytest.raises(EngineError):
             resolve_engine(bad)
