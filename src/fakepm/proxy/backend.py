@@ -26,8 +26,8 @@ from __future__ import annotations
 import struct
 
 from ..answers.match import classify, split_statements
-from ..faults.apply import SessionAbort
 from ..answers.result import Deferred, Result
+from ..faults.apply import SessionAbort
 from ..protocol import messages as m
 from ..protocol.errors import PgError, fatal
 from ..protocol.types import REGISTRY
@@ -42,7 +42,6 @@ _NO_RESULT = Result()  # what fault selection sees for a statement the engine an
 _FAIL_BIND = m.Bind("", "fakepm: abort the transaction").encode()  # no such statement: the engine's own error
 _ROLLBACK = m.Query("ROLLBACK").encode()
 _COMMIT_KINDS = frozenset({"COMMIT", "END", "COMMIT PREPARED"})
-_I16 = struct.Struct("!h")
 _HDR = struct.Struct("!Bi")
 _NO_PORTAL = ("", "", None)
 _PINNED_LIMIT = 256  # hook answers kept per session (by SQL text) for Bind/Describe/Execute of their statement
@@ -224,10 +223,7 @@ def _note_error(s, err: PgError) -> None:
 def _on_copy(s, link: EngineLink, direction: str, entry):
     if direction == "both":  # a replication stream: fault plans `at: replication` pause it at their counts
         fx = s.faults
-        marks = sorted({p.rows for p in fx.fs.plans if p.at == "replication"}) if fx is not None else []
-        link.xlog_marks = marks or None
-        if marks and marks[0] <= 0:
-            link._pause_after = True
+        link.pause_at(sorted({p.rows for p in fx.fs.plans if p.at == "replication"}) if fx is not None else [])
     return _copy_record(s, direction, entry)
 
 

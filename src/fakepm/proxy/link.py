@@ -132,6 +132,12 @@ class EngineLink:
         return not self.owed
 
     # ------------------------------------------------------------------ from the upstream
+    def pause_at(self, marks: list) -> None:
+        """A CopyBoth stream starts: pause after these XLogData counts (0: right away)."""
+        self.xlog_marks = list(marks) or None
+        if marks and marks[0] <= 0:
+            self._pause_after = True
+
     def resume(self, send: Callable[[bytes], None]) -> None:
         """Go on after a pause (the session applied its replication faults)."""
         self.paused = False
