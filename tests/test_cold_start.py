@@ -15,6 +15,7 @@ import textwrap
 import pytest
 
 from fakepm.answers import match as M
+from fakepm.answers import shape as S
 from fakepm.answers import rules as R
 from fakepm.answers.result import Query
 
@@ -184,7 +185,7 @@ def test_could_have_template_never_rules_out_the_real_template():
     assert texts
     for sql in statements:
         shape = M.shape_of(sql)
-        assert bool(M._PARSED_START.match(shape.text)) == shape.parsed or sql.split()[0] in ("DECLARE", "EXPLAIN")
+        assert bool(S._PARSED_START.match(shape.text)) == shape.parsed or sql.split()[0] in ("DECLARE", "EXPLAIN")
         for text in texts:
             if not M.could_have_template(sql, text):
                 assert shape.text != text, (sql, text)

@@ -1,13 +1,11 @@
-"""answers/match: shapes, unification, values_equal, split_statements, classify/default_tag,
+"""answers/match (shape.py, unify.py, values.py, paramtypes.py) and fakepm.sql: shapes, unification, values_equal, split_statements, classify/default_tag,
 parameter type inference. Table-driven, plus hypothesis properties and the real SQL the
 drivers send (../shared/reference/captures)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import re
-import sys
 import time
 import uuid
 from decimal import Decimal
@@ -17,16 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-try:
-    from fakepm.answers import match as M
-except ImportError:  # pragma: no cover - another room of the package is mid-construction
-    # match.py has no package-relative imports: load it on its own so these tests do not
-    # depend on the rest of fakepm importing cleanly.
-    _path = Path(__file__).resolve().parents[2] / "src" / "fakepm" / "answers" / "match.py"
-    _spec = importlib.util.spec_from_file_location("_fakepm_match_standalone", _path)
-    M = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = M
-    _spec.loader.exec_module(M)
+from fakepm.answers import match as M
 
 shape_of, unify, values_equal = M.shape_of, M.unify, M.values_equal
 split_statements, classify, default_tag = M.split_statements, M.classify, M.default_tag

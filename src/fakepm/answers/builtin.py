@@ -12,7 +12,10 @@ Every answer has exactly the columns the query's select list asks for (names as 
 gives them), or there is none and the query gets FP000 (answers/selectlist.py: conform).
 
 Answers that do not depend on the connection are cached per SQL text, so a pool's
-`SELECT 1` ping is served from prebuilt bytes.
+`SELECT 1` ping is served from prebuilt bytes. Every cache here is bounded by count and by
+bytes: the answers and evaluations belong to one server (a Builtins object, gone with it);
+the one process-wide cache (text normalisation) keeps short texts only. A text longer than
+MAX_BUILTIN_SQL is never a builtin (what drivers send at connect is a few kB at most).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import re
 import uuid
 from decimal import Decimal
 
+from ..bounded import SHORT_KEY_CHARS, BoundedCache, short_key
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY
 from .catalog import FIRST_USER_OID
@@ -41,9 +45,39 @@ _WS = re.compile(r"\s+")
 _FIRST_TXID = 1001
 
 
-@functools.lru_cache(maxsize=4096)  # every query without a rule passes here: normalise each text once
-def _key(sql: str) -> str:
+# The longest text a builtin answers: driver bootstrap queries are a few kB (SQLAlchemy's
+# get_columns ~3 kB); a longer text is not looked at (no normalising, no parsing, no caching).
+MAX_BUILTIN_SQL = 64 * 1024
+# Per server: constant answers (`SELECT 1`) and parsed SELECT evaluations, each bounded by
+# count (pools and drivers send a few dozen distinct texts; 4096 leaves room for generated
+# ones) and by bytes (texts are at most MAX_BUILTIN_SQL; 8 MiB keeps a full cache small).
+STATIC_MAX_ENTRIES = 4096
+STATIC_MAX_BYTES = 8 << 20
+EVALUATED_MAX_ENTRIES = 2048
+EVALUATED_MAX_BYTES = 8 << 20
+_MISS = object()
+
+
+def _normalise(sql: str) -> str:
     return _WS.sub(" ", sql.strip().rstrip(";").strip()).lower()
+
+
+# process-wide, so short texts only: 4096 entries of at most SHORT_KEY_CHARS (1 KiB) texts
+# and their normal forms stay under ~10 MiB whatever clients send, and nothing long outlives
+# the server that saw it
+_short_key = functools.lru_cache(maxsize=4096)(_normalise)
+
+
+def _key(sql: str) -> str:
+    """The normal form builtins match on (every query without a rule passes here)."""
+    return _short_key(sql) if len(sql) <= SHORT_KEY_CHARS else _normalise(sql)
+
+
+def _entry_size(key, value) -> int:
+    """Bytes a cached answer or evaluation holds, estimated from its text: the key and at
+    most about as much again (constants come from the text), plus the objects around them."""
+    n = key[0] if isinstance(key, tuple) else len(key)  # short_key: (length, digest) of a long text
+    return 2 * n + 256
 
 
 def _cols(*pairs) -> tuple[Column, ...]:
@@ -81,11 +115,23 @@ class Builtins:
 
     def __init__(self, config):
         self.config = config
-        self._static: dict[str, Result | None] = {}
+        self._static = BoundedCache(STATIC_MAX_ENTRIES, STATIC_MAX_BYTES, _entry_size)  # key -> Result
+        # short_key(sql) -> _evaluate_select's answer (None: not a constant SELECT)
+        self._evaluated = BoundedCache(EVALUATED_MAX_ENTRIES, EVALUATED_MAX_BYTES, _entry_size)
         self._txids = itertools.count(_FIRST_TXID)
         self._open_txid: dict[int, int] = {}  # connection id -> txid of its open transaction block
 
+    def _evaluate(self, sql: str):
+        k = short_key(sql)
+        ev = self._evaluated.get(k, _MISS)
+        if ev is _MISS:
+            ev = _evaluate_select(sql)
+            self._evaluated.put(k, ev)
+        return ev
+
     def answer(self, query: Query) -> tuple[Result | None, str | None]:
+        if len(query.sql) > MAX_BUILTIN_SQL:
+            return None, None
         key = _key(query.sql)
         cached = self._static.get(key)
         if cached is not None:
@@ -94,7 +140,7 @@ class Builtins:
         if res is not None:
             res = conform(res, query.sql)
             return (res, "builtin:" + key[:40]) if res is not None else (None, None)
-        ev = _evaluate_select(query.sql)
+        ev = self._evaluate(query.sql)
         if ev is None:
             return None, None
         res, pure = self._run(ev, query)
@@ -105,15 +151,17 @@ class Builtins:
             return None, None
         if pure and not query.params and res.error is None:
             res.static = True
-            self._static[key] = res
+            self._static.put(key, res)
         return res, "builtin:" + key[:40]
 
     def describe(self, query: Query) -> tuple[Column, ...] | None:
         """Columns of a builtin answer without running it (Describe Statement)."""
+        if len(query.sql) > MAX_BUILTIN_SQL:
+            return None
         key = _key(query.sql)
         res = _probe(key, query.sql)
         if res is None:
-            ev = _evaluate_select(query.sql)
+            ev = self._evaluate(query.sql)
             if ev is None:
                 res = self._special(query, key)
                 res = conform(res, query.sql) if res is not None else None
@@ -227,7 +275,6 @@ def pgjdbc_type_lookup(query: Query, by_oid: bool = False) -> Result:
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
-@functools.lru_cache(maxsize=2048)
 def _evaluate_select(sql: str):
     """[(column name, PgType, fn(builtins, query) -> (value, pure, delay))] or None if not constant."""
     s = sql.strip().rstrip(";").strip()

@@ -21,13 +21,13 @@ No wire bytes here: the session's copy module (session/copy.py) runs the sub-pro
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..protocol.copyformat import CopyOptionError, CopyOptions
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY, PgType
+from ..sql.lexer import Token, tokens
 from .result import Column, Query, Result
 
 __all__ = ["CopyStatement", "CopySpec", "CopyFault", "parse_copy", "builtin_copy", "copy_from_rule",
@@ -94,134 +94,48 @@ class CopySpec:
 
 
 # ----------------------------------------------------------------------------------------
-# lexer
-
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+|--[^\n]*|/\*.*?\*/)
-  | (?P<estr>[eE]'(?:[^'\\]|\\.|'')*')
-  | (?P<str>'(?:[^']|'')*')
-  | (?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$)
-  | (?P<qid>"(?:[^"]|"")*")
-  | (?P<word>[A-Za-z_\x80-\U0010ffff][\w$\x80-\U0010ffff]*)
-  | (?P<num>[+-]?\d+(?:\.\d*)?)
-  | (?P<punct>[(),.;*=])
-  | (?P<other>.)
-    """,
-    re.X | re.S,
-)
-
-
-@dataclass
-class _Tok:
-    kind: str  # word | qid | str | num | punct | other
-    value: str  # words lower-cased; strings unescaped; quoted identifiers unquoted
-    raw: str
-    pos: int  # 0-based offset in the statement
-
-
-_E_ESC = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
-def _unescape_e(body: str) -> str:
-    out, i = [], 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            n = body[i + 1]
-            if n in _E_ESC:
-                out.append(_E_ESC[n])
-                i += 2
-            elif n in "01234567":
-                j = i + 1
-                while j < len(body) and j < i + 4 and body[j] in "01234567":
-                    j += 1
-                out.append(chr(int(body[i + 1:j], 8)))
-                i = j
-            elif n == "x":
-                m = re.match(r"[0-9a-fA-F]{1,2}", body[i + 2:])
-                if m:
-                    out.append(chr(int(m.group(), 16)))
-                    i += 2 + len(m.group())
-                else:
-                    out.append("x")
-                    i += 2
-            else:
-                out.append(n)
-                i += 2
-        elif c == "'" and body[i + 1:i + 2] == "'":
-            out.append("'")
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def _lex(sql: str) -> list[_Tok]:
-    toks = []
-    for m in _TOKEN.finditer(sql):
-        kind = m.lastgroup
-        raw = m.group()
-        if kind == "ws":
-            continue
-        if kind == "tag":
-            kind = "dollar"
-        if kind == "word":
-            toks.append(_Tok("word", raw.lower(), raw, m.start()))
-        elif kind == "qid":
-            toks.append(_Tok("qid", raw[1:-1].replace('""', '"'), raw, m.start()))
-        elif kind == "str":
-            toks.append(_Tok("str", raw[1:-1].replace("''", "'"), raw, m.start()))
-        elif kind == "estr":
-            toks.append(_Tok("str", _unescape_e(raw[2:-1]), raw, m.start()))
-        elif kind == "dollar":
-            body = raw[raw.index("$", 1) + 1:]
-            toks.append(_Tok("str", body[:body.rindex("$", 0, len(body) - 1)], raw, m.start()))
-        else:
-            toks.append(_Tok(kind, raw, raw, m.start()))
-    return toks
+# the grammar (gram.y's CopyStmt), on fakepm.sql.lexer's tokens
 
 
 class _Parser:
     def __init__(self, sql: str):
         self.sql = sql
-        self.toks = _lex(sql)
+        self.toks = tokens(sql)
         self.i = 0
 
-    def peek(self, k: int = 0) -> _Tok | None:
+    def peek(self, k: int = 0) -> Token | None:
         j = self.i + k
         return self.toks[j] if j < len(self.toks) else None
 
-    def next(self) -> _Tok | None:
+    def next(self) -> Token | None:
         t = self.peek()
         if t is not None:
             self.i += 1
         return t
 
-    def error(self, tok: _Tok | None = None) -> PgError:
+    def error(self, tok: Token | None = None) -> PgError:
         tok = tok if tok is not None else self.peek()
         if tok is None:
             return PgError("42601", "syntax error at end of input", position=len(self.sql) + 1)
-        return PgError("42601", f'syntax error at or near "{tok.raw}"', position=tok.pos + 1)
+        return PgError("42601", f'syntax error at or near "{self.sql[tok.start:tok.end]}"', position=tok.start + 1)
 
     def word(self, *words: str) -> bool:
         t = self.peek()
-        if t is not None and t.kind == "word" and t.value in words:
+        if t is not None and t.kind == "w" and t.value in words:
             self.i += 1
             return True
         return False
 
     def expect_word(self, *words: str) -> str:
         t = self.peek()
-        if t is None or t.kind != "word" or t.value not in words:
+        if t is None or t.kind != "w" or t.value not in words:
             raise self.error(t)
         self.i += 1
         return t.value
 
     def punct(self, p: str) -> bool:
         t = self.peek()
-        if t is not None and t.kind == "punct" and t.value == p:
+        if t is not None and (t.kind == "c" or t.kind == "o") and t.value == p:
             self.i += 1
             return True
         return False
@@ -232,21 +146,21 @@ class _Parser:
 
     def ident(self) -> str:
         t = self.peek()
-        if t is None or t.kind not in ("word", "qid"):
+        if t is None or t.kind not in ("w", "q"):
             raise self.error(t)
         self.i += 1
         return t.value
 
     def string(self) -> str:
         t = self.peek()
-        if t is None or t.kind != "str":
+        if t is None or t.kind != "s":
             raise self.error(t)
         self.i += 1
         return t.value
 
     def at_end(self) -> bool:
         t = self.peek()
-        return t is None or (t.kind == "punct" and t.value == ";" and self.i == len(self.toks) - 1)
+        return t is None or (t.kind == "c" and t.value == ";" and self.i == len(self.toks) - 1)
 
 
 def parse_copy(sql: str) -> CopyStatement:
@@ -267,14 +181,14 @@ def parse_copy(sql: str) -> CopyStatement:
             t = p.next()
             if t is None:
                 raise p.error()
-            if t.kind == "punct" and t.value == "(":
+            if t.kind == "c" and t.value == "(":
                 depth += 1
-            elif t.kind == "punct" and t.value == ")":
+            elif t.kind == "c" and t.value == ")":
                 depth -= 1
                 if depth == 0:
                     end_tok = t
                     break
-        query = sql[start.pos:end_tok.pos].strip()
+        query = sql[start.start:end_tok.start].strip()
     else:
         name = p.ident()
         if p.punct("."):
@@ -312,7 +226,7 @@ def parse_copy(sql: str) -> CopyStatement:
     where = None
     if direction == "in" and p.word("where"):
         rest = p.peek()
-        where = sql[rest.pos:].strip().rstrip(";") if rest is not None else ""
+        where = sql[rest.start:].strip().rstrip(";") if rest is not None else ""
         p.i = len(p.toks)
     if not p.at_end():
         raise p.error()
@@ -338,19 +252,24 @@ def _set_option(given: dict, name: str, value) -> None:
 def _option_value(p: _Parser):
     """An option argument: string, number, word, '*', or a parenthesised list; None when absent."""
     t = p.peek()
-    if t is None or (t.kind == "punct" and t.value in ",)"):
+    if t is None or (t.kind == "c" and t.value in ",)"):
         return None
-    if t.kind == "punct" and t.value == "*":
+    if t.kind == "o" and t.value == "*":
         p.next()
         return "*"
-    if t.kind == "punct" and t.value == "(":
+    if t.kind == "c" and t.value == "(":
         p.next()
         items = [p.ident()]
         while p.punct(","):
             items.append(p.ident())
         p.expect_punct(")")
         return tuple(items)
-    if t.kind in ("str", "word", "qid", "num"):
+    if t.kind == "o" and t.value in "+-":  # a signed number
+        n = p.peek(1)
+        if n is not None and n.kind == "n":
+            p.i += 2
+            return t.value + n.value
+    if t.kind in ("s", "w", "q", "n"):
         p.next()
         return t.value
     raise p.error(t)
@@ -373,12 +292,12 @@ def _bool(name: str, v, allow_match: bool = False):
 def _parse_new_options(p: _Parser, given: dict) -> None:
     while True:
         t = p.peek()
-        if t is None or t.kind not in ("word", "qid"):
+        if t is None or t.kind not in ("w", "q"):
             raise p.error(t)
         name = p.ident().lower()
         value = _option_value(p)
         if name not in _NEW_OPTIONS:
-            raise PgError("42601", f'option "{name}" not recognized', position=t.pos + 1)
+            raise PgError("42601", f'option "{name}" not recognized', position=t.start + 1)
         if name in ("freeze",):
             value = _bool(name, value)
         elif name == "header":
@@ -623,11 +542,39 @@ def normalize_script(script) -> list:
     return out
 
 
-_SELECT_TABLE = re.compile(
-    r"^\s*select\s+(?P<cols>\*|(?:\"?[\w$]+\"?\s*,\s*)*\"?[\w$]+\"?)\s+from\s+"
-    r"(?P<name>(?:\"?[\w$]+\"?\.)?\"?[\w$]+\"?)\s*(?:limit\s+\d+\s*)?;?\s*$",
-    re.I | re.S,
-)
+def _select_table(sql: str):
+    """`SELECT a, b FROM [s.]t [LIMIT n] [;]` -> (column names or None for `*`, schema or None,
+    table), names as PostgreSQL reads them; None for any other text."""
+    toks = tokens(sql)
+    while toks and toks[-1].kind == "c" and toks[-1].value == ";":
+        toks.pop()
+    if len(toks) >= 3 and toks[-2].is_word("limit") and toks[-1].kind == "n" and toks[-1].value.isdigit():
+        del toks[-2:]
+    if not toks or not toks[0].is_word("select"):
+        return None
+    i = 1
+    cols: list[str] | None = []
+    if i < len(toks) and toks[i].kind == "o" and toks[i].value == "*":
+        cols, i = None, i + 1
+    else:
+        while i < len(toks) and toks[i].kind in ("w", "q") and not toks[i].is_word("from"):
+            cols.append(toks[i].value)
+            i += 1
+            if i < len(toks) and toks[i].kind == "c" and toks[i].value == ",":
+                i += 1
+                continue
+            break
+        if not cols:
+            return None
+    if i >= len(toks) or not toks[i].is_word("from"):
+        return None
+    rest = toks[i + 1:]
+    if len(rest) == 1 and rest[0].kind in ("w", "q"):
+        return cols, None, rest[0].value
+    if len(rest) == 3 and rest[0].kind in ("w", "q") and rest[1].kind == "c" and rest[1].value == "." \
+            and rest[2].kind in ("w", "q"):
+        return cols, rest[0].value, rest[2].value
+    return None
 
 
 def describe_declared_select(sql: str, catalog) -> tuple[Column, ...] | None:
@@ -635,26 +582,22 @@ def describe_declared_select(sql: str, catalog) -> tuple[Column, ...] | None:
     before copy_records_to_table), else None."""
     if not catalog:
         return None
-    m = _SELECT_TABLE.match(sql)
-    if m is None:
+    found = _select_table(sql)
+    if found is None:
         return None
-    from .catalog import split_name
-
-    schema, name = split_name(m.group("name"))
-    table = catalog.get(name, schema)
+    cols, schema, name = found
+    table = catalog.get(name, schema or "public")
     if table is None:
         return None
-    if m.group("cols") == "*":
+    if cols is None:
         return tuple(table.columns)
     out = []
-    for raw in m.group("cols").split(","):
-        raw = raw.strip()
-        col = table.column(raw[1:-1] if raw.startswith('"') else raw.lower())
+    for name in cols:
+        col = table.column(name)
         if col is None:
             return None
         out.append(col)
     return tuple(out)
-
 
 
 # ----------------------------------------------------------------------------------------

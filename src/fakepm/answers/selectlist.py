@@ -22,7 +22,7 @@ import functools
 import re
 from dataclasses import dataclass, replace
 
-from .match import _lex, _Tok  # the one PostgreSQL lexer of the package
+from ..sql.lexer import Token, iter_tokens
 from .result import Result
 
 NAMEDATALEN = 64
@@ -100,7 +100,7 @@ def _truncate(name: str) -> str:
     return raw[:NAMEDATALEN - 1].decode(errors="ignore")
 
 
-def _render(sql: str, t: _Tok) -> str:
+def _render(sql: str, t: Token) -> str:
     if t.kind == "w":
         return t.value
     if t.kind == "q":
@@ -123,11 +123,11 @@ def _join(sql: str, toks) -> str:
 def normalize(sql: str) -> str:
     """A text as Item.expr keys it: tokens joined by one space (none around '.'), comments
     dropped, unquoted words lower-cased, strings and quoted names as written."""
-    return _join(sql, _lex(sql))
+    return _join(sql, iter_tokens(sql))
 
 
 class _Parser:
-    def __init__(self, sql: str, toks: list[_Tok]):
+    def __init__(self, sql: str, toks: list[Token]):
         self.sql = sql
         self.toks = toks
 
@@ -649,7 +649,7 @@ class _Parser:
 @functools.lru_cache(maxsize=2048)
 def select_items(sql: str) -> tuple[Item, ...] | None:
     """The output columns of one SELECT statement, or None when the text does not tell."""
-    toks = list(_lex(sql))
+    toks = list(iter_tokens(sql))
     while toks and toks[-1].kind == "c" and toks[-1].value == ";":
         toks.pop()
     if any(t.kind == "c" and t.value == ";" for t in toks):

@@ -12,7 +12,8 @@ status before and after; no fault plan on the server; the answering rule has no 
 static with no error, notice, notify, delay, COPY, fault or ParameterStatus. An entry is
 valid only for the rule set it was made with (adding or clearing rules makes a new set).
 The cache is per connection (user, database and application_name filters are fixed for a
-connection) and bounded.
+connection) and bounded by count and by bytes (see the limits below); it dies with the
+connection.
 
 The extended protocol gets the same treatment per *group*: when one read from the socket is
 exactly `[Parse ""] Bind "" [Describe portal ""] Execute "" Sync` (what pgbench -M
@@ -30,10 +31,13 @@ from typing import NamedTuple
 
 from ..answers.builtin import _key as builtin_key
 from ..answers.result import Result
+from ..bounded import BoundedCache
 from .hub import JournalEntry
 
 MAX_ENTRIES = 256  # distinct texts per connection (pgbench and pools send a handful)
 MAX_ANSWER_BYTES = 1 << 20  # a bigger static answer is re-encoded each time rather than kept per connection
+MAX_CACHE_BYTES = 4 << 20  # per connection and cache: texts + answers; 1000 connections stay in a few GiB at worst
+MAX_TEXT = 16 * 1024  # a longer Query text is not kept as a key (repeated hot-path texts are short)
 MAX_GROUP_BYTES = 4096  # bigger extended-protocol groups (large parameters) are not worth keeping
 SYNC = b"S\x00\x00\x00\x04"
 _I32 = struct.Struct("!i")
@@ -130,19 +134,22 @@ def remember(session, text: str, sql: str, result: Result, out_mark: int) -> Non
         return
     rule, label, params = found
     wire = b"".join(session.output[out_mark:])
-    if len(wire) <= MAX_ANSWER_BYTES:
+    if len(wire) <= MAX_ANSWER_BYTES and len(text) <= MAX_TEXT:
         _put(session, "answer_cache", text, Entry(session.responder.rules.rules, rule, sql, params, label, wire))
 
 
+def _size(key, entry) -> int:
+    """Bytes an entry holds: its key (text or group bytes), the journaled SQL and the answer."""
+    return len(key) + len(entry[2] if isinstance(entry, Entry) else b"") + len(entry.wire) + 300
+
+
 def _put(session, attr: str, key, entry) -> None:
-    """Keep an entry in the session's cache `attr` (made on first use; emptied when full)."""
+    """Keep an entry in the session's cache `attr` (made on first use; least recently used goes first)."""
     cache = getattr(session, attr)
     if cache is None:
-        cache = {}
+        cache = BoundedCache(MAX_ENTRIES, MAX_CACHE_BYTES, _size)
         setattr(session, attr, cache)
-    if len(cache) >= MAX_ENTRIES:
-        cache.clear()
-    cache[key] = entry
+    cache.put(key, entry)
 
 
 # ---------------------------------------------------------------------- extended-protocol groups

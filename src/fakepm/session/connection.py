@@ -14,11 +14,9 @@ Time is never read here: the server passes `now` in (`receive`, `on_timer`).
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from typing import Any, Callable
 
-from ..answers.match import classify, default_tag, insert_values_rows, split_statements
 from ..answers.responder import ENGINE
 from ..answers.result import ConnectionInfo, Deferred, Query, Result
 from ..protocol import messages as m
@@ -26,6 +24,7 @@ from ..protocol.auth import AuthFailed, Authenticator
 from ..protocol.errors import PgError, fatal
 from ..protocol.framing import FrameReader
 from ..protocol.types import REGISTRY
+from ..sql import classify, count_params, default_tag, insert_values_rows, split_statements
 from . import answer_cache, commands
 from ..faults.apply import REPLACED, SessionAbort
 from .config import ServerConfig
@@ -37,13 +36,6 @@ from .waits import CANCELED, NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT, START_TLS, S
 _ROW_BATCH = 512  # rows encoded together by a streamed result (bounded by the output room too)
 
 _TEXT = REGISTRY.by_name("text")
-_PARAM_RE = re.compile(r"\$(\d+)")
-_STRIP_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
-
-
-def count_params(sql: str) -> int:
-    found = _PARAM_RE.findall(_STRIP_QUOTED.sub("", sql))
-    return max((int(x) for x in found), default=0)
 
 
 class Session:

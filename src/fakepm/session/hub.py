@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 
@@ -30,33 +30,128 @@ class JournalEntry:
     tag: str | None = None
     statement: str | None = None
     time: float = 0.0
+    sql_size: int | None = None  # set when the journal kept only the start of a longer text (its length)
 
     def __repr__(self) -> str:
         p = f" params={self.params!r}" if self.params else ""
         return f"<{self.protocol} #{self.connection} {self.sql!r}{p} -> {self.rule or 'UNMATCHED'}>"
 
 
-@dataclass
+# The journal's limits. A test double keeps what a test asks about afterwards (pg.queries,
+# pg.unmatched, pg.events, pg.copies) but must not grow without end when clients (a soak, a
+# fuzzer, a long pgbench) never stop: each list keeps its newest entries within a count and
+# an estimate of the bytes they hold; `Journal.dropped` says how many each list let go.
+JOURNAL_ENTRIES = 100_000  # per list: a long test's every statement, far more than a report shows
+QUERY_BYTES = 32 << 20  # pg.queries: ~300 bytes an entry, so the byte bound bites only for long texts
+UNMATCHED_BYTES = 8 << 20  # pg.unmatched: verify() needs one to fail a test, not a million
+EVENT_BYTES = 8 << 20  # pg.events: connect/auth/notify events are small
+COPY_BYTES = 64 << 20  # pg.copies: the rows COPY IN kept (copy_keep_bytes each), by their wire size
+MAX_TEXT = 1 << 20  # the SQL kept per entry: a longer text keeps its first MiB (`sql_size` has its length)
+_ENTRY_OVERHEAD = 300  # the entry object, its dict and small fields
+
+
+class BoundedLog:
+    """A list of the newest entries within `limit` entries and `max_bytes` (sizes from `sizeof`);
+    iterates oldest first like the deque it replaces. The newest entry is always kept."""
+
+    __slots__ = ("dropped", "items", "limit", "max_bytes", "size", "sizeof", "sizes")
+
+    def __init__(self, limit: int, max_bytes: int, sizeof: Callable[[Any], int]):
+        self.items: deque = deque()
+        self.sizes: deque = deque()
+        self.limit = limit
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.dropped = 0
+        self.sizeof = sizeof
+
+    def append(self, item) -> None:
+        n = self.sizeof(item)
+        self.items.append(item)
+        self.sizes.append(n)
+        self.size += n
+        while len(self.items) > 1 and (len(self.items) > self.limit or self.size > self.max_bytes):
+            self.items.popleft()
+            self.size -= self.sizes.popleft()
+            self.dropped += 1
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.sizes.clear()
+        self.size = 0
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def __repr__(self) -> str:
+        return f"<BoundedLog {len(self.items)} entries, ~{self.size} bytes, {self.dropped} dropped>"
+
+
+def _value_size(v) -> int:
+    """Bytes a journaled value holds, roughly (long lists are sampled: cheap on every entry)."""
+    if isinstance(v, (str, bytes, bytearray, memoryview)):
+        return len(v) + 50
+    if isinstance(v, dict):
+        v = list(v.values())
+    if isinstance(v, (list, tuple)):
+        n = len(v)
+        if n == 0:
+            return 56
+        sample = v[:100]
+        return 56 + 8 * n + sum(_value_size(x) for x in sample) * n // len(sample)
+    return 32
+
+
+def _entry_size(e) -> int:
+    return _ENTRY_OVERHEAD + len(e.sql) + _value_size(e.params)
+
+
+def _event_size(ev: dict) -> int:
+    return 200 + sum(_value_size(v) for v in ev.values())
+
+
+def _copy_size(rec) -> int:
+    return _ENTRY_OVERHEAD + len(getattr(rec, "sql", "") or "") + (getattr(rec, "kept_bytes", 0) or 0)
+
+
 class Journal:
-    limit: int = 100_000
-    queries: deque = field(default_factory=deque)
-    unmatched: list = field(default_factory=list)
-    events: deque = field(default_factory=deque)  # connection/auth/replication events
-    copies: deque = field(default_factory=deque)  # session.copy.CopyRecord per COPY (pg.copies)
+    """What one server saw: queries, unmatched queries, events, COPYs -- each a BoundedLog."""
+
+    def __init__(self, limit: int = JOURNAL_ENTRIES, *, query_bytes: int = QUERY_BYTES,
+                 unmatched_bytes: int = UNMATCHED_BYTES, event_bytes: int = EVENT_BYTES,
+                 copy_bytes: int = COPY_BYTES, max_text: int = MAX_TEXT):
+        self.limit = limit
+        self.max_text = max_text
+        self.queries = BoundedLog(limit, query_bytes, _entry_size)
+        self.unmatched = BoundedLog(limit, unmatched_bytes, _entry_size)
+        self.events = BoundedLog(limit, event_bytes, _event_size)  # connection/auth/replication events
+        self.copies = BoundedLog(limit, copy_bytes, _copy_size)  # session.copy.CopyRecord per COPY (pg.copies)
+
+    @property
+    def dropped(self) -> dict:
+        """How many entries each list let go to stay within its limits."""
+        return {"queries": self.queries.dropped, "unmatched": self.unmatched.dropped,
+                "events": self.events.dropped, "copies": self.copies.dropped}
 
     def record(self, entry: JournalEntry) -> None:
-        q = self.queries
-        q.append(entry)
-        if len(q) > self.limit:
-            q.popleft()
+        if len(entry.sql) > self.max_text:  # the first MiB says what it was; sql_size how long it was
+            entry.sql_size = len(entry.sql)
+            entry.sql = entry.sql[: self.max_text]
+        self.queries.append(entry)
         if not entry.matched:
             self.unmatched.append(entry)
 
     def event(self, kind: str, **data: Any) -> None:
-        ev = {"kind": kind, **data}
-        self.events.append(ev)
-        if len(self.events) > self.limit:
-            self.events.popleft()
+        self.events.append({"kind": kind, **data})
 
     def clear(self) -> None:
         self.queries.clear()

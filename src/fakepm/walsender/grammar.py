@@ -5,49 +5,22 @@ text does not start with a replication keyword (then it is SQL). Keywords are ma
 case-insensitively, names may be double-quoted or bare (bare names fold to lower case),
 plugin option values are single-quoted strings (or absent). A malformed command raises
 PgError 42601 "syntax error" (PostgreSQL's text) with a DETAIL saying what fakepm expected.
+The commands are parsed from fakepm.sql.lexer's tokens (the one lexer of the house), so a name
+or option value is read as the SQL lexer reads it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..protocol.errors import PgError
 from ..protocol.replication import parse_lsn
+from ..sql.lexer import Token, iter_tokens, tokens
 
 KEYWORDS = (
     "IDENTIFY_SYSTEM", "SHOW", "TIMELINE_HISTORY", "CREATE_REPLICATION_SLOT", "DROP_REPLICATION_SLOT",
     "READ_REPLICATION_SLOT", "START_REPLICATION", "BASE_BACKUP", "ALTER_REPLICATION_SLOT", "UPLOAD_MANIFEST",
 )
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-      (?P<lsn>[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8})
-    | (?P<qident>"(?:[^"]|"")*")
-    | (?P<string>'(?:[^']|'')*')
-    | (?P<num>\d+)(?![\w/])
-    | (?P<ident>[A-Za-z_][A-Za-z0-9_$]*)
-    | (?P<punct>[(),;])
-    )""",
-    re.X,
-)
-
-
-@dataclass(frozen=True)
-class Tok:
-    kind: str  # lsn | ident | qident | string | num | punct
-    text: str
-
-    @property
-    def name(self) -> str:
-        """The identifier as PostgreSQL stores it."""
-        if self.kind == "qident":
-            return self.text[1:-1].replace('""', '"')
-        return self.text.lower()
-
-    def is_kw(self, word: str) -> bool:
-        return self.kind == "ident" and self.text.upper() == word
-
 
 @dataclass(frozen=True)
 class IdentifySystem:
@@ -107,28 +80,22 @@ class Unsupported:
 
 
 def is_replication_command(sql: str) -> bool:
-    m = re.match(r"\s*([A-Za-z_]+)", sql)
-    return bool(m) and m.group(1).upper() in KEYWORDS
+    t = next(iter_tokens(sql), None)
+    return t is not None and t.kind == "w" and t.value.upper() in KEYWORDS
 
 
-def _tokens(sql: str) -> list[Tok]:
-    out = []
-    pos = 0
-    text = sql.rstrip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None or m.end() == pos:
-            raise _syntax(f"unexpected character {text[pos:].lstrip()[:1]!r} at offset {pos}", sql)
-        kind = m.lastgroup
-        out.append(Tok(kind, m.group(kind)))
-        pos = m.end()
-    while out and out[-1].kind == "punct" and out[-1].text == ";":
-        out.pop()  # `command ;` is accepted
-    return out
+def _tokens(sql: str) -> list[Token]:
+    toks = tokens(sql)
+    while toks and toks[-1].kind == "c" and toks[-1].value == ";":
+        toks.pop()  # `command ;` is accepted
+    return toks
 
 
 def _syntax(detail: str, sql: str) -> PgError:
     return PgError("42601", "syntax error", detail=f"fakepm: {detail} in replication command {sql.strip()[:200]!r}")
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class _Parser:
@@ -137,10 +104,13 @@ class _Parser:
         self.toks = _tokens(sql)
         self.i = 0
 
-    def peek(self) -> Tok | None:
+    def text(self, t: Token) -> str:
+        return self.sql[t.start:t.end]
+
+    def peek(self) -> Token | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
 
-    def take(self) -> Tok:
+    def take(self) -> Token:
         t = self.peek()
         if t is None:
             raise _syntax("unexpected end of command", self.sql)
@@ -149,7 +119,7 @@ class _Parser:
 
     def kw(self, word: str) -> bool:
         t = self.peek()
-        if t is not None and t.is_kw(word):
+        if t is not None and t.kind == "w" and t.value == word.lower():
             self.i += 1
             return True
         return False
@@ -157,39 +127,47 @@ class _Parser:
     def expect_kw(self, *words: str) -> str:
         t = self.take()
         for w in words:
-            if t.is_kw(w):
+            if t.kind == "w" and t.value == w.lower():
                 return w
-        raise _syntax(f"expected {' or '.join(words)}, got {t.text!r}", self.sql)
+        raise _syntax(f"expected {' or '.join(words)}, got {self.text(t)!r}", self.sql)
 
     def punct(self, p: str) -> bool:
         t = self.peek()
-        if t is not None and t.kind == "punct" and t.text == p:
+        if t is not None and t.kind == "c" and t.value == p:
             self.i += 1
             return True
         return False
 
     def name(self, what: str) -> str:
         t = self.take()
-        if t.kind not in ("ident", "qident"):
-            raise _syntax(f"expected {what}, got {t.text!r}", self.sql)
-        return t.name
+        if t.kind not in ("w", "q"):
+            raise _syntax(f"expected {what}, got {self.text(t)!r}", self.sql)
+        return t.value
 
     def lsn(self) -> int:
+        """repl_scanner.l's RECPTR, hex/hex: several SQL tokens written without a gap
+        (0/16B3748 is a number, `/`, a number and a word)."""
         t = self.take()
-        if t.kind != "lsn":
-            raise _syntax(f"expected a WAL position like 0/0, got {t.text!r}", self.sql)
-        return parse_lsn(t.text)
+        end = t.end
+        while self.i < len(self.toks) and self.toks[self.i].start == end and self.toks[self.i].kind in "nwo":
+            end = self.toks[self.i].end
+            self.i += 1
+        text = self.sql[t.start:end]
+        hi, slash, lo = text.partition("/")
+        if not (slash and 0 < len(hi) <= 8 and 0 < len(lo) <= 8 and _HEX.issuperset(hi) and _HEX.issuperset(lo)):
+            raise _syntax(f"expected a WAL position like 0/0, got {text!r}", self.sql)
+        return parse_lsn(text)
 
     def number(self, what: str) -> int:
         t = self.take()
-        if t.kind != "num":
-            raise _syntax(f"expected {what} (a number), got {t.text!r}", self.sql)
-        return int(t.text)
+        if t.kind != "n" or not t.value.isdigit():
+            raise _syntax(f"expected {what} (a number), got {self.text(t)!r}", self.sql)
+        return int(t.value)
 
     def end(self) -> None:
         t = self.peek()
         if t is not None:
-            raise _syntax(f"unexpected {t.text!r} after the end of the command", self.sql)
+            raise _syntax(f"unexpected {self.text(t)!r} after the end of the command", self.sql)
 
     def generic_options(self) -> list[tuple[str, str | None]]:
         """`( name [value] [, ...] )`; value: a quoted string, a bare word or a number."""
@@ -200,9 +178,9 @@ class _Parser:
             name = self.name("an option name")
             value = None
             t = self.peek()
-            if t is not None and not (t.kind == "punct" and t.text in ",)"):
+            if t is not None and not (t.kind == "c" and t.value in ",)"):
                 self.i += 1
-                value = t.text[1:-1].replace("''", "'") if t.kind == "string" else t.text
+                value = t.value if t.kind == "s" else self.text(t)
             opts.append((name, value))
             if self.punct(","):
                 continue
@@ -227,7 +205,7 @@ def parse_command(sql: str):
     if not is_replication_command(sql):
         return None
     p = _Parser(sql)
-    head = p.take().text.upper()
+    head = p.text(p.take()).upper()
     if head == "IDENTIFY_SYSTEM":
         p.end()
         return IdentifySystem()
@@ -310,9 +288,9 @@ def _start(p: _Parser):
                 name = p.name("a plugin option name")
                 value = None
                 t = p.peek()
-                if t is not None and t.kind == "string":
+                if t is not None and t.kind == "s":
                     p.i += 1
-                    value = t.text[1:-1].replace("''", "'")
+                    value = t.value
                 opts.append((name, value))
                 if p.punct(","):
                     continue
