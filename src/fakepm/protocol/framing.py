@@ -15,7 +15,48 @@ _I32 = struct.Struct("!i")
 _HDR = struct.Struct("!ci")
 
 MAX_STARTUP_PACKET = 10000  # PostgreSQL's MAX_STARTUP_PACKET_LENGTH
-DEFAULT_MAX_MESSAGE = 1 << 30  # PostgreSQL's PQ_LARGE_MESSAGE_LIMIT - 1
+MAX_MESSAGE_CEILING = 1 << 30  # PostgreSQL's PQ_LARGE_MESSAGE_LIMIT - 1: no server takes a bigger message
+# fakepm's default: a test double rarely needs a message over 64 MiB (a Query text, a Bind
+# parameter, one CopyData), and every message is buffered whole before it is decoded, so the
+# default keeps what one client can make the server hold small. Raise it up to the ceiling
+# with `max_message_size` (FakePostgres, YAML `server:`, `fakepm serve --max-message-size`).
+DEFAULT_MAX_MESSAGE = 64 << 20
+
+
+def check_max_message_size(n) -> int:
+    """`n` as a message size limit, or ValueError naming the allowed range."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1024 <= n <= MAX_MESSAGE_CEILING:
+        raise ValueError(f"max_message_size must be an integer from 1024 to {MAX_MESSAGE_CEILING} "
+                         f"(PostgreSQL's own 1 GiB limit), got {n!r}")
+    return n
+
+
+def malformed_message_error(e: ProtocolViolation, body: bytes) -> tuple[str, str]:
+    """(SQLSTATE, message) PostgreSQL answers, as an ERROR that keeps the connection, for a
+    message body it cannot read (pqformat.c / mbutils.c wording); `e` is fakepm's decoding
+    problem with that body."""
+    text = str(e)
+    if "body ends early" in text or "negative length" in text:
+        return "08P01", "insufficient data left in message"
+    if "missing string terminator" in text:
+        return "08P01", "invalid string in message"
+    if "extra bytes" in text:
+        return "08P01", "invalid message format"
+    if "invalid byte sequence" in text:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as u:
+            return "22021", bad_utf8_message(body, u.start)
+    return "08P01", text
+
+
+def bad_utf8_message(raw: bytes, start: int) -> str:
+    """PostgreSQL's text for invalid UTF-8 at raw[start] (wchar.c report_invalid_encoding: the
+    bytes of the character its lead byte announces, at most what is left)."""
+    b = raw[start]
+    n = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4 if b & 0xF8 == 0xF0 else 1
+    shown = " ".join("0x%02x" % c for c in raw[start:start + n])
+    return f'invalid byte sequence for encoding "UTF8": {shown}'
 
 
 class FrameReader:
@@ -28,7 +69,7 @@ class FrameReader:
 
     __slots__ = ("_buf", "_pos", "untagged", "max_message", "max_startup")
 
-    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE, max_startup: int = MAX_STARTUP_PACKET):
+    def __init__(self, max_message: int = MAX_MESSAGE_CEILING, max_startup: int = MAX_STARTUP_PACKET):
         self._buf = bytearray()
         self._pos = 0
         self.untagged = True

@@ -22,7 +22,7 @@ from ..answers.result import ConnectionInfo, Deferred, Query, Result
 from ..protocol import messages as m
 from ..protocol.auth import AuthFailed, Authenticator
 from ..protocol.errors import PgError, fatal
-from ..protocol.framing import FrameReader
+from ..protocol.framing import FrameReader, malformed_message_error
 from ..protocol.types import REGISTRY
 from ..sql import classify, count_params, default_tag, insert_values_rows, split_statements
 from . import answer_cache, commands
@@ -33,6 +33,7 @@ from .rowbatch import RowBatchEncoder, take_rows as _take_rows
 from .portals import Portal, PreparedStatement
 from .waits import CANCELED, NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT, START_TLS, SUSPENDED, UPSTREAM_IDLE, Await, Event
 
+_EXTENDED_MESSAGES = frozenset((b"P", b"B", b"D", b"E", b"C", b"H"))  # an error in one skips to Sync
 _ROW_BATCH = 512  # rows encoded together by a streamed result (bounded by the output room too)
 
 _TEXT = REGISTRY.by_name("text")
@@ -579,9 +580,15 @@ class Session:
                 return
             try:
                 msg = decoders[t].decode(body)
-            except m.ProtocolViolation as e:
-                self.send_fatal(fatal("08P01", str(e)))
-                return
+            except m.ProtocolViolation as e:  # PostgreSQL: an ERROR, and the connection goes on
+                err = PgError(*malformed_message_error(e, body))
+                if t in _EXTENDED_MESSAGES:
+                    self._ext_error(err)  # ... ignoring messages until Sync
+                else:  # Query, FunctionCall, Sync
+                    self.skip_until_sync = False
+                    self.statement_failed(err)
+                    self.ready_for_query()
+                continue
             gen = handler(msg)
             if gen is not None:
                 yield from gen

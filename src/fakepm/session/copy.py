@@ -50,15 +50,17 @@ after N rows; COPY IN errors after N rows received.
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 from dataclasses import dataclass
 
 from ..answers.copyspec import CopySpec
 from ..protocol import messages as m
-from ..protocol.copybulk import CopyRows
+from ..protocol.copybulk import CopyRows, RowBlock
 from ..protocol.copyformat import CopyDataError, CopyDecoder, CopyEncoder, RowTyper
 from ..protocol.errors import PgError, fatal
+from ..protocol.framing import bad_utf8_message
 from ..protocol.types import REGISTRY
 from .waits import NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT
 from .rowbatch import CopyOutFramer, take_rows
@@ -66,6 +68,11 @@ from .rowbatch import CopyOutFramer, take_rows
 __all__ = ["run", "CopyRecord", "CopyBothMode", "ChannelMode", "ScriptMode", "Channel", "run_copy_both"]
 
 _TEXT = REGISTRY.by_name("text")
+# Rows of one COPY FROM STDIN kept in its record (pg.copies), by their COPY data size: a test
+# reads what it loaded, a soak or a 2 GiB load must not keep it all (typed rows take about 2-3
+# times their wire size). The server's `copy_keep_bytes` setting overrides it.
+COPY_KEEP_BYTES = 16 << 20
+_SYNC_LOST = fatal("08P01", "terminating connection because protocol synchronization was lost")
 
 
 @dataclass
@@ -88,10 +95,31 @@ class CopyRecord:
     connection: int
     error: str | None = None  # "SQLSTATE message" when the COPY failed
     schema: str | None = None
+    # COPY IN (and COPY both): what the whole stream was, even when `rows` keeps only its start
+    bytes: int = 0  # CopyData bytes received
+    checksum: str | None = None  # sha256 (hex) of the CopyData payloads in order (COPY IN)
+    first_row: tuple | None = None  # the first and last rows loaded (kept or not)
+    last_row: tuple | None = None
+    dropped: int = 0  # rows (COPY both: payloads) loaded but not kept in `rows` (beyond copy_keep_bytes)
+    kept_bytes: int = 0  # COPY data bytes of the rows kept
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def complete(self) -> bool:
+        """True when `rows` holds every row loaded (nothing dropped beyond copy_keep_bytes)."""
+        return self.dropped == 0
+
+    @property
+    def note(self) -> str | None:
+        """What the record did not keep, in words (None when it kept everything)."""
+        if not self.dropped:
+            return None
+        kept = self.count - self.dropped
+        return (f"kept the first {kept} of {self.count} rows ({self.kept_bytes} of {self.bytes} bytes of COPY data; "
+                f"copy_keep_bytes); count, bytes, checksum, first_row and last_row cover all of them")
 
 
 def _get_rows(rec: CopyRecord) -> list | None:
@@ -109,13 +137,13 @@ CopyRecord.rows = property(_get_rows, _set_rows, doc=CopyRecord.__doc__)  # the 
 
 
 def _record(session, spec: CopySpec, sql: str, rows, count: int, error: PgError | None = None,
-            names=None) -> CopyRecord:
+            names=None, **stream) -> CopyRecord:
     rec = CopyRecord(
         direction=spec.direction, table=spec.table, schema=spec.schema,
         columns=list(names if names is not None else spec.names), format=spec.options.format,
         options={**spec.options.as_dict(), **({"where": spec.where} if spec.where else {})}, rows=rows,
         count=count, sql=sql, connection=session.id,
-        error=f"{error.code} {error.message}" if error is not None else None,
+        error=f"{error.code} {error.message}" if error is not None else None, **stream,
     )
     copies = getattr(session.hub.journal, "copies", None)
     if copies is not None:
@@ -137,13 +165,97 @@ def run(session, result, sql: str, portal):
         mode = ScriptMode(session, spec.script) if spec.script is not None else ChannelMode(session, spec.handler)
         fmt = 1 if spec.options.binary else 0
         ok = yield from run_copy_both(session, mode, fmt, spec.column_formats or (), spec.tag or "COPY 0")
-        _record(session, spec, sql, list(mode.received), len(mode.received), mode.error)
+        _record(session, spec, sql, list(mode.received), len(mode.received) + mode.dropped, mode.error,
+                bytes=mode.received_bytes, dropped=mode.dropped, kept_bytes=mode.kept_bytes)
         return ok
     session.statement_failed(PgError("XX000", f"fakepm: unknown COPY direction {spec.direction!r}"))
     return False
 
 
 # ------------------------------------------------------------------------------ COPY IN
+def copy_fail_error(body: bytes, table: str | None = None, line: int | None = None) -> PgError:
+    """The ERROR for a CopyFail, as PostgreSQL 15 answers even a malformed one (the connection
+    stays usable): no string terminator 08P01 ``invalid string in message``; invalid UTF-8
+    22021; otherwise 57014 ``COPY from stdin failed: <message>`` (bytes after the first
+    terminator are ignored, as PostgreSQL does)."""
+    where = f"COPY {table}, line {line}" if table is not None else None
+    end = body.find(b"\0")
+    if end < 0:
+        return PgError("08P01", "invalid string in message", where=where)
+    raw = body[:end]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return PgError("22021", bad_utf8_message(raw, e.start), where=where)
+    return PgError("57014", f"COPY from stdin failed: {text}", where=where)
+
+
+def keep_budget(session) -> int:
+    """Bytes of COPY data whose rows (payloads) a COPY keeps in its record."""
+    n = getattr(session.config, "copy_keep_bytes", None)
+    return COPY_KEEP_BYTES if n is None else n
+
+
+def _one_row(item, last: bool):
+    """The first (or last) row of what a lazy decoder gave: a RowBlock or one row."""
+    if item.__class__ is RowBlock:
+        i = item.n - 1 if last else 0
+        return RowBlock([c[i:i + 1] for c in item.columns], item.convert, 1).rows()[0]
+    return tuple(item) if isinstance(item, list) else item
+
+
+def _nrows(items: list) -> int:
+    return sum(x.n if x.__class__ is RowBlock else 1 for x in items)
+
+
+class _Kept:
+    """COPY IN rows: kept in `rows` while their data fits the budget, counted and summed always."""
+
+    __slots__ = ("budget", "count", "dropped", "first", "hash", "kept_bytes", "keeping", "last", "pending",
+                 "received", "rows")
+
+    def __init__(self, budget: int):
+        self.rows = CopyRows()  # every value checked as it arrives; tuples made when the test reads them
+        self.budget = budget
+        self.keeping = True
+        self.count = 0
+        self.dropped = 0
+        self.received = 0
+        self.pending = 0  # bytes received since the last rows came out (a row cut by CopyData)
+        self.kept_bytes = 0
+        self.hash = hashlib.sha256()
+        self.first = self.last = None  # the items holding the first and the last row
+
+    def data(self, body: bytes) -> None:
+        self.received += len(body)
+        self.pending += len(body)
+        self.hash.update(body)
+
+    def add(self, items: list) -> None:
+        if not items:
+            return
+        n = _nrows(items)
+        if n == 0:
+            return
+        if self.first is None:
+            self.first = items[0]
+        self.last = items[-1]
+        self.count += n
+        nbytes, self.pending = self.pending, 0
+        if self.keeping and self.kept_bytes + nbytes <= self.budget:
+            self.rows.add(items)
+            self.kept_bytes += nbytes
+        else:
+            self.keeping = False  # `rows` stays the first rows, in order
+            self.dropped += n
+
+    def stream(self) -> dict:
+        return {"bytes": self.received, "checksum": self.hash.hexdigest(), "dropped": self.dropped,
+                "kept_bytes": self.kept_bytes,
+                "first_row": _one_row(self.first, False) if self.first is not None else None,
+                "last_row": _one_row(self.last, True) if self.last is not None else None}
+
+
 def _copy_in(session, spec: CopySpec, sql: str):
     opts = spec.options
     fmt = 1 if opts.binary else 0
@@ -152,7 +264,10 @@ def _copy_in(session, spec: CopySpec, sql: str):
     known = spec.types is not None
     decoder = CopyDecoder(opts, spec.ncolumns if known else None, spec.names, RowTyper(opts, spec.types, spec.names),
                           lazy=True)
-    rows = CopyRows()  # every value checked as it arrives; tuples made when the test reads them
+    kept = _Kept(keep_budget(session))
+    # an unfinished line (or binary row) may grow to one message's size, as a line may in
+    # PostgreSQL up to its 1 GB allocation limit
+    line_limit = session.config.max_message_size
     fault = spec.fault
     table = _context_name(spec)
 
@@ -163,43 +278,52 @@ def _copy_in(session, spec: CopySpec, sql: str):
 
     while True:
         frame = yield NEED_INPUT
-        if isinstance(frame, Exception):
-            session.send_fatal(fatal("08P01", str(frame)))
+        if isinstance(frame, Exception):  # a message length PostgreSQL refuses: it reads that as EOF
+            failed(PgError("08006", "unexpected EOF on client connection with an open transaction",
+                           where=f"COPY {table}, line {decoder.line + 1}"))
+            session.send_fatal(_SYNC_LOST)
             return False
         if not isinstance(frame, tuple):
             continue  # an Event: nothing to do during COPY IN
         t, body = frame
         try:
             if t == b"d":
-                rows.add(decoder.feed(body))
-                if fault is not None and len(rows) >= fault.after_rows:
+                kept.data(body)
+                kept.add(decoder.feed(body))
+                if fault is not None and kept.count >= fault.after_rows:
                     return failed(fault.error or PgError("57014", "canceling statement due to user request"))
+                if len(decoder._buf) > line_limit:
+                    return failed(PgError("54000", "out of memory",
+                                          detail=f"Cannot enlarge string buffer containing {len(decoder._buf)} "
+                                                 f"bytes by {len(body)} more bytes.",
+                                          where=f"COPY {table}, line {decoder.line + 1}"))
             elif t == b"c":
-                rows.add(decoder.finish())
+                kept.add(decoder.finish())
                 break
             elif t == b"f":
-                msg = m.CopyFail.decode(body).message
-                return failed(PgError("57014", f"COPY from stdin failed: {msg}",
-                                      where=f"COPY {table}, line {decoder.line + 1}"))
+                err = copy_fail_error(body, table, decoder.line + 1)
+                return failed(err)
             elif t in (b"S", b"H"):
                 continue  # libpq/pg8000 send these without noticing the COPY; PostgreSQL ignores them
             elif t == b"X":
                 session.close_reason = "client sent Terminate during COPY"
                 _record(session, spec, sql, [], 0, PgError("08006", "client sent Terminate during COPY"))
                 return False
-            else:
-                return failed(PgError("08P01", f"unexpected message type 0x{t[0]:02X} during COPY from stdin",
-                                      where=f"COPY {table}, line {decoder.line + 1}"))
+            else:  # PostgreSQL 15 stops reading mid-message: ERROR, then FATAL and the end
+                failed(PgError("08P01", f"unexpected message type 0x{t[0]:02X} during COPY from stdin",
+                               where=f"COPY {table}, line {decoder.line + 1}"))
+                session.send_fatal(_SYNC_LOST)
+                return False
         except CopyDataError as e:
             return failed(PgError(e.sqlstate, e.message, where=e.context(table), hint=e.hint))
         if session.cancel_requested:
             session.cancel_requested = False
             return failed(PgError("57014", "canceling statement due to user request",
                                   where=f"COPY {table}, line {decoder.line}"))
-    if fault is not None and len(rows) >= fault.after_rows:
+    if fault is not None and kept.count >= fault.after_rows:
         return failed(fault.error or PgError("57014", "canceling statement due to user request"))
-    _record(session, spec, sql, rows, len(rows))
-    session.send(m.command_complete(spec.tag or f"COPY {len(rows)}"))
+    _record(session, spec, sql, kept.rows, kept.count, **kept.stream())
+    session.send(m.command_complete(spec.tag or f"COPY {kept.count}"))
     return True
 
 
@@ -323,6 +447,19 @@ class CopyBothMode:
         self.server_done = False
         self.error: PgError | None = None
         self.received: list = []  # client payloads (kept for the journal by the channel modes)
+        self.received_bytes = 0
+        self.kept_bytes = 0
+        self.dropped = 0  # payloads beyond copy_keep_bytes: counted, not kept
+        self._budget = keep_budget(session) if hasattr(session, "config") else COPY_KEEP_BYTES
+
+    def keep(self, payload: bytes) -> None:
+        """Keep a client payload for the journal while they fit copy_keep_bytes; count it always."""
+        self.received_bytes += len(payload)
+        if not self.dropped and self.kept_bytes + len(payload) <= self._budget:
+            self.received.append(payload)
+            self.kept_bytes += len(payload)
+        else:
+            self.dropped += 1
 
     # hooks
     def on_start(self) -> None:
@@ -380,7 +517,7 @@ def run_copy_both(session, mode: CopyBothMode, overall_format: int = 0, column_f
                     mode.client_done = True
                     mode.on_client_done()
             elif t == b"f":
-                mode.fail(PgError("57014", f"COPY from stdin failed: {m.CopyFail.decode(body).message}"))
+                mode.fail(copy_fail_error(body))
             elif t in (b"S", b"H"):
                 continue
             elif t == b"X":
@@ -480,7 +617,7 @@ class ChannelMode(CopyBothMode):
         self.thread.start()
 
     def on_data(self, payload: bytes) -> None:
-        self.received.append(payload)
+        self.keep(payload)
         self.channel._inbox.put(payload)
 
     def on_client_done(self) -> None:
@@ -525,7 +662,7 @@ class ScriptMode(CopyBothMode):
         self._advance()
 
     def on_data(self, payload: bytes) -> None:
-        self.received.append(payload)
+        self.keep(payload)
         if self.pos >= len(self.steps):
             return
         want = self.steps[self.pos][1]

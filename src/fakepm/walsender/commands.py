@@ -286,12 +286,16 @@ class ReplicationCommands:
             return
         if stream.error is not None:
             session.send(m.error_response(stream.error))
+            if not stream.error.is_fatal:  # a malformed standby message: back to commands, as PostgreSQL
+                session.ready_for_query()
+                return
         session.close_reason = stream.close_reason or "walsender stream ended"
 
     @staticmethod
     def _handle(session, stream, frame) -> None:
-        if isinstance(frame, Exception):
-            stream._fail(PgError("08P01", str(frame), severity="FATAL"))
+        if isinstance(frame, Exception):  # a message length PostgreSQL refuses: it hangs up without a word
+            stream._hang_up(b"")
+            stream.close_reason = str(frame)
             return
         t, body = frame
         out = stream.receive(t, body, session.now)

@@ -32,6 +32,21 @@ _SEND_TIME = struct.Struct(">q")
 BATCH_BYTES = 1 << 20  # stop filling the output after this much; poll() again right away
 
 
+def _standby_message(body: bytes):
+    """A client CopyData on a replication stream as PostgreSQL 15's walsender reads it
+    (ProcessStandbyMessage): the message, a PgError (an ERROR: the stream ends, the connection
+    goes back to commands), or None for a type it does not take (it hangs up silently).
+    Bytes after a status update or feedback are ignored, as the walsender never checks them."""
+    if not body:
+        return PgError("08P01", "no data left in message")
+    need = {b"r": StandbyStatusUpdate.SIZE, b"h": HotStandbyFeedback.SIZE}.get(body[:1])
+    if need is None:
+        return None
+    if len(body) < need:
+        return PgError("08P01", "insufficient data left in message")
+    return decode_replication_message(body[:need])
+
+
 class _Stream:
     """What logical and physical streams share: replies, pings, the timeout, the end."""
 
@@ -64,10 +79,9 @@ class _Stream:
         self.last_reply = now  # any client message counts as a reply (walsender.c)
         self.ping_sent = False
         if type_byte == b"d":
-            try:
-                msg = decode_replication_message(body)
-            except ValueError as e:
-                return self._fail(fatal("08P01", f"invalid standby message: {e}"))
+            msg = _standby_message(body)
+            if msg is None or isinstance(msg, PgError):  # what PostgreSQL 15 does, see _standby_message
+                return self._fail(msg) if msg is not None else self._hang_up(body)
             if isinstance(msg, StandbyStatusUpdate):
                 self.write, self.flush, self.apply = msg.write, msg.flush, msg.apply
                 self._feedback({"kind": "standby_status", "write": msg.write, "flush": msg.flush,
@@ -82,7 +96,7 @@ class _Stream:
                                 "epoch": msg.epoch, "catalog_xmin": msg.catalog_xmin,
                                 "catalog_epoch": msg.catalog_epoch})
                 return b""
-            return self._fail(fatal("08P01", f'unexpected message type "{body[:1].decode("latin-1")}"'))
+            return self._hang_up(body)
         if type_byte == b"c":
             self.state = "done"
             return b""
@@ -90,9 +104,14 @@ class _Stream:
             self.state = "closed"
             self.close_reason = "client sent Terminate"
             return b""
-        if type_byte == b"f":
-            return self._fail(PgError("57014", "COPY failed: client sent CopyFail"))
-        return self._fail(fatal("08P01", f"unexpected message type 0x{type_byte[0]:02X} during COPY from stdin"))
+        # walsender.c ProcessRepliesIfAny: any other message (CopyFail too) is FATAL
+        return self._fail(fatal("08P01", f'invalid standby message type "{type_byte.decode("latin-1")}"'))
+
+    def _hang_up(self, body: bytes) -> bytes:
+        """PostgreSQL logs an unknown standby message (COMMERROR) and exits: no ErrorResponse."""
+        self.state = "closed"
+        self.close_reason = f"unexpected standby message type {body[:1]!r}"
+        return b""
 
     def _fail(self, err: PgError) -> bytes:
         self.state = "closed"
