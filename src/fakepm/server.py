@@ -27,6 +27,7 @@ from .faults import FaultPlan, FaultSet, SessionFaults, parse_fault, parse_fault
 from .loop import Loop, listen_tcp, listen_unix
 from .protocol.auth import user_auths
 from .protocol.errors import PgError
+from .protocol.framing import check_max_message_size
 from .session.config import DEFAULT_VERSION, ServerConfig
 from .session.connection import Session
 from .session.hub import Hub, Journal
@@ -164,8 +165,10 @@ class FakePostgres:
         parameters: dict | None = None,
         user: str | None = None,
         max_connections: int = 1000,
-        max_message_size: int = 1 << 30,
+        max_message_size: int = 64 << 20,
         journal_limit: int = 100_000,
+        copy_keep_bytes: int = 16 << 20,
+        authentication_timeout: float = 60.0,
         backend=None,
         schema=(),
         hooks=(),
@@ -187,8 +190,10 @@ class FakePostgres:
             tls=tls,
             require_tls=require_tls,
             max_connections=max_connections,
-            max_message_size=max_message_size,
+            max_message_size=check_max_message_size(max_message_size),
             journal_limit=journal_limit,
+            copy_keep_bytes=copy_keep_bytes,
+            authentication_timeout=authentication_timeout,
         )
         self.rules = RuleSet()
         self.journal = Journal(limit=journal_limit)

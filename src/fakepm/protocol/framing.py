@@ -25,8 +25,8 @@ DEFAULT_MAX_MESSAGE = 64 << 20
 
 def check_max_message_size(n) -> int:
     """`n` as a message size limit, or ValueError naming the allowed range."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 1024 <= n <= MAX_MESSAGE_CEILING:
-        raise ValueError(f"max_message_size must be an integer from 1024 to {MAX_MESSAGE_CEILING} "
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_MESSAGE_CEILING:
+        raise ValueError(f"max_message_size must be an integer from 1 to {MAX_MESSAGE_CEILING} "
                          f"(PostgreSQL's own 1 GiB limit), got {n!r}")
     return n
 
