@@ -18,6 +18,7 @@ import queue
 import selectors
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections import deque
@@ -28,6 +29,85 @@ from .session.waits import NEED_INPUT, OUTPUT_FULL, START_TLS, Await
 
 RECV_SIZE = 256 * 1024
 WRITE_HIGH_WATER = 4 * 1024 * 1024  # stop reading from a client that does not read its answers
+# Descriptors: a connection accepted when the descriptor table is nearly full gets PostgreSQL's
+# FATAL 53300 "sorry, too many clients already" and is closed, rather than taking the last
+# descriptors (then accept() fails with EMFILE, its listener stays readable and the loop
+# would spin). The headroom keeps room for those answers, TLS, engine sockets and files.
+# The headroom is 1/16 of the limit, at least 16: 16 of 128, 64 of 1024. Half of it may hold
+# "too many clients" connections being answered at once; beyond that new clients wait in the
+# listen backlog until one is done.
+FD_HEADROOM_MIN = 16
+FD_HEADROOM_FRACTION = 16
+# How long such a connection may take to send its startup packet, read the answer and hang up:
+# short, so silent connections waiting in the backlog do not keep new clients from their answer
+# (a client sends its startup packet right after connecting; it is usually there at accept)
+DEAD_END_SECONDS = 0.5
+DEAD_END_SILENT = 0.1  # ... and one that has sent nothing at all by then is a silent one: closed
+ACCEPT_BACKOFF = (0.05, 1.0)  # accept() failed (EMFILE...): stop watching the listener, doubling up to 1 s
+_TOO_MANY = None  # the FATAL 53300 bytes, made on first use
+
+
+def _too_many_clients() -> bytes:
+    global _TOO_MANY
+    if _TOO_MANY is None:
+        from .protocol import messages as m
+        from .protocol.errors import fatal
+
+        _TOO_MANY = m.error_response(fatal("53300", "sorry, too many clients already"))
+    return _TOO_MANY
+
+
+def descriptor_limit() -> int:
+    """This process's soft RLIMIT_NOFILE (a large number when unlimited or unknown)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 1 << 20
+    return soft if soft > 0 else 1 << 20
+
+
+class DeadEnd:
+    """A connection accepted over the descriptor limit, served as PostgreSQL's dead-end backend
+    serves one: SSLRequest/GSSENCRequest get 'N', the startup packet gets FATAL 53300 "sorry,
+    too many clients already" (libpq shows that text only after its startup packet), then the
+    rest is read and dropped (closing with unread bytes would reset the connection and could
+    lose the answer) until the client hangs up or DEAD_END_SECONDS pass."""
+
+    __slots__ = ("answered", "buf", "sock", "until")
+
+    def __init__(self, sock: socket.socket, until: float):
+        self.sock = sock
+        self.until = until
+        self.buf = b""
+        self.answered = False
+
+    def feed(self, data: bytes, now: float) -> bool:
+        """Take client bytes; False when the connection should end now."""
+        if self.answered:
+            return True
+        if not self.buf:
+            self.until = now + DEAD_END_SECONDS  # it speaks: time to finish
+        self.buf += data
+        while len(self.buf) >= 8:
+            n, code = struct.unpack_from("!ii", self.buf)
+            if n < 8 or n > 10000:
+                return False
+            if len(self.buf) < n:
+                return True
+            self.buf = self.buf[n:]
+            if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest: not here
+                self.sock.send(b"N")
+            elif code == 80877102:  # CancelRequest: nothing to say
+                return False
+            else:
+                self.sock.send(_too_many_clients())
+                self.sock.shutdown(socket.SHUT_WR)
+                self.answered = True
+                self.buf = b""
+                return True
+        return True
 
 
 class _Workers:
@@ -90,7 +170,7 @@ class UpSide:
 class Conn:
     __slots__ = (
         "sock", "session", "out", "out_size", "tls", "tls_in", "tls_out", "handshaking", "closing",
-        "events", "timer_at", "peer", "reading", "key", "rst", "paced", "up",
+        "events", "timer_at", "peer", "reading", "key", "rst", "paced", "up", "authing",
     )
 
     def __init__(self, sock: socket.socket, session: Session, peer):
@@ -110,6 +190,7 @@ class Conn:
         self.rst = False
         self.paced: deque | None = None  # (delay, chunk, then) pieces of a byte-level fault
         self.up: UpSide | None = None  # backend mode: the upstream session's socket
+        self.authing = False  # in Loop._authing until it authenticated (authentication_timeout)
 
 
 class Loop:
@@ -135,6 +216,16 @@ class Loop:
         self.errors: list[str] = []
         self.refuse_new = False
         self.stuck_handlers: list[threading.Thread] = []
+        # accept throttling and authentication_timeout (see the constants above)
+        self.fd_limit = descriptor_limit()
+        self.fd_headroom = max(FD_HEADROOM_MIN, self.fd_limit // FD_HEADROOM_FRACTION)
+        self.dead_ends: set[DeadEnd] = set()
+        self._dead_end_timer: list | None = None
+        self._listening = True
+        self._backoff = 0.0
+        self._authing: dict[Conn, float] = {}  # connections not yet authenticated -> their deadline (in order)
+        self._auth_timer: list | None = None
+        self.stats = {"too_many_clients": 0, "accept_failed": 0, "auth_timeouts": 0}
 
     # ------------------------------------------------------------------ setup / teardown
     def add_listener(self, sock: socket.socket) -> None:
@@ -199,6 +290,8 @@ class Loop:
                             self._on_up_writable(data)
                         if mask & selectors.EVENT_READ and data.conn.up is data:
                             self._on_up_readable(data)
+                    elif data.__class__ is DeadEnd:
+                        self._on_dead_end(data)
                     else:
                         if mask & selectors.EVENT_WRITE:
                             self._on_writable(data)
@@ -234,6 +327,8 @@ class Loop:
         self.listeners = []
         for conn in list(self.conns):
             self._close(conn, "server stopped")
+        for de in list(self.dead_ends):
+            self._end_dead_end(de)
         try:
             self.sel.unregister(self._wake_r)
         except (KeyError, ValueError):
@@ -245,17 +340,25 @@ class Loop:
     # ------------------------------------------------------------------ connections
     def _accept(self, lsock: socket.socket) -> None:
         for _ in range(64):  # bounded: let other connections run too
+            if len(self.dead_ends) >= self.fd_headroom // 2:
+                self._pause_accepting()  # until one of them is done
+                return
             try:
                 sock, peer = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
                 if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self.errors.append(f"accept failed: {e}")
+                    self.stats["accept_failed"] += 1
+                    self._pause_accepting()  # the pending client stays in the backlog: no spinning on it
                 return
             if self.refuse_new:
                 sock.close()
                 continue
+            if sock.fileno() >= self.fd_limit - self.fd_headroom:
+                self._refuse_too_many(sock)  # descriptors are lowest-first: the table is nearly full
+                continue
+            self._backoff = 0.0
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -273,7 +376,111 @@ class Loop:
             conn.events = selectors.EVENT_READ
             self.sel.register(sock, selectors.EVENT_READ, conn)
             session.now = time.monotonic()
+            timeout = getattr(session.config, "authentication_timeout", None)
+            if timeout and timeout > 0:
+                self._watch_auth(conn, session.now + timeout)
             self._after(conn)
+
+    # -- accept throttling: the descriptor table nearly full ------------------------------
+    def _refuse_too_many(self, sock: socket.socket) -> None:
+        """Serve the connection as a DeadEnd: FATAL 53300 after its startup packet, then close."""
+        self.stats["too_many_clients"] += 1
+        sock.setblocking(False)
+        de = DeadEnd(sock, time.monotonic() + DEAD_END_SILENT)
+        try:
+            self.sel.register(sock, selectors.EVENT_READ, de)
+        except (OSError, ValueError):
+            sock.close()
+            return
+        self.dead_ends.add(de)
+        if self._dead_end_timer is None:
+            self._dead_end_timer = self.call_later(DEAD_END_SILENT / 2, self._expire_dead_ends)
+        self._on_dead_end(de)  # its startup packet is often here already
+
+    def _on_dead_end(self, de: DeadEnd) -> None:
+        try:
+            data = de.sock.recv(65536)
+            if data and de.feed(data, time.monotonic()):
+                return
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        self._end_dead_end(de)
+
+    def _end_dead_end(self, de: DeadEnd) -> None:
+        if de not in self.dead_ends:
+            return
+        self.dead_ends.discard(de)
+        try:
+            self.sel.unregister(de.sock)
+        except (KeyError, ValueError):
+            pass
+        try:
+            de.sock.close()
+        except OSError:
+            pass
+        self._resume_accepting()
+
+    def _expire_dead_ends(self) -> None:
+        self._dead_end_timer = None
+        now = time.monotonic()
+        for de in [d for d in self.dead_ends if d.until <= now]:
+            self._end_dead_end(de)
+        if self.dead_ends:
+            self._dead_end_timer = self.call_later(DEAD_END_SILENT / 2, self._expire_dead_ends)
+
+    def _pause_accepting(self) -> None:
+        """Stop watching the listeners (a readable listener we cannot accept from would make
+        select() return at once forever); look again after a backoff or when a descriptor frees."""
+        if not self._listening:
+            return
+        self._listening = False
+        for sock in self.listeners:
+            try:
+                self.sel.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+        lo, hi = ACCEPT_BACKOFF
+        self._backoff = min(hi, self._backoff * 2) if self._backoff else lo
+        self.call_later(self._backoff, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        if self._listening or self._stopping:
+            return
+        self._listening = True
+        for sock in self.listeners:
+            try:
+                self.sel.register(sock, selectors.EVENT_READ, "listener")
+            except (KeyError, ValueError, OSError):
+                pass
+
+    # -- authentication_timeout -----------------------------------------------------------
+    def _watch_auth(self, conn: Conn, deadline: float) -> None:
+        conn.authing = True
+        self._authing[conn] = deadline  # every session of a server has one timeout: in deadline order
+        if self._auth_timer is None:
+            self._auth_timer = self.call_later(max(0.0, deadline - time.monotonic()), self._check_auth)
+
+    def _check_auth(self) -> None:
+        self._auth_timer = None
+        now = time.monotonic()
+        pending = self._authing
+        while pending:
+            conn, deadline = next(iter(pending.items()))
+            if deadline > now:
+                self._auth_timer = self.call_later(deadline - now, self._check_auth)
+                return
+            del pending[conn]
+            conn.authing = False
+            s = conn.session
+            if conn in self.conns and not s.ready and not s.closed:
+                self.stats["auth_timeouts"] += 1
+                s.now = now
+                s.authentication_timed_out()
+                self._after(conn)
+                if conn in self.conns:
+                    self._close_after_flush(conn)
 
     def _on_readable(self, conn: Conn) -> None:
         try:
@@ -335,6 +542,9 @@ class Loop:
     def _after_once(self, conn: Conn) -> bool:
         """One pass of _after; True when the session resumed its output and has more to send."""
         s = conn.session
+        if conn.authing and s.ready:
+            conn.authing = False
+            self._authing.pop(conn, None)
         out = s.data_to_send()
         if out:
             self._write(conn, out)
@@ -674,6 +884,11 @@ class Loop:
         if conn not in self.conns:
             return
         self.conns.discard(conn)
+        if conn.authing:
+            conn.authing = False
+            self._authing.pop(conn, None)
+        if not self._listening:
+            self.call_soon_threadsafe(self._resume_accepting)  # a descriptor is about to be free
         conn.session.close(reason)
         if conn.up is not None:  # the engine's backend ends (and rolls back) when its socket closes
             up = conn.up

@@ -274,6 +274,17 @@ class Session:
     def close(self, reason: str = "server closed the connection") -> None:
         self._finish(reason)
 
+    def authentication_timed_out(self) -> None:
+        """The server's authentication_timeout passed before this client authenticated (the
+        loop's timer). PostgreSQL ends the connection (its FATAL goes only to its log); a
+        client that sent its startup packet gets the FATAL here, so a test sees why."""
+        if self.closed or self.ready:
+            return
+        if not self.reader.untagged:  # startup packet read: an ErrorResponse is understood now
+            self.send(m.error_response(fatal("57014", "canceling authentication due to timeout")))
+        self.hub.journal.event("auth_timeout", connection=self.id, user=self.user or None)
+        self._finish("canceling authentication due to timeout")
+
     # ------------------------------------------------------------------ internals
     def _notify_output(self) -> None:
         if self.output and self.on_output is not None:
