@@ -1,6 +1,8 @@
 """`fakepm` command line: serve a scenario for any client, check scenario files.
 
     fakepm serve [SCENARIO.yaml] [--host H] [--port P] [--tls] [--unix-socket-dir DIR]
+                 [--max-message-size SIZE] [--authentication-timeout SECONDS] [--copy-keep-bytes SIZE]
+                 [--backend postgres|postgres:15|URL] [--backend-password-file FILE]
     fakepm check FILE_OR_DIR...
 """
 
@@ -42,16 +44,30 @@ def cmd_serve(args) -> int:
             print(f"fakepm: --backend: {problem.replace('server backend', 'it')}", file=sys.stderr)
             return 2
         kwargs["backend"] = args.backend
+    limits = _limits(args)
+    if isinstance(limits, str):
+        print(f"fakepm: {limits}", file=sys.stderr)
+        return 2
+    kwargs.update(limits)
     try:
         pg = FakePostgres(**kwargs)
         if args.scenario:
             pg.load(args.scenario)
+            for key, value in limits.items():  # the command line wins over the file's server: limits
+                setattr(pg.config, key, value)
             if args.version:  # the command line wins over the file's server.version
                 pg.config.version = args.version
             if args.backend:  # ... and over its server.backend
                 pg.backend_spec = None if args.backend == "none" else args.backend
         else:
             _demo_rules(pg)
+        spec = pg.backend_spec
+        if isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://")):
+            from .proxy.cli import _warn, resolve_upstream
+
+            # the URL's password from --backend-password-file, $FAKEPM_UPSTREAM_PASSWORD, $PGPASSWORD or ~/.pgpass
+            pg.backend_spec = resolve_upstream(spec, args.backend_password_file, what="--backend",
+                                               warn=_warn if spec == args.backend else None)
         pg.start()
     except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: the engine (EngineError) in backend mode
         print(f"fakepm: {e}", file=sys.stderr)
@@ -74,6 +90,24 @@ def cmd_serve(args) -> int:
     finally:
         pg.stop()
     return 0
+
+
+def _limits(args) -> dict | str:
+    """--max-message-size / --authentication-timeout / --copy-keep-bytes as FakePostgres
+    keyword arguments, or the problem as text."""
+    from .scenario.loader import parse_seconds, parse_size
+
+    out: dict = {}
+    try:
+        if args.max_message_size is not None:
+            out["max_message_size"] = parse_size(args.max_message_size, "max_message_size")
+        if args.authentication_timeout is not None:
+            out["authentication_timeout"] = parse_seconds(args.authentication_timeout)
+        if args.copy_keep_bytes is not None:
+            out["copy_keep_bytes"] = parse_size(args.copy_keep_bytes, "copy_keep_bytes")
+    except ValueError as e:
+        return str(e)
+    return out
 
 
 def cmd_check(args) -> int:
@@ -100,6 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", help="backend mode: a real PostgreSQL answers what no rule answers: postgres "
                                      "(managed; needs fakepm[postgres] or a local install), postgres:15, or a "
                                      "postgresql:// URL of an existing server (none: the pure fake)")
+    s.add_argument("--backend-password-file", metavar="FILE",
+                   help="backend mode with a URL: read its password from the first line of FILE (else "
+                        "$FAKEPM_UPSTREAM_PASSWORD, $PGPASSWORD or ~/.pgpass, as libpq), when the URL has none")
+    s.add_argument("--max-message-size", metavar="SIZE",
+                   help="largest message a client may send (a Query, a Bind, one CopyData): bytes or 512kB, "
+                        "64MB, 1GB; default 64MB, at most 1GB (PostgreSQL's own limit)")
+    s.add_argument("--authentication-timeout", metavar="SECONDS",
+                   help="close connections that have not authenticated after this long (60s, 1min, 500ms); "
+                        "default 60, as PostgreSQL; 0: never")
+    s.add_argument("--copy-keep-bytes", metavar="SIZE",
+                   help="COPY FROM STDIN data whose rows the journal keeps per COPY (default 16MB); the "
+                        "rest is loaded, counted and checksummed, not kept")
     s.set_defaults(func=cmd_serve)
     c = sub.add_parser("check", help="validate scenario files; prints file:line:col: message per problem")
     c.add_argument("paths", nargs="+")

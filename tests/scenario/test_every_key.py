@@ -172,7 +172,26 @@ def test_include_rules_come_after_and_still_answer(dsn):
         assert c.execute("SELECT 'included' AS source").fetchone() == ("included",)
 
 
+def test_server_limits_max_message_size(dsn):
+    with psycopg.connect(dsn) as c:  # max_message_size: 1MB -- a 2 MB query is refused, as PostgreSQL would
+        with pytest.raises(psycopg.OperationalError, match="invalid message length"):
+            c.execute("SELECT 1 /*" + "x" * 2_000_000 + "*/")
+
+
 # ------------------------------------------------------------------ stateful keys: a fresh server each
+@pytest.mark.fakepm(scenario="all_keys.yaml", verify=False)
+def test_server_limits_authentication_timeout_and_copy_keep_bytes(fakepm):
+    assert fakepm.config.authentication_timeout == 30.0 and fakepm.config.max_message_size == 1 << 20
+    fakepm.table("nums", {"n": "int4"})
+    with psycopg.connect(fakepm.url(user="app")) as c, c.cursor() as cur:
+        with cur.copy("COPY nums FROM STDIN") as cp:
+            for i in range(0, 3000, 100):
+                cp.write("".join(f"{n}\n" for n in range(i, i + 100)))
+    rec = fakepm.copies[-1]
+    assert rec.count == 3000 and 0 < len(rec.rows) < 3000 and rec.dropped == 3000 - len(rec.rows)
+    assert rec.first_row == (0,) and rec.last_row == (2999,)
+
+
 @pytest.mark.fakepm(scenario="all_keys.yaml", verify=False)
 def test_sequence_successive_answers_last_repeats(fakepm):
     with psycopg.connect(fakepm.url(user="app")) as c:

@@ -1,17 +1,25 @@
 """`fakepm record | drift | proxy` (registered into fakepm/cli.py's parser).
 
-    fakepm record --upstream postgresql://user:pw@host:port/db --out FILE.yaml [--listen HOST:PORT]
-                  [--mode once|new|all] [--redact REGEX]...
+    fakepm record --upstream postgresql://user@host:port/db --out FILE.yaml [--listen HOST:PORT]
+                  [--mode once|new|all] [--redact REGEX]... [--user NAME:PASSWORD[:METHOD]]...
     fakepm drift FILE.yaml --upstream URL
     fakepm proxy --upstream URL [--plugin module:obj]... [--listen HOST:PORT]
+
+Secrets stay off the command line (where every local user sees them in the process list):
+the upstream URL may come from $FAKEPM_UPSTREAM, and when it has no password, the password
+comes from --upstream-password-file FILE, $FAKEPM_UPSTREAM_PASSWORD, $PGPASSWORD or the
+password file libpq reads ($PGPASSFILE, ~/.pgpass), in that order; client users from
+--user-file FILE or $FAKEPM_USERS (one NAME:PASSWORD[:METHOD] a line) as well as --user.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 import threading
+import urllib.parse
 
 
 def _listen(text: str | None) -> tuple[str, int]:
@@ -58,6 +66,117 @@ def load_plugin(spec: str):
     return obj
 
 
+# ------------------------------------------------------------------------------ secrets
+def _first_line(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            line = fh.readline()
+    except OSError as e:
+        raise ValueError(f"{what} {path}: cannot read it ({e.strerror or type(e).__name__})") from None
+    return line.rstrip("\r\n")
+
+
+def _pgpass_password(host: str, port: int, database: str, user: str, env=os.environ) -> str | None:
+    """The password libpq would take from its password file ($PGPASSFILE or ~/.pgpass): the first
+    line host:port:database:user:password matching (* matches anything, \\ escapes : and \\)."""
+    path = env.get("PGPASSFILE") or os.path.join(os.path.expanduser("~"), ".pgpass")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    want = (host if not host.startswith("/") else "localhost", str(port), database, user)
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        fields, cur, esc = [], "", False
+        for ch in line:
+            if esc:
+                cur += ch
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == ":" and len(fields) < 4:
+                fields.append(cur)
+                cur = ""
+            else:
+                cur += ch
+        fields.append(cur)
+        if len(fields) == 5 and all(f in ("*", w) for f, w in zip(fields[:4], want)):
+            return fields[4]
+    return None
+
+
+def resolve_upstream(url: str | None, password_file: str | None = None, *, what: str = "--upstream",
+                     env=os.environ, warn=None) -> str:
+    """The real server's URL with its password filled in when it has none (see the module
+    docstring for where it comes from). Warns (through `warn`) when the password was given on
+    the command line."""
+    if not url:
+        url = env.get("FAKEPM_UPSTREAM")
+        if not url:
+            raise ValueError(f"{what}: give the real server's postgresql:// URL (or set $FAKEPM_UPSTREAM)")
+    elif warn is not None and urllib.parse.urlsplit(url).password is not None:
+        warn(f"{what} carries a password: every local user can read it in the process list; prefer "
+             f"{what}-password-file FILE, $FAKEPM_UPSTREAM_PASSWORD or ~/.pgpass")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or parts.password is not None:
+        return url
+    password = None
+    if password_file:
+        password = _first_line(password_file, f"{what}-password-file")
+    if password is None:
+        password = env.get("FAKEPM_UPSTREAM_PASSWORD") or env.get("PGPASSWORD")
+    user = urllib.parse.unquote(parts.username) if parts.username else "postgres"
+    if password is None:
+        from .upstream import UpstreamURL
+
+        try:
+            u = UpstreamURL.parse(url)
+        except ValueError:
+            return url  # the caller reports what is wrong with it
+        password = _pgpass_password(u.host, u.port, u.database or user, user, env)
+    if password is None:
+        return url
+    hostpart = parts.netloc.rpartition("@")[2]
+    netloc = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}@{hostpart}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _warn(text: str) -> None:
+    print(f"fakepm: warning: {text}", file=sys.stderr, flush=True)
+
+
+def _user_lines(text: str, where: str) -> list[str]:
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            if ":" not in line:
+                raise ValueError(f"{where}, line {n}: expected NAME:PASSWORD[:METHOD]")  # never the line itself
+            out.append(line)
+    return out
+
+
+def client_user_specs(args, env=os.environ) -> list[str]:
+    """--user values, then the lines of --user-file and of $FAKEPM_USERS."""
+    specs = list(getattr(args, "user", None) or ())
+    if getattr(args, "user_file", None):
+        try:
+            with open(args.user_file, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError as e:
+            raise ValueError(f"--user-file {args.user_file}: cannot read it ({e.strerror or type(e).__name__})") \
+                from None
+        specs += _user_lines(text, f"--user-file {args.user_file}")
+    if env.get("FAKEPM_USERS"):
+        specs += _user_lines(env["FAKEPM_USERS"], "$FAKEPM_USERS")
+    if getattr(args, "user", None) and any(":" in u for u in args.user):
+        _warn("--user carries a password: every local user can read it in the process list; prefer --user-file "
+              "FILE or $FAKEPM_USERS")
+    return specs
+
+
 def _client_users(specs) -> dict | None:
     """--user NAME:PASSWORD[:METHOD] (repeatable) -> users for local client authentication."""
     if not specs:
@@ -79,14 +198,15 @@ def cmd_record(args) -> int:
 
     host, port = _listen(args.listen)
     try:
-        rec = Recording(args.upstream, args.out, mode=args.mode, redact=args.redact or (), host=host, port=port,
-                        users=_client_users(args.user))
+        upstream = resolve_upstream(args.upstream, args.upstream_password_file, warn=_warn)
+        rec = Recording(upstream, args.out, mode=args.mode, redact=args.redact or (), host=host, port=port,
+                        users=_client_users(client_user_specs(args)))
         rec.start()
     except (RecordError, ValueError, OSError) as e:
         print(f"fakepm record: {e}", file=sys.stderr)
         return 1
     print(rec.dsn, flush=True)
-    print(f"# recording {UpstreamURL.redacted_text(args.upstream)} into {args.out}; stop with Ctrl-C",
+    print(f"# recording {UpstreamURL.redacted_text(upstream)} into {args.out}; stop with Ctrl-C",
           file=sys.stderr, flush=True)
     try:
         _wait_for_signal()
@@ -101,7 +221,7 @@ def cmd_drift(args) -> int:
     from .upstream import UpstreamError
 
     try:
-        report = drift(args.file, args.upstream)
+        report = drift(args.file, resolve_upstream(args.upstream, args.upstream_password_file, warn=_warn))
     except (OSError, UpstreamError, ValueError) as e:
         print(f"fakepm drift: {e}", file=sys.stderr)
         return 2
@@ -118,7 +238,8 @@ def cmd_proxy(args) -> int:
     host, port = _listen(args.listen)
     try:
         hooks = [load_plugin(p) for p in args.plugin or ()]
-        px = Proxy(args.upstream, hooks=hooks, host=host, port=port, users=_client_users(args.user)).start()
+        upstream = resolve_upstream(args.upstream, args.upstream_password_file, warn=_warn)
+        px = Proxy(upstream, hooks=hooks, host=host, port=port, users=_client_users(client_user_specs(args))).start()
     except (ValueError, OSError) as e:
         print(f"fakepm proxy: {e}", file=sys.stderr)
         return 1
@@ -130,26 +251,38 @@ def cmd_proxy(args) -> int:
     return 0
 
 
+_UPSTREAM_HELP = ("postgresql://user@host:port/db of the real server (default: $FAKEPM_UPSTREAM); keep its "
+                  "password out of it: see --upstream-password-file")
+_PASSWORD_FILE_HELP = ("read the upstream password from the first line of FILE (else $FAKEPM_UPSTREAM_PASSWORD, "
+                       "$PGPASSWORD or ~/.pgpass, as libpq), when the URL has none")
+_USER_HELP = ("clients must log in as this user (method scram-sha-256 by default); default: trust. The password "
+              "shows in the process list: prefer --user-file or $FAKEPM_USERS")
+_USER_FILE_HELP = "users as --user takes them, one NAME:PASSWORD[:METHOD] a line (# comments); also $FAKEPM_USERS"
+
+
 def add_subcommands(sub) -> None:
     r = sub.add_parser("record", help="relay clients to a real PostgreSQL and record a scenario YAML")
-    r.add_argument("--upstream", required=True, help="postgresql://user:password@host:port/db of the real server")
+    r.add_argument("--upstream", help=_UPSTREAM_HELP)
+    r.add_argument("--upstream-password-file", metavar="FILE", help=_PASSWORD_FILE_HELP)
     r.add_argument("--out", required=True, help="scenario file to write")
     r.add_argument("--listen", help="HOST:PORT to accept clients on (default 127.0.0.1 and a free port)")
     r.add_argument("--mode", default="once", choices=["once", "new", "all"],
                    help="once: refuse if FILE exists (default); new: append unseen exchanges; all: re-record")
     r.add_argument("--redact", action="append", metavar="REGEX",
                    help="replace matches in literals, parameters and values with [REDACTED] (repeatable)")
-    r.add_argument("--user", action="append", metavar="NAME:PASSWORD[:METHOD]",
-                   help="clients must log in as this user (method scram-sha-256 by default); default: trust")
+    r.add_argument("--user", action="append", metavar="NAME:PASSWORD[:METHOD]", help=_USER_HELP)
+    r.add_argument("--user-file", metavar="FILE", help=_USER_FILE_HELP)
     r.set_defaults(func=cmd_record)
     d = sub.add_parser("drift", help="replay a recording's queries on a real server and report differences")
     d.add_argument("file")
-    d.add_argument("--upstream", required=True)
+    d.add_argument("--upstream", help=_UPSTREAM_HELP)
+    d.add_argument("--upstream-password-file", metavar="FILE", help=_PASSWORD_FILE_HELP)
     d.set_defaults(func=cmd_drift)
     p = sub.add_parser("proxy", help="a pass-through proxy to a real PostgreSQL with Python hooks")
-    p.add_argument("--upstream", required=True)
+    p.add_argument("--upstream", help=_UPSTREAM_HELP)
+    p.add_argument("--upstream-password-file", metavar="FILE", help=_PASSWORD_FILE_HELP)
     p.add_argument("--plugin", action="append", metavar="MODULE:OBJ", help="a ProxyHooks object/class (repeatable)")
     p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1 and a free port)")
-    p.add_argument("--user", action="append", metavar="NAME:PASSWORD[:METHOD]",
-                   help="clients must log in as this user (method scram-sha-256 by default); default: trust")
+    p.add_argument("--user", action="append", metavar="NAME:PASSWORD[:METHOD]", help=_USER_HELP)
+    p.add_argument("--user-file", metavar="FILE", help=_USER_FILE_HELP)
     p.set_defaults(func=cmd_proxy)

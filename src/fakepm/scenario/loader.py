@@ -20,7 +20,9 @@ from .nodes import Node, parse
 from .rulespec import parse_columns, parse_rows, parse_rule
 
 TOP_KEYS = ("server", "include", "rules", "tables", "schema", "description")
-SERVER_KEYS = ("version", "database", "parameters", "users", "tls", "require_tls", "backend")
+SERVER_KEYS = ("version", "database", "parameters", "users", "tls", "require_tls", "backend", "max_message_size",
+               "authentication_timeout", "copy_keep_bytes")
+LIMIT_KEYS = ("max_message_size", "authentication_timeout", "copy_keep_bytes")
 USER_KEYS = ("password", "auth")
 AUTH_METHODS = ("trust", "password", "md5", "scram-sha-256")
 TABLE_KEYS = ("columns", "key", "rows", "replica_identity")
@@ -66,7 +68,7 @@ def _apply_server(pg, s: dict) -> None:
     cfg = pg.config
     if "tls" in s and s["tls"] != cfg.tls and pg.running:
         raise ValueError("server.tls cannot change on a running server: load the scenario before start()")
-    for key in ("version", "database", "tls", "require_tls"):
+    for key in ("version", "database", "tls", "require_tls", *LIMIT_KEYS):
         if key in s:
             setattr(cfg, key, s[key])
     if "parameters" in s:
@@ -234,6 +236,12 @@ def _server(ctx: Ctx, n: Node) -> dict:
     for key in ("tls", "require_tls"):
         if (v := n.get(key)) is not None and ctx.want_bool(v, f"server {key}"):
             out[key] = v.value
+    for key in LIMIT_KEYS:
+        if (v := n.get(key)) is not None:
+            try:
+                out[key] = parse_seconds(v.value) if key == "authentication_timeout" else parse_size(v.value, key)
+            except ValueError as e:
+                ctx.error(v, f"server {key}: {e}")
     if (v := n.get("backend")) is not None and ctx.want_str(v, "server backend"):
         problem = backend_spec_problem(v.text())
         if problem:
@@ -241,6 +249,53 @@ def _server(ctx: Ctx, n: Node) -> dict:
         else:
             out["backend"] = v.text()
     return out
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}
+_TIME_UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_size(value, what: str = "size") -> int:
+    """A byte count: an integer, or PostgreSQL's units ("64MB", "512kB", "1GB"; 1024-based).
+    max_message_size must lie within 1 byte and PostgreSQL's 1 GiB."""
+    import re
+
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size such as 67108864 or \"64MB\", got {value!r}")
+    if isinstance(value, int):
+        n = value
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", str(value))
+        unit = m.group(2).lower() if m else None
+        if m is None or unit not in _SIZE_UNITS:
+            raise ValueError(f"expected a size such as 67108864 or \"64MB\" (units B, kB, MB, GB), got {value!r}")
+        n = int(m.group(1)) * _SIZE_UNITS[unit]
+    if what == "max_message_size":
+        from ..protocol.framing import check_max_message_size
+
+        return check_max_message_size(n)
+    if n < 0:
+        raise ValueError(f"a size cannot be negative, got {value!r}")
+    return n
+
+
+def parse_seconds(value) -> float:
+    """Seconds: a number, or PostgreSQL's units ("60s", "1min", "500ms"); 0 turns the timeout off."""
+    import re
+
+    if isinstance(value, bool):
+        raise ValueError(f"expected seconds such as 60 or \"1min\", got {value!r}")
+    if isinstance(value, (int, float)):
+        n = float(value)
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+        unit = m.group(2).lower() if m else None
+        if m is None or unit not in _TIME_UNITS:
+            raise ValueError(f"expected seconds such as 60 or \"1min\" (units ms, s, min, h), got {value!r}")
+        n = float(m.group(1)) * _TIME_UNITS[unit]
+    if n < 0:
+        raise ValueError(f"a timeout cannot be negative, got {value!r}")
+    return n
 
 
 def backend_spec_problem(spec: str) -> str | None:
