@@ -67,8 +67,8 @@ import hmac
 import re
 import secrets
 import struct
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 # scramp (and the importlib.metadata/asn1crypto it pulls in, ~20-70 ms) is imported inside
 # the SCRAM functions only: trust/md5/cleartext users and `import fakepm` never pay for it.
@@ -290,9 +290,29 @@ def _scram_keys_raw(password: bytes, salt: bytes, iterations: int) -> tuple[byte
     return hashlib.sha256(client_key).digest(), server_key
 
 
-@lru_cache(maxsize=256)
+# (StoredKey, ServerKey) per (password, salt, iterations), keyed by a digest: the PBKDF2 of a
+# plain-text password costs milliseconds, once per user, not per connection; the cache is
+# process-wide, so it holds no password, and 256 entries of ~100 bytes (a test's users).
+_KEYS_MAX = 256
+_keys_cache: dict[bytes, tuple[bytes, bytes]] = {}
+_keys_lock = threading.Lock()
+
+
 def _scram_keys(password: bytes, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
     """(StoredKey, ServerKey) for ``password`` (raw bytes; SASLprep'ed when possible)."""
+    key = hashlib.sha256(b"%d\0%b\0%b" % (iterations, salt, password)).digest()
+    found = _keys_cache.get(key)
+    if found is not None:
+        return found
+    keys = _compute_scram_keys(password, salt, iterations)
+    with _keys_lock:
+        if len(_keys_cache) >= _KEYS_MAX:
+            _keys_cache.pop(next(iter(_keys_cache)))
+        _keys_cache[key] = keys
+    return keys
+
+
+def _compute_scram_keys(password: bytes, salt: bytes, iterations: int) -> tuple[bytes, bytes]:
     import scramp
     from scramp.utils import ScramException, saslprep
 
@@ -709,10 +729,15 @@ class Authenticator:
             )
             return salt, stored_key, server_key, self.scram_iterations
         # Unknown user, or a stored md5 hash (useless for SCRAM): PostgreSQL's mock secret,
-        # a salt that is stable per user, and a certain failure at the end.
+        # a salt that is stable per user, and a certain failure at the end. The mock keys come
+        # the way a plain-text password's do (a per-user mock password through the same cached
+        # PBKDF2), and the proof is checked against them in full (_client_final): an unknown
+        # user takes as long as a known one, so timing does not tell whether a user exists.
         self._doomed = True
         salt = self._salt or self._derived_salt(b"mock")
-        return salt, bytes(SCRAM_KEY_LEN), bytes(SCRAM_KEY_LEN), self.scram_iterations
+        mock_password = self._derived_salt(b"mock password").hex().encode("ascii")
+        stored_key, server_key = _scram_keys(mock_password, salt, self.scram_iterations)
+        return salt, stored_key, server_key, self.scram_iterations
 
     def _derived_salt(self, label: bytes) -> bytes:
         digest = hashlib.sha256(label + b"\0" + self.user.encode("utf-8") + _MOCK_AUTH_NONCE)
@@ -838,9 +863,9 @@ class Authenticator:
             raise _malformed("Garbage found at the end of client-final-message.")
         if final_nonce != self._client_nonce + self._server_nonce:
             raise _violation("invalid SCRAM response", "Nonce does not match.")
-        if self._doomed:
-            raise _auth_failed(self.user)
 
+        # the proof is verified even for a doomed exchange (an unknown user), as PostgreSQL's
+        # verify_client_proof runs before it looks at `doomed`: the same work, the same time
         server = self._scram
         try:
             server.set_client_final(text.encode("latin-1").decode("utf-8"))
@@ -853,6 +878,8 @@ class Authenticator:
             if exc.server_error is ServerError.CHANNEL_BINDINGS_DONT_MATCH:
                 raise AuthFailed(fatal("28000", "SCRAM channel binding check failed")) from None
             raise _malformed(str(exc)) from None
+        if self._doomed:
+            raise _auth_failed(self.user)
 
         if self.bad_server_signature:
             signature = bytearray(server.server_signature)
