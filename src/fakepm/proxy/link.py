@@ -104,10 +104,6 @@ class EngineLink:
             else:
                 self.unflushed = True
 
-    def expect(self, owed: Owed) -> None:
-        """A reply is owed for bytes passed to `forward` on their own (the relay's fast path)."""
-        self.owed.append(owed)
-
     def flush(self) -> None:
         """Ask for the replies to extended messages not yet followed by Sync (PostgreSQL holds
         them in its output buffer until Sync or Flush)."""
