@@ -20,7 +20,7 @@ sys.path.insert(0, HERE)
 
 from common import ROOT, now  # noqa: E402
 
-MODULES = ["startup", "connect", "roundtrip", "pgbench", "results", "copy", "replication", "memory"]
+MODULES = ["startup", "connect", "roundtrip", "pgbench", "results", "copy", "replication", "memory", "backend"]
 
 
 def _out(*cmd: str) -> str:

@@ -15,7 +15,7 @@ from realpg import skip_unless_postgres
 pytestmark = pytest.mark.realpg
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
-MODULES = ["startup", "connect", "roundtrip", "pgbench", "results", "copy", "replication", "memory"]
+MODULES = ["startup", "connect", "roundtrip", "pgbench", "results", "copy", "replication", "memory", "backend"]
 
 
 def test_every_module_is_in_the_suite():
