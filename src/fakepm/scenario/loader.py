@@ -125,26 +125,63 @@ def _load(path: str) -> tuple[Scenario, list[Problem]]:
     return sc, problems
 
 
-def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str]) -> None:
+# The largest scenario file read (a few thousand rules and rows are well under 1 MiB); a bigger
+# file, or a device, is refused rather than read into memory.
+MAX_SCENARIO_BYTES = 64 << 20
+
+
+def _what(node: Node) -> str:
+    """What a value is, without quoting it (for files that may not be scenarios)."""
+    if node.kind != "scalar":
+        return "a mapping" if node.kind == "map" else "a list"
+    v = node.value
+    return "null" if v is None else "a boolean" if isinstance(v, bool) else "a number" \
+        if isinstance(v, (int, float)) else "a string" if isinstance(v, str) else "a value"
+
+
+def _quiet(message: str) -> str:
+    """A YAML parser message without the file's text: quoted fragments longer than one character
+    (an alias name, a token) are elided; the position still says where the problem is."""
+    import re
+
+    return re.sub(r"'[^'\n]{2,}'|\"[^\"\n]{2,}\"", "'...'", message)
+
+
+def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str], include: Node | None = None) -> None:
+    """Read `path` into `sc`. `include` is the `include:` item that named it (None for the main
+    file): problems of a file that is not a scenario then name the file and never quote it."""
     real = os.path.realpath(path)
     if path not in sc.files:
         sc.files.append(path)
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+            text = fh.read(MAX_SCENARIO_BYTES + 1)
     except FileNotFoundError:
         ctx.problems.append(Problem(path, 1, 1, "file not found"))
         return
-    except (OSError, UnicodeDecodeError) as e:
-        ctx.problems.append(Problem(path, 1, 1, f"cannot read file: {e}"))
+    except UnicodeDecodeError:
+        ctx.problems.append(Problem(path, 1, 1, "cannot read file: it is not UTF-8 text"))
+        return
+    except OSError as e:
+        ctx.problems.append(Problem(path, 1, 1, f"cannot read file: {e.strerror or type(e).__name__}"))
+        return
+    if len(text) > MAX_SCENARIO_BYTES:
+        ctx.problems.append(Problem(path, 1, 1, f"file larger than {MAX_SCENARIO_BYTES >> 20} MiB: not a scenario"))
         return
     root, syntax = parse(text, path)
-    ctx.problems.extend(Problem(path, line, col, msg) for line, col, msg in syntax)
+    ctx.problems.extend(Problem(path, line, col, _quiet(msg) if include is not None else msg)
+                        for line, col, msg in syntax)
     if root is None:
         return
-    if not ctx.want_map(root, "a scenario file"):
+    known = list(TOP_KEYS) + registry.section_names()
+    if root.kind != "map":
+        ctx.error(root, f"a scenario file must be a mapping (rules:, server:, tables:, ...), got {_what(root)}")
         return
-    ctx.keys(root, list(TOP_KEYS) + registry.section_names(), "the scenario file")
+    if include is not None and not any(k in known for k in root.value):
+        ctx.error(include, f'include "{include.value}": {path} is not a scenario file (none of '
+                           f'{", ".join(sorted(known))} at its top level)')
+        return
+    ctx.keys(root, known, "the scenario file")
 
     own_rules: list = []
     if (n := root.get("rules")) is not None and ctx.want_seq(n, "rules"):
@@ -192,7 +229,7 @@ def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str]) -> None:
                 continue
             sub = Scenario(path=target)
             sub.files = sc.files
-            _load_into(sub, ctx, target, chain)
+            _load_into(sub, ctx, target, chain, item)
             sc.rules.extend(sub.rules)
             for k, v in sub.server.items():
                 sc.server.setdefault(k, v)

@@ -100,11 +100,34 @@ class DuplicateKey(Exception):
         self.key, self.first, self.again = key, first, again
 
 
+# Aliases and merge keys (`*a`, `<<: *a`) reuse a node: each use becomes located nodes of its
+# own here, so a few lines of nested aliases can stand for billions of values (an "alias
+# bomb": PyYAML itself builds them lazily, fakepm and most loaders expand them). A scenario
+# that expands beyond this many values through aliases is refused at once; real scenarios
+# reuse a block of rows or settings a few times.
+MAX_ALIAS_EXPANSION = 100_000
+
+
+class AliasBomb(Exception):
+    def __init__(self, line: int, col: int):
+        super().__init__("alias bomb")
+        self.line, self.col = line, col
+
+
+class _Budget:
+    __slots__ = ("expanded", "seen")
+
+    def __init__(self):
+        self.seen: set[int] = set()  # ids of composed nodes already converted once
+        self.expanded = 0  # values converted again through an alias
+
+
 def parse(text: str, file: str) -> tuple[Node | None, list[tuple[int, int, str]]]:
     """Parse YAML text into a Node tree. Returns (node, problems as (line, col, message)).
 
     A syntax error stops parsing (node None); duplicate keys are reported and the later
-    value is kept, as most YAML loaders do.
+    value is kept, as most YAML loaders do. Aliases expanding beyond MAX_ALIAS_EXPANSION
+    values stop it too.
     """
     try:
         loader = yaml.SafeLoader(text)
@@ -118,7 +141,10 @@ def parse(text: str, file: str) -> tuple[Node | None, list[tuple[int, int, str]]
         root = loader.get_single_node()
         if root is None:
             return None, problems
-        return _convert(loader, root, file, problems), problems
+        return _convert(loader, root, file, problems, 0, _Budget()), problems
+    except AliasBomb as e:
+        return None, [(e.line, e.col, f"aliases expand this file beyond {MAX_ALIAS_EXPANSION} values (an alias "
+                                      f"bomb?): fakepm does not read it")]
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -132,26 +158,59 @@ def parse(text: str, file: str) -> tuple[Node | None, list[tuple[int, int, str]]
         loader.dispose()
 
 
-def _convert(loader, node, file: str, problems: list, depth: int = 0) -> Node:
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _flatten(loader, node, budget: _Budget, flat: set) -> None:
+    """PyYAML's flatten_mapping (merge keys), bottom-up with a bound: merging a map that merges
+    maps multiplies its pairs, so the pairs a merge would make are counted before it happens."""
+    if id(node) in flat:
+        return
+    flat.add(id(node))
+    merged = 0
+    for knode, vnode in node.value:
+        if knode.tag == _MERGE_TAG:
+            subs = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+            for sub in subs:
+                if isinstance(sub, yaml.MappingNode):
+                    _flatten(loader, sub, budget, flat)
+                    merged += len(sub.value)
+    if merged:
+        budget.expanded += merged
+        if budget.expanded > MAX_ALIAS_EXPANSION:
+            raise AliasBomb(node.start_mark.line + 1, node.start_mark.column + 1)
+        loader.flatten_mapping(node)
+
+
+def _convert(loader, node, file: str, problems: list, depth: int = 0, budget: _Budget | None = None) -> Node:
     line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    if budget is None:
+        budget = _Budget()
+    if id(node) in budget.seen:  # an alias: this value is being expanded again
+        budget.expanded += 1
+        if budget.expanded > MAX_ALIAS_EXPANSION:
+            raise AliasBomb(line, col)
+    else:
+        budget.seen.add(id(node))
     if depth > 100:
         problems.append((line, col, "nesting too deep (more than 100 levels)"))
         return Node("scalar", None, file, line, col)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
+        _flatten(loader, node, budget, set())  # YAML merge keys (<<: *anchor)
         values: dict[str, Node] = {}
         keys: dict[str, Node] = {}
         for knode, vnode in node.value:
-            k = _convert(loader, knode, file, problems, depth + 1)
+            k = _convert(loader, knode, file, problems, depth + 1, budget)
             key = k.text() if k.kind == "scalar" else str(k.plain())
             if key in keys:
                 first = keys[key]
                 problems.append((k.line, k.col, f'duplicate key "{key}" (first given at line {first.line})'))
             keys[key] = k
-            values[key] = _convert(loader, vnode, file, problems, depth + 1)
+            values[key] = _convert(loader, vnode, file, problems, depth + 1, budget)
         return Node("map", values, file, line, col, keys=keys)
     if isinstance(node, yaml.SequenceNode):
-        return Node("seq", [_convert(loader, v, file, problems, depth + 1) for v in node.value], file, line, col)
+        return Node("seq", [_convert(loader, v, file, problems, depth + 1, budget) for v in node.value], file,
+                    line, col)
     try:
         value = loader.construct_object(node, deep=True)
     except yaml.constructor.ConstructorError as e:
