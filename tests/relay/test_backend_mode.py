@@ -376,3 +376,18 @@ def test_tls_clients_in_backend_mode(engine):
         with psycopg.connect(pg.url(password="pw")) as c:
             assert c.info.pgconn.ssl_in_use
             assert c.execute("SELECT current_user, 6 * 7").fetchone() == ("app", 42)
+
+
+def test_journaling_an_engine_statement_does_not_decode_its_parameters():
+    """The relay keeps the Bind it saw; parameters are decoded only when a test reads them."""
+    from fakepm.protocol import messages as m
+    from fakepm.proxy.backend import EngineEntry
+    from fakepm.session.hub import Journal
+
+    bind = m.Bind("", "s1", (0,), (b"42",), ()).encode()[5:]
+    e = EngineEntry("SELECT $1::int", [], "extended", 1, 1, "u", "d", "engine", True, None, None, "s1", 0.0)
+    e._source = (bind, (23,))
+    journal = Journal()
+    journal.record(e)
+    assert e._source is not None and e.params_size == len(bind)
+    assert journal.queries[-1].params == [42] and e._source is None

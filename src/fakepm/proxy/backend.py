@@ -192,6 +192,15 @@ class EngineEntry(JournalEntry):
     _source = None  # (Bind body or (params, formats), param oids) until decoded
 
     @property
+    def params_size(self) -> int:
+        """Bytes the journal counts for the parameters, without decoding them (its hot path)."""
+        src = self._source
+        if src is None:
+            return 32 * len(self.__dict__.get("params") or ())
+        bound = src[0]
+        return len(bound) if isinstance(bound, (bytes, bytearray, memoryview)) else 64 * len(bound[0])
+
+    @property
     def params(self) -> list:
         src = self._source
         if src is not None:

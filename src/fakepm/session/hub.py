@@ -112,7 +112,8 @@ def _value_size(v) -> int:
 
 
 def _entry_size(e) -> int:
-    return _ENTRY_OVERHEAD + len(e.sql) + _value_size(e.params)
+    hint = getattr(e, "params_size", None)  # an entry whose parameters are decoded lazily knows their size
+    return _ENTRY_OVERHEAD + len(e.sql) + (hint if hint is not None else _value_size(e.params))
 
 
 def _event_size(ev: dict) -> int:
@@ -160,6 +161,15 @@ class Journal:
         self.copies.clear()
 
 
+LONG_KEY_LENGTH = 32  # PostgreSQL 18's MAX_CANCEL_KEY_LENGTH (the protocol allows up to 256)
+
+
+def _same_key(mine: "int | bytes", theirs: "int | bytes") -> bool:
+    if isinstance(mine, int) or isinstance(theirs, int):
+        return isinstance(mine, int) and isinstance(theirs, int) and mine == theirs
+    return secrets.compare_digest(mine, theirs)  # as PostgreSQL 18: timingsafe_bcmp
+
+
 class Hub:
     def __init__(self, journal: Journal, clock: Callable[[], float]):
         self.journal = journal
@@ -171,8 +181,13 @@ class Hub:
         self._conn_ids = itertools.count(1)
 
     def new_identity(self) -> tuple[int, int, int]:
-        """(connection id, pid, secret key) for a new connection."""
+        """(connection id, pid, secret key) for a new connection (a protocol 3.0 key: 4 bytes, an int)."""
         return next(self._conn_ids), next(self._pids), secrets.randbits(31)
+
+    @staticmethod
+    def long_key(length: int = LONG_KEY_LENGTH) -> bytes:
+        """A protocol 3.2 cancel key: PostgreSQL 18 gives a 3.2 client 32 random bytes."""
+        return secrets.token_bytes(length)
 
     def register(self, session) -> None:
         self.sessions[session.pid] = session
@@ -188,9 +203,10 @@ class Hub:
             self.closed_transcripts.append((session.id, list(session.transcript)))
         self.unlisten(session, None)
 
-    def cancel(self, pid: int, secret: int) -> bool:
+    def cancel(self, pid: int, secret: "int | bytes") -> bool:
+        """A CancelRequest: the key must be the session's, of the same length (4 bytes = an int)."""
         s = self.sessions.get(pid)
-        if s is None or s.secret != secret:
+        if s is None or not _same_key(s.secret, secret):
             self.journal.event("cancel_ignored", pid=pid)
             return False
         self.journal.event("cancel", pid=pid)
