@@ -69,14 +69,24 @@ _RE_NUMBER = re.compile(
 _RE_PARAM = re.compile(r"\$[0-9]+")
 _RE_DOLLAR = re.compile(f"\\$(?:[{_IDENT_START}][{_DOLLAR_TAG_CONT}]*)?\\$")
 _RE_OP = re.compile(r"[+\-*/<>=~!@#%^&|`?]+")
-# scan.l's {quotecontinue}: whitespace holding a newline (line comments allowed) between two
-# quoted parts of one constant
-_RE_CONTINUE = re.compile(r"(?:[ \t\f\v]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f\v]+|--[^\n\r]*[\n\r])*'")
+# the common tokens in one match (whitespace before them included): a word, a number, a
+# parenthesis/bracket/comma/semicolon/dot, a standard string without '' or continuation, `::`
+# or a one-character operator that no other operator character follows; everything else
+# (and a one-letter word before a quote: E'', U&'') takes the careful path in iter_tokens
+_RE_PLAIN = re.compile(
+    f"[ \\t\\n\\r\\f\\v]*(?:(?P<w>[{_IDENT_START}][{_IDENT_CONT}]*)"
+    r"|(?P<n>0[xX][0-9A-Fa-f_]+|0[oO][0-7_]+|0[bB][01_]+"
+    r"|(?:[0-9][0-9_]*(?:\.(?!\.)[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9]+)?)"
+    r"|(?P<c>[(),;\[\]]|\.(?![0-9]))"
+    r"|(?P<s>'[^']*'(?!'))"
+    r"|(?P<o>::|[=<>+*%^](?![~!@#%^&|`?+\-*/<>=])))"
+)
 _OP_SPECIAL = frozenset("~!@#%^&|`?")
 _WS_CHARS = " \t\n\r\f\v"
 _DIGITS = "0123456789"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _STRING_PREFIXES = "eEbBxXnN"
+_PREFIX_CHARS = "eEbBxXnNuU"
 
 _RE_IDENT_CHAR = re.compile(f"[{_IDENT_CONT}]")
 
@@ -169,16 +179,40 @@ def _scan_quoted(sql: str, i: int, backslash: bool) -> tuple[str, int]:
         return sql[start:j], j + 1
 
 
+def _continuation(sql: str, i: int) -> int:
+    """scan.l's {quotecontinue}: i points after a closing quote; if whitespace holding a
+    newline (line comments allowed) and then a quote follow, the index of that quote, else -1."""
+    n = len(sql)
+    newline = False
+    while i < n:
+        ch = sql[i]
+        if ch in _WS_CHARS:
+            j = _RE_WS.match(sql, i).end()
+            if not newline and ("\n" in sql[i:j] or "\r" in sql[i:j]):
+                newline = True
+            i = j
+        elif ch == "-" and sql.startswith("--", i):
+            m = _RE_NEWLINE.search(sql, i)
+            if m is None:
+                return -1
+            i = m.start()
+        elif ch == "'" and newline:
+            return i
+        else:
+            return -1
+    return -1
+
+
 def _scan_continued(sql: str, i: int, backslash: bool) -> tuple[list[str], int]:
     """A quoted constant with its continuation parts: (raw bodies, index after it)."""
     body, i = _scan_quoted(sql, i, backslash)
     bodies = [body]
     n = len(sql)
-    while i < n and (sql[i] in _WS_CHARS or sql.startswith("--", i)):
-        m = _RE_CONTINUE.match(sql, i)
-        if m is None:
+    while i < n and (sql[i] in _WS_CHARS or sql[i] == "-"):
+        j = _continuation(sql, i)
+        if j < 0:
             break
-        body, i = _scan_quoted(sql, m.end(), backslash)
+        body, i = _scan_quoted(sql, j + 1, backslash)
         bodies.append(body)
     return bodies, i
 
@@ -300,7 +334,31 @@ def iter_tokens(sql: str) -> Iterator[Token]:
     """The tokens of `sql` in order (comments and whitespace skipped). Never raises."""
     n = len(sql)
     i = 0
+    plain = _RE_PLAIN.match
     while i < n:
+        m = plain(sql, i)
+        if m is not None:
+            kind = m.lastgroup
+            start = m.start(kind)
+            end = m.end()
+            if kind == "w":
+                if end - start == 1 and end < n and sql[end] in "'&" and sql[start] in _PREFIX_CHARS:
+                    i = start  # E'...', U&'...': the careful path
+                else:
+                    yield Token("w", start, end, sql[start:end].translate(_ASCII_LOWER))
+                    i = end
+                    continue
+            elif kind == "s":
+                if end < n and (sql[end] in _WS_CHARS or sql[end] == "-") and _continuation(sql, end) >= 0:
+                    i = start  # 'a' newline 'b': the careful path
+                else:
+                    yield Token("s", start, end, sql[start + 1:end - 1])
+                    i = end
+                    continue
+            else:
+                yield Token(kind, start, end, sql[start:end])
+                i = end
+                continue
         ch = sql[i]
         if ch in _WS_CHARS:
             i = _RE_WS.match(sql, i).end()
