@@ -3,7 +3,8 @@ DISCARD, DEALLOCATE, cursors (DECLARE/FETCH/MOVE/CLOSE), LISTEN/UNLISTEN/NOTIFY.
 
 A user rule may still answer any of these (e.g. make COMMIT fail with 40001); the session
 then follows the transaction effects of the statement (`follow_transaction`). Texts of
-warnings and errors are PostgreSQL 15's.
+warnings and errors are PostgreSQL 15's. Statements are read from fakepm.sql's tokens, so
+names and values may be quoted in any spelling PostgreSQL accepts.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import re
 from ..answers.result import Column, Result
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY
+from ..sql.lexer import Token, tokens
+from ..sql.tags import classify
 from .config import OTHER_SETTINGS, REPORTED_DEFAULTS, REPORTED_NAMES, version_num
 
 ALLOWED_IN_FAILED_TX = frozenset({"ROLLBACK", "ROLLBACK TO", "COMMIT", "ROLLBACK PREPARED"})
@@ -20,25 +23,75 @@ ALLOWED_IN_FAILED_TX = frozenset({"ROLLBACK", "ROLLBACK TO", "COMMIT", "ROLLBACK
 _TEXT = REGISTRY.by_name("text")
 _VOID = REGISTRY.by_name("void")
 
-_IDENT = r'(?:"(?:[^"]|"")+"|[^\s;,()"]+)'
 _WS = re.compile(r"\s+")
 
 
-def ident(token: str) -> str:
-    """An SQL identifier as PostgreSQL stores it: unquoted folds to lower case."""
-    token = token.strip()
-    if len(token) >= 2 and token[0] == token[-1] == '"':
-        return token[1:-1].replace('""', '"')
-    return token.lower()
+class _Stmt:
+    """A statement's tokens (a trailing ';' dropped) and small readers over them."""
+
+    __slots__ = ("sql", "toks")
+
+    def __init__(self, sql: str):
+        self.sql = sql
+        toks = tokens(sql)
+        while toks and toks[-1].kind == "c" and toks[-1].value == ";":
+            toks.pop()
+        self.toks = toks
+
+    def __len__(self) -> int:
+        return len(self.toks)
+
+    def word(self, i: int) -> str | None:
+        """The unquoted word at i (lower case), else None."""
+        toks = self.toks
+        return toks[i].value if i < len(toks) and toks[i].kind == "w" else None
+
+    def name(self, i: int) -> tuple[str | None, int]:
+        """(identifier at i as PostgreSQL stores it, index after it), dotted names joined."""
+        toks = self.toks
+        parts = []
+        while i < len(toks) and toks[i].kind in ("w", "q"):
+            parts.append(toks[i].value)
+            i += 1
+            if i + 1 < len(toks) and toks[i].kind == "c" and toks[i].value == "." and toks[i + 1].kind in ("w", "q"):
+                i += 1
+                continue
+            break
+        return (".".join(parts) if parts else None), i
+
+    def text(self, i: int, j: int | None = None) -> str:
+        """The text as written from token i to token j (exclusive; the end by default)."""
+        toks = self.toks
+        j = len(toks) if j is None else j
+        if i >= j:
+            return ""
+        return self.sql[toks[i].start:toks[j - 1].end]
+
+    def value(self, i: int, j: int | None = None) -> str:
+        """A value written from token i to j: a string constant's value, else the text."""
+        j = len(self.toks) if j is None else j
+        if j == i + 1 and self.toks[i].kind == "s":
+            return self.toks[i].value
+        return self.text(i, j)
+
+    def signed_int(self, i: int) -> tuple[str | None, int]:
+        """`[+-]digits` at i: (its text, index after), else (None, i)."""
+        toks = self.toks
+        sign = ""
+        j = i
+        if j < len(toks) and toks[j].kind == "o" and toks[j].value in ("+", "-"):
+            sign, j = toks[j].value, j + 1
+        if j < len(toks) and toks[j].kind == "n" and toks[j].value.isdigit():
+            return sign + toks[j].value, j + 1
+        return None, i
 
 
-def literal(token: str) -> str:
-    token = token.strip()
-    if token[:2] in ("E'", "e'") and token.endswith("'"):
-        return token[2:-1].replace("''", "'").replace("\\'", "'")
-    if len(token) >= 2 and token[0] == token[-1] == "'":
-        return token[1:-1].replace("''", "'")
-    return token
+def literal(text: str) -> str:
+    """A startup parameter's value: a quoted SQL string constant is unquoted, else kept."""
+    toks = tokens(text)
+    if len(toks) == 1 and toks[0].kind == "s":
+        return toks[0].value
+    return text.strip()
 
 
 def _norm(sql: str) -> str:
@@ -63,11 +116,10 @@ def init_settings(session) -> None:
         s[m.group(1).lower()] = m.group(2)
     for k, v in session.startup_parameters.items():
         if k not in ("user", "database", "replication", "options") and not k.startswith("_pq_."):
-            s[k.lower()] = _clean_value(k.lower(), v)
+            s[k.lower()] = _clean_value(k.lower(), literal(v))
 
 
 def _clean_value(lname: str, value: str) -> str:
-    value = literal(value)
     if lname == "client_encoding" and value.replace("-", "").replace("_", "").upper() in ("UTF8", "UNICODE"):
         return "UTF8"
     if lname == "datestyle":
@@ -121,72 +173,101 @@ def _default_of(session, lname: str) -> str:
     return ""
 
 
-_SET_RE = re.compile(
-    r"^SET\s+(?:(SESSION|LOCAL)\s+)?(?:(TIME\s+ZONE)\s+(.+)|(NAMES)\s+(.+)|(ROLE)\s+(.+)|"
-    r"(SESSION\s+AUTHORIZATION)\s+(.+)|(TRANSACTION|SESSION\s+CHARACTERISTICS\s+AS\s+TRANSACTION)\s+(.+)|"
-    r"(" + _IDENT + r")\s*(?:=|\s+TO\s+)\s*(.+))$",
-    re.I | re.S,
-)
+def _isolation(st: _Stmt, i: int) -> str | None:
+    """The level of an `ISOLATION LEVEL ...` at or after token i, lower case, else None."""
+    for k in range(i, len(st) - 2):
+        if st.word(k) == "isolation" and st.word(k + 1) == "level":
+            w1, w2 = st.word(k + 2), st.word(k + 3)
+            if w1 == "serializable":
+                return w1
+            if (w1, w2) in (("read", "uncommitted"), ("read", "committed"), ("repeatable", "read")):
+                return f"{w1} {w2}"
+            return None
+    return None
 
 
 def _do_set(session, sql: str) -> Result:
-    m = _SET_RE.match(_norm(sql))
-    if m is None:
-        return Result(error=PgError("42601", f'syntax error at or near "{sql.split()[-1] if sql.split() else ""}"'))
-    local = (m.group(1) or "").upper() == "LOCAL"
+    st = _Stmt(sql)
+    i = 1
+    local = False
+    if st.word(i) in ("session", "local") and not (st.word(i) == "session"
+                                                 and st.word(i + 1) in ("authorization", "characteristics")):
+        local = st.word(i) == "local"
+        i += 1
+    w, w2 = st.word(i), st.word(i + 1)
+    if st.word(0) != "set" or i >= len(st):
+        return _set_syntax_error(sql)
     if local and session.tx == "I":
         return Result(tag="SET", notices=(_warning("25P01", "SET LOCAL can only be used in transaction blocks"),))
     changes: dict = {}
-    if m.group(2):  # TIME ZONE
-        v = m.group(3).strip()
-        changes = set_setting(session, "timezone", None if v.upper() in ("LOCAL", "DEFAULT") else literal(v), local)
-    elif m.group(4):
-        changes = set_setting(session, "client_encoding", literal(m.group(5)))
-    elif m.group(6):
-        session.settings["role"] = literal(m.group(7))
-    elif m.group(8):
-        v = m.group(9).strip()
-        changes = set_setting(session, "session_authorization", None if v.upper() == "DEFAULT" else literal(v))
-    elif m.group(10):
-        iso = re.search(r"ISOLATION\s+LEVEL\s+(READ\s+UNCOMMITTED|READ\s+COMMITTED|REPEATABLE\s+READ|SERIALIZABLE)",
-                        m.group(11), re.I)
-        key = "default_transaction_isolation" if "CHARACTERISTICS" in m.group(10).upper() else "transaction_isolation"
-        if iso:
-            session.settings[key] = _WS.sub(" ", iso.group(1).lower())
+    if w == "time" and w2 == "zone" and i + 2 < len(st):
+        v = st.value(i + 2)
+        changes = set_setting(session, "timezone", None if v.upper() in ("LOCAL", "DEFAULT") else v, local)
+    elif w == "names" and i + 1 < len(st):
+        changes = set_setting(session, "client_encoding", st.value(i + 1))
+    elif w == "role" and i + 1 < len(st):
+        session.settings["role"] = st.value(i + 1)
+    elif w == "session" and w2 == "authorization" and i + 2 < len(st):
+        v = st.value(i + 2)
+        changes = set_setting(session, "session_authorization", None if v.upper() == "DEFAULT" else v)
+    elif w == "transaction" or (w == "session" and w2 == "characteristics" and st.word(i + 2) == "as"
+                                and st.word(i + 3) == "transaction"):
+        level = _isolation(st, i + 1)
+        key = "default_transaction_isolation" if w == "session" else "transaction_isolation"
+        if level:
+            session.settings[key] = level
     else:
-        name = ident(m.group(12))
-        raw = m.group(13).strip()
-        if raw.upper() == "DEFAULT":
+        name, j = st.name(i)
+        if name is None:
+            return _set_syntax_error(sql)
+        if j < len(st) and st.toks[j].kind == "o" and st.toks[j].value == "=" or st.word(j) == "to":
+            j += 1
+        else:
+            return _set_syntax_error(sql)
+        if j >= len(st):
+            return _set_syntax_error(sql)
+        if j + 1 == len(st) and st.word(j) == "default":
             changes = set_setting(session, name, None, local)
         else:
-            values = [_set_value(name, v) for v in _split_list(raw)]
+            values = [_set_value(st, name, a, b) for a, b in _split_list(st, j)]
             changes = set_setting(session, name, ", ".join(values), local)
     return Result(columns=None, tag="SET", set_parameters=changes or None)
 
 
-def _set_value(name: str, token: str) -> str:
+def _set_syntax_error(sql: str) -> Result:
+    return Result(error=PgError("42601", f'syntax error at or near "{sql.split()[-1] if sql.split() else ""}"'))
+
+
+def _set_value(st: _Stmt, name: str, i: int, j: int) -> str:
     """One SET value as SHOW gives it back: 'lit' -> lit, "Ident" -> Ident (search_path keeps
     the quotes an identifier needs, as PostgreSQL shows it)."""
-    if token.startswith('"'):
-        value = ident(token)
-        if name == "search_path" and not re.fullmatch(r"[a-z_][a-z0-9_$]*", value):
-            return '"' + value.replace('"', '""') + '"'
-        return value
-    return literal(token)
+    t = st.toks[i]
+    if j == i + 1 and t.kind == "q":
+        if name == "search_path" and not re.fullmatch(r"[a-z_][a-z0-9_$]*", t.value):
+            return '"' + t.value.replace('"', '""') + '"'
+        return t.value
+    return st.value(i, j)
 
 
-def _split_list(raw: str) -> list[str]:
-    out, cur, q = [], "", False
-    for ch in raw:
-        if ch == "'":
-            q = not q
-        if ch == "," and not q:
-            out.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur.strip())
-    return [x for x in out if x]
+def _split_list(st: _Stmt, i: int) -> list[tuple[int, int]]:
+    """The comma-separated values from token i on, as token ranges."""
+    out = []
+    start = i
+    depth = 0
+    for k in range(i, len(st)):
+        t = st.toks[k]
+        if t.kind == "c":
+            if t.value == "(":
+                depth += 1
+            elif t.value == ")":
+                depth -= 1
+            elif t.value == "," and depth == 0:
+                if k > start:
+                    out.append((start, k))
+                start = k + 1
+    if len(st) > start:
+        out.append((start, len(st)))
+    return out
 
 
 _SHOW_ALIASES = {
@@ -204,9 +285,21 @@ def _canonical_setting_name(lname: str) -> str:
     return lname
 
 
+def _setting_name(st: _Stmt, i: int) -> str:
+    """The setting named from token i on: an alias (TIME ZONE ...) or an identifier."""
+    words = [st.word(k) for k in range(i, len(st))]
+    if words and None not in words:
+        alias = _SHOW_ALIASES.get(" ".join(words))
+        if alias is not None:
+            return alias
+    name, j = st.name(i)
+    if name is not None and j == len(st):
+        return name
+    return st.text(i)
+
+
 def _do_show(session, sql: str) -> Result:
-    rest = _norm(sql)[4:].strip()
-    lname = _SHOW_ALIASES.get(rest.lower(), None) or ident(rest)
+    lname = _setting_name(_Stmt(sql), 1)
     if lname == "all":
         rows = [(_canonical_setting_name(k), v, "") for k, v in sorted(session.settings.items())]
         cols = (Column("name", _TEXT), Column("setting", _TEXT), Column("description", _TEXT))
@@ -218,14 +311,14 @@ def _do_show(session, sql: str) -> Result:
 
 
 def _do_reset(session, sql: str) -> Result:
-    what = _norm(sql)[5:].strip()
+    st = _Stmt(sql)
     changes: dict = {}
-    if what.upper() == "ALL":
+    if len(st) == 2 and st.word(1) == "all":
         for lname in list(session.settings):
             changes.update(set_setting(session, lname, None))
         init_settings(session)
     else:
-        lname = _SHOW_ALIASES.get(what.lower(), None) or ident(what)
+        lname = _setting_name(st, 1)
         changes = set_setting(session, lname, None)
     return Result(columns=None, tag="RESET", set_parameters=changes or None)
 
@@ -252,30 +345,31 @@ def _end_transaction(session, commit: bool) -> dict:
     return changes
 
 
-_SAVEPOINT_NAME = re.compile(r"^(?:ROLLBACK|ABORT)\s+(?:WORK\s+|TRANSACTION\s+)?TO\s+(?:SAVEPOINT\s+)?(" + _IDENT + ")",
-                             re.I)
-_RELEASE_NAME = re.compile(r"^RELEASE\s+(?:SAVEPOINT\s+)?(" + _IDENT + ")", re.I)
-_SAVEPOINT_RE = re.compile(r"^SAVEPOINT\s+(" + _IDENT + ")", re.I)
+def _savepoint_name(st: _Stmt, i: int) -> str:
+    """The savepoint named at token i, after an optional SAVEPOINT keyword ("" if none)."""
+    if st.word(i) == "savepoint" and i + 1 < len(st):
+        i += 1
+    name, j = st.name(i)
+    return name if name is not None and "." not in name else ""
 
 
 def _transaction(session, kind: str, sql: str, rule_error: PgError | None = None) -> Result | None:
     """Apply a transaction-control statement; return the builtin Result (None if not one)."""
     tx = session.tx
-    norm = _norm(sql)
+    st = _Stmt(sql)
     if kind == "BEGIN":
-        tag = "START TRANSACTION" if norm[:5].upper() == "START" else "BEGIN"
+        tag = "START TRANSACTION" if st.word(0) == "start" else "BEGIN"
         if rule_error is not None:
             return None
         if tx == "T":
             return Result(tag=tag, notices=(_warning("25001", "there is already a transaction in progress"),))
         session.tx = "T"
-        iso = re.search(r"ISOLATION\s+LEVEL\s+(READ\s+UNCOMMITTED|READ\s+COMMITTED|REPEATABLE\s+READ|SERIALIZABLE)",
-                        norm, re.I)
-        if iso:
-            session.settings["transaction_isolation"] = _WS.sub(" ", iso.group(1).lower())
+        level = _isolation(st, 1)
+        if level:
+            session.settings["transaction_isolation"] = level
         return Result(tag=tag)
     if kind in ("COMMIT", "ROLLBACK"):
-        chain = re.search(r"\bAND\s+CHAIN$", norm, re.I) is not None and not re.search(r"\bNO\s+CHAIN$", norm, re.I)
+        chain = len(st) >= 2 and st.word(len(st) - 2) == "and" and st.word(len(st) - 1) == "chain"
         if tx == "I":
             if chain:
                 return Result(error=PgError("25P01", f"{kind} AND CHAIN can only be used in transaction blocks"))
@@ -291,8 +385,8 @@ def _transaction(session, kind: str, sql: str, rule_error: PgError | None = None
         tag = "ROLLBACK" if kind == "ROLLBACK" or tx == "E" else "COMMIT"
         return Result(tag=tag, set_parameters=changes or None)
     if kind == "ROLLBACK TO":
-        m = _SAVEPOINT_NAME.match(norm)
-        name = ident(m.group(1)) if m else ""
+        i = 2 if st.word(1) in ("work", "transaction") else 1
+        name = _savepoint_name(st, i + 1) if st.word(i) == "to" else ""
         if tx == "I":
             return Result(error=PgError("25P01", "ROLLBACK TO SAVEPOINT can only be used in transaction blocks"))
         if name not in session.savepoints:
@@ -304,15 +398,14 @@ def _transaction(session, kind: str, sql: str, rule_error: PgError | None = None
         session.tx = "T"
         return Result(tag="ROLLBACK")
     if kind == "SAVEPOINT":
-        m = _SAVEPOINT_RE.match(norm)
+        name, _ = st.name(1)
         if tx == "I":
             return Result(error=PgError("25P01", "SAVEPOINT can only be used in transaction blocks"))
-        if rule_error is None and m:
-            session.savepoints.append(ident(m.group(1)))
+        if rule_error is None and name is not None:
+            session.savepoints.append(name)
         return Result(tag="SAVEPOINT")
     if kind == "RELEASE":
-        m = _RELEASE_NAME.match(norm)
-        name = ident(m.group(1)) if m else ""
+        name = _savepoint_name(st, 1)
         if tx == "I":
             return Result(error=PgError("25P01", "RELEASE SAVEPOINT can only be used in transaction blocks"))
         if name not in session.savepoints:
@@ -345,15 +438,6 @@ def follow_transaction(session, kind: str, sql: str, answer: Result) -> None:
 
 
 # ---------------------------------------------------------------------------- LISTEN/NOTIFY
-_LISTEN_RE = re.compile(r"^(LISTEN|UNLISTEN)\s+(\*|" + _IDENT + r")\s*$", re.I)
-_NOTIFY_RE = re.compile(r"^NOTIFY\s+(" + _IDENT + r")\s*(?:,\s*((?:E)?'(?:[^']|'')*'))?\s*$", re.I | re.S)
-_PG_NOTIFY_RE = re.compile(
-    r"^SELECT\s+(?:pg_catalog\.)?pg_notify\s*\(\s*('(?:[^']|'')*'|\$\d+)\s*,\s*('(?:[^']|'')*'|\$\d+|NULL)\s*\)"
-    r"\s*(?:AS\s+(" + _IDENT + r"))?\s*$",
-    re.I | re.S,
-)
-
-
 def queue_notify(session, channel: str, payload: str) -> None:
     """NOTIFY is delivered at commit: of the explicit transaction, or of the implicit one
     that ends with this Query/Sync (so a self-notification precedes the ReadyForQuery)."""
@@ -361,80 +445,159 @@ def queue_notify(session, channel: str, payload: str) -> None:
 
 
 def _listen(session, sql: str) -> Result:
-    m = _LISTEN_RE.match(_norm(sql))
-    if m is None:
+    st = _Stmt(sql)
+    verb = (st.word(0) or "").upper()
+    star = len(st) == 2 and st.toks[1].kind == "o" and st.toks[1].value == "*"
+    name, j = st.name(1)
+    if verb not in ("LISTEN", "UNLISTEN") or not (star and verb == "UNLISTEN" or name is not None and j == len(st)):
         return Result(error=PgError("42601", "syntax error in LISTEN/UNLISTEN"))
-    verb, chan = m.group(1).upper(), m.group(2)
     if verb == "LISTEN":
-        name = ident(chan)
         session.listening.add(name)
         session.hub.listen(session, name)
-    elif chan == "*":
+    elif star:
         session.listening.clear()
         session.hub.unlisten(session, None)
     else:
-        name = ident(chan)
         session.listening.discard(name)
         session.hub.unlisten(session, name)
     return Result(tag=verb)
 
 
 def _notify(session, sql: str) -> Result:
-    m = _NOTIFY_RE.match(sql.strip())
-    if m is None:
+    st = _Stmt(sql)
+    name, j = st.name(1)
+    payload = ""
+    if j + 2 == len(st) and st.toks[j].kind == "c" and st.toks[j].value == "," and st.toks[j + 1].kind == "s":
+        payload, j = st.toks[j + 1].value, j + 2
+    if st.word(0) != "notify" or name is None or "." in name or j != len(st):
         return Result(error=PgError("42601", "syntax error in NOTIFY"))
-    payload = literal(m.group(2)) if m.group(2) else ""
-    queue_notify(session, ident(m.group(1)), payload)
+    queue_notify(session, name, payload)
     return Result(tag="NOTIFY")
 
 
+def _pg_notify_call(sql: str):
+    """`SELECT [pg_catalog.]pg_notify(channel, payload) [AS name]`, each argument a string
+    constant or $n (the payload may be NULL): (channel token, payload token, column name),
+    else None."""
+    st = _Stmt(sql)
+    toks = st.toks
+    if st.word(0) != "select":
+        return None
+    i = 1
+    if st.word(1) == "pg_catalog" and len(toks) > 2 and toks[2].kind == "c" and toks[2].value == ".":
+        i = 3
+    if st.word(i) != "pg_notify" or not (i + 5 < len(toks) and toks[i + 1].kind == "c" and toks[i + 1].value == "("
+                                         and toks[i + 3].kind == "c" and toks[i + 3].value == ","
+                                         and toks[i + 5].kind == "c" and toks[i + 5].value == ")"):
+        return None
+    channel, payload = toks[i + 2], toks[i + 4]
+    if channel.kind not in ("s", "p") or not (payload.kind in ("s", "p") or payload.is_word("null")):
+        return None
+    j = i + 6
+    name = "pg_notify"
+    if j < len(toks):
+        alias, k = st.name(j + 1) if st.word(j) == "as" else (None, j)
+        if alias is None or "." in alias or k != len(toks):
+            return None
+        name = alias
+    return channel, payload, name
+
+
 def _pg_notify(session, query) -> Result | None:
-    m = _PG_NOTIFY_RE.match(query.sql.strip())
-    if m is None:
+    found = _pg_notify_call(query.sql)
+    if found is None:
         return None
 
-    def arg(tok):
-        if tok.startswith("$"):
-            i = int(tok[1:]) - 1
+    def arg(tok: Token):
+        if tok.kind == "p":
+            i = tok.value - 1
             return query.params[i] if i < len(query.params) else None
-        if tok.upper() == "NULL":
+        if tok.kind == "w":  # NULL
             return None
-        return literal(tok)
+        return tok.value
 
-    channel, payload = arg(m.group(1)), arg(m.group(2))
+    channel, payload, name = arg(found[0]), arg(found[1]), found[2]
     if channel is None or channel == "":
         return Result(error=PgError("22023", "channel name cannot be empty"))
     queue_notify(session, str(channel), "" if payload is None else str(payload))
-    name = ident(m.group(3)) if m.group(3) else "pg_notify"
     return Result(columns=(Column(name, _VOID),), rows=[("",)], static=True)
 
 
 # ---------------------------------------------------------------------------- cursors
-_DECLARE_RE = re.compile(
-    r"^DECLARE\s+(" + _IDENT + r")\s+((?:(?:BINARY|ASENSITIVE|INSENSITIVE|NO\s+SCROLL|SCROLL)\s+)*)CURSOR\s+"
-    r"(?:(WITH|WITHOUT)\s+HOLD\s+)?FOR\s+(.+)$",
-    re.I | re.S,
-)
-_FETCH_RE = re.compile(
-    r"^(FETCH|MOVE)\s+(?:(NEXT|PRIOR|FIRST|LAST|ABSOLUTE\s+[-+]?\d+|RELATIVE\s+[-+]?\d+|[-+]?\d+|ALL|"
-    r"FORWARD(?:\s+(?:[-+]?\d+|ALL))?|BACKWARD(?:\s+(?:[-+]?\d+|ALL))?)\s+)?(?:(?:FROM|IN)\s+)?(" + _IDENT + r")\s*$",
-    re.I,
-)
-_CLOSE_RE = re.compile(r"^CLOSE\s+(ALL|" + _IDENT + r")\s*$", re.I)
+def _parse_declare(sql: str):
+    """`DECLARE name [BINARY] [ASENSITIVE|INSENSITIVE] [[NO] SCROLL] CURSOR [{WITH|WITHOUT} HOLD]
+    FOR query`: (name, option words, hold, query text), else None."""
+    st = _Stmt(sql)
+    name, i = st.name(1)
+    if st.word(0) != "declare" or name is None or "." in name:
+        return None
+    options = []
+    while st.word(i) in ("binary", "asensitive", "insensitive", "scroll", "no"):
+        if st.word(i) == "no":
+            if st.word(i + 1) != "scroll":
+                return None
+            options.append("no scroll")
+            i += 2
+            continue
+        options.append(st.word(i))
+        i += 1
+    if st.word(i) != "cursor":
+        return None
+    i += 1
+    hold = False
+    if st.word(i) in ("with", "without") and st.word(i + 1) == "hold":
+        hold = st.word(i) == "with"
+        i += 2
+    if st.word(i) != "for" or i + 1 >= len(st):
+        return None
+    return name, options, hold, sql[st.toks[i + 1].start:].strip()
+
+
+_FETCH_WORDS = frozenset({"next", "prior", "first", "last", "all"})
+
+
+def _fetch_direction(st: _Stmt, i: int) -> tuple[str | None, int]:
+    """A FETCH/MOVE direction at token i: (its canonical text, e.g. "FORWARD 5", index after),
+    (None, i) when none is written there."""
+    w = st.word(i)
+    if w in _FETCH_WORDS:
+        return w.upper(), i + 1
+    if w in ("absolute", "relative"):
+        n, j = st.signed_int(i + 1)
+        return (f"{w.upper()} {n}", j) if n is not None else (None, i)
+    if w in ("forward", "backward"):
+        if st.word(i + 1) == "all":
+            return f"{w.upper()} ALL", i + 2
+        n, j = st.signed_int(i + 1)
+        return (f"{w.upper()} {n}", j) if n is not None else (w.upper(), i + 1)
+    n, j = st.signed_int(i)
+    return (n, j) if n is not None else (None, i)
+
+
+def _parse_fetch(sql: str):
+    """`{FETCH|MOVE} [direction] [FROM|IN] name`: (verb, direction or None, name), else None."""
+    st = _Stmt(sql)
+    verb = st.word(0)
+    if verb not in ("fetch", "move"):
+        return None
+    direction, i = _fetch_direction(st, 1)
+    for start, d in ((i, direction), (1, None)):  # a cursor may be called `next`
+        j = start + 1 if st.word(start) in ("from", "in") and start + 1 < len(st) else start
+        name, k = st.name(j)
+        if name is not None and "." not in name and k == len(st):
+            return verb.upper(), d, name
+    return None
 
 
 def _declare(session, query):
-    m = _DECLARE_RE.match(query.sql.strip())
-    if m is None:
+    found = _parse_declare(query.sql)
+    if found is None:
         return Result(error=PgError("42601", "syntax error in DECLARE"))
-    name = ident(m.group(1))
-    options = m.group(2).upper()
-    hold = (m.group(3) or "").upper() == "WITH"
+    name, options, hold, inner_sql = found
     if session.tx == "I" and not hold:
         return Result(error=PgError("25P01", "DECLARE CURSOR can only be used in transaction blocks"))
     if name in session.portals:
         return Result(error=PgError("42P03", f'cursor "{name}" already exists'))
-    inner_sql = m.group(4).strip()
     inner = yield from session.evaluate(inner_sql, query.params, query.param_types, query.protocol, query.statement)
     if inner.error is not None:
         return inner
@@ -442,7 +605,7 @@ def _declare(session, query):
         return Result(error=PgError("42P11", "cursor query does not return rows"))
     from .portals import Portal
 
-    binary = "BINARY" in options
+    binary = "binary" in options
     p = Portal(name=name, sql=inner_sql, params=list(query.params), param_types=list(query.param_types),
                result_formats=(1,) if binary else (0,), result=inner, hold=hold, cursor=True, buffer=[])
     p.formats = tuple([1 if binary else 0] * len(inner.columns))
@@ -536,10 +699,10 @@ def _fetch_positions(portal, direction: str) -> tuple[list[int], int]:
 
 
 def _fetch(session, sql: str) -> Result:
-    m = _FETCH_RE.match(_norm(sql))
-    if m is None:
+    found = _parse_fetch(sql)
+    if found is None:
         return Result(error=PgError("42601", "syntax error in FETCH/MOVE"))
-    verb, direction, name = m.group(1).upper(), m.group(2), ident(m.group(3))
+    verb, direction, name = found
     portal = session.portals.get(name)
     if portal is not None and not portal.cursor and portal.result is not None:
         return _fetch_protocol_portal(portal, verb, direction)
@@ -616,13 +779,13 @@ def execute_cursor_portal(session, portal, max_rows: int):
 
 
 def _close(session, sql: str) -> Result:
-    m = _CLOSE_RE.match(_norm(sql))
-    if m is None:
+    st = _Stmt(sql)
+    name, j = st.name(1)
+    if st.word(0) != "close" or name is None or "." in name or j != len(st):
         return Result(error=PgError("42601", "syntax error in CLOSE"))
-    if m.group(1).upper() == "ALL":
+    if st.word(1) == "all":
         session.portals = {k: p for k, p in session.portals.items() if not p.cursor}
         return Result(tag="CLOSE CURSOR ALL")
-    name = ident(m.group(1))
     p = session.portals.get(name)
     if p is None:
         return Result(error=PgError("34000", f'cursor "{name}" does not exist'))
@@ -632,7 +795,7 @@ def _close(session, sql: str) -> Result:
 
 # ---------------------------------------------------------------------------- DISCARD/DEALLOCATE
 def _discard(session, sql: str) -> Result:
-    what = _norm(sql)[7:].strip().upper()
+    what = _Stmt(sql).text(1).upper()
     if what not in ("ALL", "PLANS", "SEQUENCES", "TEMP", "TEMPORARY"):
         return Result(error=PgError("42601", f'syntax error at or near "{what}"'))
     if what == "ALL":
@@ -650,17 +813,15 @@ def _discard(session, sql: str) -> Result:
     return Result(tag="DISCARD TEMP" if what == "TEMPORARY" else f"DISCARD {what}")
 
 
-_DEALLOCATE_RE = re.compile(r"^DEALLOCATE\s+(?:PREPARE\s+)?(ALL|" + _IDENT + r")\s*$", re.I)
-
-
 def _deallocate(session, sql: str) -> Result:
-    m = _DEALLOCATE_RE.match(_norm(sql))
-    if m is None:
+    st = _Stmt(sql)
+    i = 2 if st.word(1) == "prepare" and len(st) > 2 else 1
+    name, j = st.name(i)
+    if st.word(0) != "deallocate" or name is None or "." in name or j != len(st):
         return Result(error=PgError("42601", "syntax error in DEALLOCATE"))
-    if m.group(1).upper() == "ALL":
+    if st.word(i) == "all":
         session.statements = {k: v for k, v in session.statements.items() if k == ""}
         return Result(tag="DEALLOCATE ALL")
-    name = ident(m.group(1))
     if name not in session.statements:
         return Result(error=PgError("26000", f'prepared statement "{name}" does not exist'))
     del session.statements[name]
@@ -709,19 +870,18 @@ UNKNOWN = object()
 def describe(session, query):
     """Columns a session command will return (Describe Statement), None for no rows,
     UNKNOWN when the statement is not a session command."""
-    from ..answers.match import classify
-
     kind = classify(query.sql)
     if kind == "SHOW":
         res = _do_show(session, query.sql)
         return res.columns if res.error is None else None
     if kind == "FETCH":
-        m = _FETCH_RE.match(_norm(query.sql))
-        portal = session.portals.get(ident(m.group(3))) if m else None
+        found = _parse_fetch(query.sql)
+        portal = session.portals.get(found[2]) if found else None
         return portal.result.columns if portal is not None and portal.cursor else None
-    if kind == "SELECT" and _PG_NOTIFY_RE.match(query.sql.strip()):
-        m = _PG_NOTIFY_RE.match(query.sql.strip())
-        return (Column(ident(m.group(3)) if m.group(3) else "pg_notify", _VOID),)
+    if kind == "SELECT" and "notify" in query.sql.lower():
+        found = _pg_notify_call(query.sql)
+        if found is not None:
+            return (Column(found[2], _VOID),)
     if kind in _TX_KINDS or kind in _SIMPLE or kind == "DECLARE":
         return None
     return UNKNOWN
