@@ -1,27 +1,23 @@
 """Read the COPY data the recorder saw (text, csv, binary) back into rows of natural values.
 
 Only what recording COPY ... TO STDOUT needs: the statement's target/source and format
-options, and a reader for complete data. (Serving COPY is the COPY room's job.)
+options (from the COPY grammar of answers/copyspec.py), and a reader for complete data.
+(Serving COPY is the COPY room's job.)
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 import struct
 from dataclasses import dataclass
 
+from ..answers.copyspec import parse_copy
+from ..answers.selectlist import quote_ident
+from ..protocol.errors import PgError
 from .tracker import decode_value
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_HEAD = re.compile(
-    r"^\s*COPY\s+(?:(?P<query>\(.*\))|(?P<table>(?:\"[^\"]+\"|[\w$]+)(?:\.(?:\"[^\"]+\"|[\w$]+))?)"
-    r"\s*(?:\((?P<cols>[^)]*)\))?)\s+(?P<dir>TO|FROM)\s+(?:STDOUT|STDIN)\b(?P<rest>.*)$",
-    re.IGNORECASE | re.DOTALL,
-)
-
-
 @dataclass
 class CopyOptions:
     table: str | None = None
@@ -33,40 +29,26 @@ class CopyOptions:
     header: bool = False
 
 
-def _literal(rest: str, word: str) -> str | None:
-    mt = re.search(rf"\b{word}\s+(?:AS\s+)?(E?)'((?:[^']|'')*)'", rest, re.IGNORECASE)
-    if not mt:
-        return None
-    s = mt.group(2).replace("''", "'")
-    if mt.group(1):
-        s = s.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    return s
-
-
 def parse_copy_options(sql: str) -> CopyOptions:
-    mt = _HEAD.match(sql)
-    if not mt:
+    """The target/source and data format of a COPY statement, read by the COPY grammar
+    (answers/copyspec.py); defaults when it is not a COPY fakepm can parse."""
+    try:
+        st = parse_copy(sql)
+    except PgError:
         return CopyOptions()
-    rest = mt.group("rest")
     opts = CopyOptions()
-    if mt.group("query"):
-        opts.source_select = mt.group("query")[1:-1].strip()
+    if st.query is not None:
+        opts.source_select = st.query
     else:
-        opts.table = mt.group("table")
-        cols = [c.strip() for c in (mt.group("cols") or "").split(",") if c.strip()]
+        opts.table = quote_ident(st.table) if st.schema is None else f"{quote_ident(st.schema)}.{quote_ident(st.table)}"
+        cols = [quote_ident(c) for c in st.columns or ()]
         opts.columns = cols or None
         opts.source_select = f"SELECT {', '.join(cols) if cols else '*'} FROM {opts.table}"
-    fm = re.search(r"\bFORMAT\s+'?(\w+)", rest, re.IGNORECASE)
-    if fm:
-        opts.format = fm.group(1).lower()
-    elif re.search(r"\bBINARY\b", rest, re.IGNORECASE):
-        opts.format = "binary"
-    elif re.search(r"\bCSV\b", rest, re.IGNORECASE):
-        opts.format = "csv"
-    opts.delimiter = _literal(rest, "DELIMITER")
-    opts.null = _literal(rest, "NULL")
-    hm = re.search(r"\bHEADER\b(?:\s+'?(\w+))?", rest, re.IGNORECASE)
-    opts.header = bool(hm) and (hm.group(1) or "true").lower() not in ("false", "off", "0")
+    given = st.given
+    opts.format = st.options.format
+    opts.delimiter = given.get("delimiter")
+    opts.null = given.get("null")
+    opts.header = bool(st.options.header)
     return opts
 
 

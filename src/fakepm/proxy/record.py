@@ -33,10 +33,10 @@ from typing import Any, Iterable
 
 import yaml
 
-from ..answers.match import classify
 from ..protocol import messages as m
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY
+from ..sql import classify, redact_passwords, replace_literals
 from .copyfmt import parse_copy_data, parse_copy_options
 from .hooks import ConnInfo, ProxyHooks
 from .tracker import Exchange, type_name
@@ -50,8 +50,6 @@ _SKIP_KINDS = frozenset({
     "BEGIN", "START", "COMMIT", "ROLLBACK", "ROLLBACK TO", "SAVEPOINT", "RELEASE", "SET", "RESET",
     "LISTEN", "UNLISTEN", "NOTIFY", "DISCARD", "DEALLOCATE", "CLOSE",
 })
-_PASSWORD_LITERAL = re.compile(r"(\bPASSWORD\s+)(E?'(?:[^']|'')*')", re.IGNORECASE)
-_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _ERROR_FIELDS = ("detail", "hint", "position", "where", "schema_name", "table_name", "column_name",
                  "data_type_name", "constraint_name")
 
@@ -219,9 +217,9 @@ class Recorder(ProxyHooks):
         return v
 
     def _scrub_sql(self, sql: str) -> str:
-        sql = _PASSWORD_LITERAL.sub(lambda mt: mt.group(1) + "'" + REDACTED + "'", sql)
+        sql = redact_passwords(sql, "'" + REDACTED + "'")  # every spelling: '', E'', U&'', $$, $tag$
         if self.redact:
-            sql = _LITERAL.sub(lambda mt: self._scrub(mt.group(0)), sql)
+            sql = replace_literals(sql, lambda _tok, text: self._scrub(text))
         return sql
 
     # ------------------------------------------------------------------ COPY column types
