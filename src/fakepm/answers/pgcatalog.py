@@ -23,7 +23,8 @@ from typing import Callable
 from ..protocol.types import REGISTRY, PgType, format_type
 from .catalog import Catalog, Table
 from .result import Column, Query, Result
-from .selectlist import conform, normalize, quote_ident, select_items
+from ..sql.lexer import Token, tokens
+from .selectlist import conform, join_tokens, normalize, quote_ident, select_items
 
 
 @dataclass(frozen=True)
@@ -257,9 +258,10 @@ def answer_catalog_query(query: Query, catalog: Catalog) -> Result | None:
     items = select_items(query.sql)
     if items is None:
         return None
-    key = normalize(query.sql)
+    toks = tokens(query.sql)
+    key = join_tokens(query.sql, toks)
     try:
-        res = _answer(query, key, items, catalog)
+        res = _answer(query, key, toks, items, catalog)
     except _Unanswerable:
         return None
     return conform(res, query.sql) if res is not None else None
@@ -280,24 +282,25 @@ _JOINS = {  # what psql/pgcli join to pg_class and pg_namespace in a relation li
 }
 
 
-def _answer(query: Query, key: str, items, catalog: Catalog) -> Result | None:
+def _answer(query: Query, key: str, toks: list[Token], items, catalog: Catalog) -> Result | None:
     if _FROM_CLASS_NS in key:
         start = key.index(_FROM_CLASS_NS) + len(_FROM_CLASS_NS)
         where = key.find(" where ", start)
         if where < 0 or key[start:where].strip() not in _JOINS:
             return None
         if key.startswith("select c.oid , n.nspname , c.relname from"):
-            return _build(items, _LOOKUP_ITEMS, _relations(query, key, catalog, lookup=True))
+            return _build(items, _LOOKUP_ITEMS, _relations(query, toks, catalog, lookup=True))
         if key.startswith('select n.nspname as "Schema" ,') or key.startswith("select n.nspname as schema ,"):
-            return _build(items, _LIST_ITEMS, _relations(query, key, catalog, lookup=False))
+            return _build(items, _LIST_ITEMS, _relations(query, toks, catalog, lookup=False))
         return None
-    oid = _per_table_oid(key)
+    oid = _per_table_oid(toks)
     if oid is None:
         return None
     table = catalog.by_oid(oid)
     if table is None:
         return None  # psql got the OID from somewhere else: nothing known about it
-    if key.startswith("select c.relchecks ,") and _TABLEINFO_TAIL.search(key):
+    if key.startswith("select c.relchecks ,") and key.rstrip(" ;").endswith(
+            tuple(f"{tail} where c.oid = '{oid}'" for tail in _TABLEINFO_FROM)):
         return _build(items, _TABLEINFO_ITEMS, [table])
     if key.startswith("select a.attname ,") and (
             f"from pg_catalog.pg_attribute a where a.attrelid = '{oid}' and a.attnum > 0 and not a.attisdropped "
@@ -335,17 +338,34 @@ def _answer(query: Query, key: str, items, catalog: Catalog) -> Result | None:
     return None
 
 
-_TABLEINFO_TAIL = re.compile(r" from pg_catalog\.pg_class c left join pg_catalog\.pg_class tc on \( c\.reltoastrelid = "
-                             r"tc\.oid \)(?: left join pg_catalog\.pg_am am on \( c\.relam = am\.oid \))? "
-                             r"where c\.oid = '\d+'(?: ;)?$")
+_TABLEINFO_FROM = (  # the end of psql's table-info query, before its WHERE
+    normalize("FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)"),
+    normalize("FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid) "
+              "LEFT JOIN pg_catalog.pg_am am ON (c.relam = am.oid)"),
+)
+
+# the columns psql's per-table queries compare with the table's OID ('16384'), and the function
+# whose argument it is (pg_catalog.pg_partition_ancestors('16384'))
+_OID_COLUMNS = frozenset({"c.oid", "a.attrelid", "pol.polrelid", "stxrelid", "pc.oid", "i.inhrelid", "i.inhparent",
+                          "r.conrelid", "c.conrelid"})
 
 
-_PER_TABLE_OID = re.compile(r"(?:(?:c\.oid|a\.attrelid|pol\.polrelid|stxrelid|pc\.oid|i\.inhrelid|i\.inhparent|"
-                            r"r\.conrelid|c\.conrelid) = |pg_catalog\.pg_partition_ancestors \( )'(\d+)'")
-
-
-def _per_table_oid(key: str) -> int | None:
-    oids = {int(m) for m in _PER_TABLE_OID.findall(key)}
+def _per_table_oid(toks: list[Token]) -> int | None:
+    """The one table OID a per-table query is about (None: none, or several)."""
+    oids = set()
+    for k, t in enumerate(toks):
+        if t.kind != "s" or not t.value.isdigit() or k < 2:
+            continue
+        prev = toks[k - 1]
+        if prev.kind == "o" and prev.value == "=":
+            name = [toks[k - 2]]
+            if k >= 4 and toks[k - 3].kind == "c" and toks[k - 3].value == ".":
+                name[:0] = [toks[k - 4], toks[k - 3]]
+            if all(x.kind in ("w", "c") for x in name) and "".join(x.value for x in name) in _OID_COLUMNS:
+                oids.add(int(t.value))
+        elif prev.kind == "c" and prev.value == "(" and k >= 4 and toks[k - 2].is_word("pg_partition_ancestors") \
+                and toks[k - 3].kind == "c" and toks[k - 3].value == "." and toks[k - 4].is_word("pg_catalog"):
+            oids.add(int(t.value))
     if len(oids) != 1:
         return None
     return oids.pop()
@@ -368,44 +388,114 @@ def _build(items, table: _Items, entities: list) -> Result:
 
 # -- the WHERE of psql's relation list and lookup ------------------------------------------
 
-_WHERE = re.compile(r" where (.*?)(?: order by [0-9 ,]+)? ?;?$")
+def _conjuncts(toks: list[Token]) -> list[list[Token]] | None:
+    """The AND-ed conditions of a query's top-level WHERE (a trailing ORDER BY of column
+    numbers and ';' left out), each as its tokens; None without a WHERE."""
+    depth = 0
+    start = None
+    for k, t in enumerate(toks):
+        if t.kind == "c" and t.value in "([":
+            depth += 1
+        elif t.kind == "c" and t.value in ")]":
+            depth -= 1
+        elif depth == 0 and t.is_word("where"):
+            start = k + 1
+            break
+    if start is None:
+        return None
+    end = len(toks)
+    while end > start and toks[end - 1].kind == "c" and toks[end - 1].value == ";":
+        end -= 1
+    out: list[list[Token]] = [[]]
+    depth = 0
+    for k in range(start, end):
+        t = toks[k]
+        if t.kind == "c" and t.value in "([":
+            depth += 1
+        elif t.kind == "c" and t.value in ")]":
+            depth -= 1
+        elif depth == 0 and t.is_word("order") and k + 1 < end and toks[k + 1].is_word("by") and all(
+                x.kind == "n" or x.kind == "c" and x.value == "," for x in toks[k + 2:end]):
+            break
+        if depth == 0 and t.is_word("and"):
+            out.append([])
+            continue
+        out[-1].append(t)
+    return out
+
+
 _CONJUNCTS = {  # normalised condition -> what it means
     normalize("n.nspname <> 'pg_catalog'"): "no-catalog",
     normalize("n.nspname !~ '^pg_toast'"): "no-toast",
     normalize("n.nspname <> 'information_schema'"): "no-infoschema",
     normalize("pg_catalog.pg_table_is_visible(c.oid)"): "visible",
 }
-_PATTERN = re.compile(r"^(c\.relname|n\.nspname) operator \( pg_catalog\.~ \) (?:'((?:[^']|'')*)'|\$(\d+))"
-                      r"(?: collate pg_catalog\.default)?$")
-_RELKIND_IN = re.compile(r"^c\.relkind in \( ((?:'[a-zA-Z]*' , )*'[a-zA-Z]*') \)$")
-_RELKIND_ANY = re.compile(r"^c\.relkind = any \( '\{([a-zA-Z,\"]*)\}' \)$")
+_PATTERN_HEADS = {normalize("c.relname OPERATOR(pg_catalog.~)"): "c.relname",
+                  normalize("n.nspname OPERATOR(pg_catalog.~)"): "n.nspname"}
+_PATTERN_TAILS = (normalize(""), normalize("COLLATE pg_catalog.default"))
+_RELKIND_IN = normalize("c.relkind IN (")
+_RELKIND_ANY = normalize("c.relkind = ANY (")
 
 
-def _relations(query: Query, key: str, catalog: Catalog, lookup: bool) -> list[_Rel]:
+def _name_pattern(sql: str, cond: list[Token]):
+    """`c.relname OPERATOR(pg_catalog.~) 'pattern' [COLLATE pg_catalog.default]` (or n.nspname,
+    or $n for the pattern): (which name, pattern token), else None."""
+    for k, t in enumerate(cond):
+        if t.kind in ("s", "p"):
+            which = _PATTERN_HEADS.get(join_tokens(sql, cond[:k]))
+            if which is not None and join_tokens(sql, cond[k + 1:]) in _PATTERN_TAILS:
+                return which, t
+            return None
+    return None
+
+
+def _relkinds(sql: str, cond: list[Token]) -> set[str] | None:
+    """The relkinds of `c.relkind IN ('r', 'p')` or `c.relkind = ANY ('{r,p}')`, else None."""
+    if not cond or cond[-1].kind != "c" or cond[-1].value != ")":
+        return None
+    if join_tokens(sql, cond[:5]) == _RELKIND_IN:  # c . relkind in (
+        inner = cond[5:-1]
+        if not all((t.kind == "s") if k % 2 == 0 else (t.kind == "c" and t.value == ",")
+                   for k, t in enumerate(inner)) or len(inner) % 2 == 0:
+            return None
+        return {t.value for t in inner if t.kind == "s" and t.value}
+    inner = cond[6:-1]
+    if join_tokens(sql, cond[:6]) == _RELKIND_ANY and len(inner) == 1 and inner[0].kind == "s":  # c . relkind = any (
+        text = inner[0].value
+        if not (text.startswith("{") and text.endswith("}")):
+            return None
+        return {x.strip('"') for x in text[1:-1].split(",") if x.strip('"')}
+    return None
+
+
+def _relations(query: Query, toks: list[Token], catalog: Catalog, lookup: bool) -> list[_Rel]:
     """The relations a psql/pgcli list or lookup query selects, every condition of its WHERE understood."""
-    m = _WHERE.search(key)
-    if m is None:
+    conds = _conjuncts(toks)
+    if conds is None:
         raise _Unanswerable("no WHERE")
     facts: set[str] = set()
     kinds = None
     rel = nsp = None
-    for cond in m.group(1).split(" and "):
-        if cond in _CONJUNCTS:
-            facts.add(_CONJUNCTS[cond])
+    sql = query.sql
+    for cond in conds:
+        text = join_tokens(sql, cond)
+        if text in _CONJUNCTS:
+            facts.add(_CONJUNCTS[text])
             continue
-        pm = _PATTERN.match(cond)
-        if pm:
-            pattern = _pattern(query, pm.group(2), pm.group(3))
-            if pm.group(1) == "c.relname":
+        found = _name_pattern(sql, cond)
+        if found is not None:
+            which, tok = found
+            pattern = _pattern(query, tok)
+            if which == "c.relname":
                 rel = pattern
             else:
                 nsp = pattern
             continue
-        km = _RELKIND_IN.match(cond) or _RELKIND_ANY.match(cond)
-        if km and kinds is None:
-            kinds = set(re.findall(r"[a-zA-Z]+", km.group(1).replace("''", "")))
+        ks = _relkinds(sql, cond)
+        if ks is not None and kinds is None:
+            kinds = ks
             continue
-        raise _Unanswerable(f"condition {cond!r}")
+        raise _Unanswerable(f"condition {text!r}")
     if lookup == (kinds is not None):
         raise _Unanswerable("a list without relkinds or a lookup with them")
     if nsp is None and not {"no-catalog", "no-infoschema"} <= facts and _may_name_system(rel, query):
@@ -449,10 +539,10 @@ def _may_name_system(rel, query: Query) -> bool:
 _UNKNOWN = object()  # a pattern that is a parameter not bound yet (Describe Statement)
 
 
-def _pattern(query: Query, literal: str | None, param: str | None):
-    """A compiled name pattern, or _UNKNOWN for a parameter not known yet."""
-    if param is not None:
-        idx = int(param) - 1
+def _pattern(query: Query, tok: Token):
+    """A compiled name pattern (a string constant or $n), or _UNKNOWN for a parameter not known yet."""
+    if tok.kind == "p":
+        idx = tok.value - 1
         if query.describe_only or idx >= len(query.params):
             return _UNKNOWN
         value = query.params[idx]
@@ -460,7 +550,7 @@ def _pattern(query: Query, literal: str | None, param: str | None):
             raise _Unanswerable("pattern parameter")
         text = value
     else:
-        text = literal.replace("''", "'")
+        text = tok.value
     try:
         return re.compile(text)
     except re.error:

@@ -108,7 +108,8 @@ def _render(sql: str, t: Token) -> str:
     return sql[t.start:t.end]
 
 
-def _join(sql: str, toks) -> str:
+def join_tokens(sql: str, toks) -> str:
+    """Tokens of `sql` as normalize() writes them (see there)."""
     out: list[str] = []
     glue = False  # no space around '.': `c.relname`, `pg_catalog.~`
     for t in toks:
@@ -123,7 +124,7 @@ def _join(sql: str, toks) -> str:
 def normalize(sql: str) -> str:
     """A text as Item.expr keys it: tokens joined by one space (none around '.'), comments
     dropped, unquoted words lower-cased, strings and quoted names as written."""
-    return _join(sql, iter_tokens(sql))
+    return join_tokens(sql, iter_tokens(sql))
 
 
 class _Parser:
@@ -331,7 +332,7 @@ class _Parser:
                 alias = toks[j].value
             else:
                 raise _Unknown(f"cannot read select item {self.sql[toks[i].start:toks[end - 1].end]!r}")
-        expr = _join(self.sql, toks[i:j])
+        expr = join_tokens(self.sql, toks[i:j])
         return Item(expr, _truncate(alias if alias is not None else (name or "?column?")))
 
     # expression levels, loosest first; each returns (next index, name, strength) where
