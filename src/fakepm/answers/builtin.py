@@ -88,11 +88,9 @@ def _cols(*pairs) -> tuple[Column, ...]:
 # psycopg2/SQLAlchemy hstore probe: answered with zero rows ("no such type"), which makes the
 # drivers fall back to text. Recognised by text; the columns are the ones the query's select
 # list names, each typed as pg_type/pg_range/pg_enum type it (a name not listed: FP000).
-_PROBES = (
-    re.compile(r"\bto_regtype\("),
-    re.compile(r"^select t\.oid, typarray from pg_type t join pg_namespace ns on typnamespace = ns\.oid "
-               r"where typname = 'hstore'$"),
-)
+_REGTYPE_PROBE = re.compile(r"\bto_regtype\(")
+_HSTORE_PROBE = ("select t.oid, typarray from pg_type t join pg_namespace ns on typnamespace = ns.oid "
+                 "where typname = 'hstore'")
 _PROBE_COLUMN_TYPES = {
     "name": "name", "oid": "oid", "array_oid": "oid", "typarray": "oid", "regtype": "text", "delimiter": '"char"',
     "labels": "name[]", "field_names": "name[]", "field_types": "oid[]", "subtype_oid": "oid", "range_oid": "oid",
@@ -100,7 +98,7 @@ _PROBE_COLUMN_TYPES = {
 
 
 def _probe(key: str, sql: str) -> Result | None:
-    if not any(p.search(key) for p in _PROBES):
+    if key != _HSTORE_PROBE and not _REGTYPE_PROBE.search(key):
         return None
     items = select_items(sql)
     if items is None or any(it.name not in _PROBE_COLUMN_TYPES for it in items):
