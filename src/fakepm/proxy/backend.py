@@ -46,6 +46,8 @@ _HDR = struct.Struct("!Bi")
 _NO_PORTAL = ("", "", None)
 _PINNED_LIMIT = 256  # hook answers kept per session (by SQL text) for Bind/Describe/Execute of their statement
 _NO_STMT = ("", ())
+_ENGINE_ONLY_LIMIT = 4096  # distinct SQL texts a session remembers as "no rule can answer" (then starts over)
+_ENGINE_ONLY_TEXT = 8192  # longer texts are asked again each time rather than kept
 
 
 class Backend:
@@ -289,6 +291,11 @@ class _Conversation:
         self.rules = s.responder.rules
         self.hk = hooked  # proxy hooks (proxy/hooked.py), or None
         self.promoted: set[str] = set()  # local statement names that also exist on the engine
+        # SQL text -> no rule can answer it (the fast path's question), for the rules tuple it was
+        # asked of; not kept when a rule has a `state:` (its answer may change with the state)
+        self._engine_only: dict[str, bool] = {}
+        self._engine_only_rules: tuple | None = None
+        self._engine_only_cacheable = True
 
     def up(self, t: bytes, body: bytes, owed: Owed | None = None) -> None:
         """Forward a client message (as read, or as a hook rewrote it) to the engine."""
@@ -303,9 +310,10 @@ class _Conversation:
         engine as it came. Returns what it left for the conversation (from the first frame it
         does not handle, or a frame cut at the end of the read)."""
         s, link = self.s, self.link
-        if self.hk is not None or self.rules.rules or s.skip_until_sync or s.statements or s.portals or (
-                s.faults is not None and s.faults.fs.plans):
+        if self.hk is not None or s.skip_until_sync or (s.faults is not None and s.faults.fs.plans):
             return data
+        rules = self.rules.rules
+        local_stmts, local_portals = s.statements, s.portals  # names the session answers itself
         n = len(data)
         pos = 0
         owed = link.owed
@@ -321,31 +329,48 @@ class _Conversation:
                 a = pos + 5 if data[pos + 5] == 0 else data.index(b"\0", pos + 5, end)
                 b = a + 1 if data[a + 1] == 0 else data.index(b"\0", a + 1, end)
                 stmt = data[a + 1:b].decode() if b > a + 1 else ""
-                portals[data[pos + 5:a].decode() if a > pos + 5 else ""] = (
-                    statements.get(stmt, _NO_STMT)[0], stmt, data[pos + 5:end])
+                portal = data[pos + 5:a].decode() if a > pos + 5 else ""
+                if (local_stmts and stmt in local_stmts) or (local_portals and portal in local_portals):
+                    break
+                portals[portal] = (statements.get(stmt, _NO_STMT)[0], stmt, data[pos + 5:end])
                 owed.append(OWED_BIND)
             elif kind == 69:  # Execute
                 a = pos + 5 if data[pos + 5] == 0 else data.index(b"\0", pos + 5, end)
-                sql, stmt, bound = portals.get(data[pos + 5:a].decode() if a > pos + 5 else "", _NO_PORTAL)
+                portal = data[pos + 5:a].decode() if a > pos + 5 else ""
+                if local_portals and portal in local_portals:
+                    break
+                sql, stmt, bound = portals.get(portal, _NO_PORTAL)
                 owed.append(Owed(EXECUTE, [self._entry(sql, "extended", stmt, bound)]))
             elif kind == 83:  # Sync
                 owed.append(OWED_SYNC)
             elif kind == 81 and not link.copy_in:  # Query
                 sql = data[pos + 5:end - 1].decode("utf-8", "replace")
+                stmts = split_statements(sql)
+                if rules and not all(self._engine_only_sql(st, "simple") for st in stmts):
+                    break
                 s.transcript.append(("C", f"Query {sql[:200]!r}"))
-                owed.append(Owed(QUERY, [self._entry(st, "simple") for st in split_statements(sql)]))
+                owed.append(Owed(QUERY, [self._entry(st, "simple") for st in stmts]))
             elif kind == 80:  # Parse
                 msg = m.Parse.decode(data[pos + 5:end])
+                if (local_stmts and msg.name in local_stmts) or (rules and not self._engine_only_sql(msg.sql,
+                                                                                                   "extended")):
+                    break
                 s.transcript.append(("C", f"Parse {msg.name!r} {msg.sql[:200]!r}"))
                 statements[msg.name] = (msg.sql, msg.param_oids)
                 owed.append(OWED_PARSE)
             elif kind == 68:  # Describe
+                if local_stmts or local_portals:
+                    name = data[pos + 6:end - 1].decode()
+                    if name in (local_stmts if data[pos + 5] == 83 else local_portals):
+                        break
                 owed.append(OWED_DESCRIBE)
             elif kind == 72:  # Flush
                 pass
             elif kind == 67:  # Close
-                which = statements if data[pos + 5] == 83 else portals
-                which.pop(data[pos + 6:end - 1].decode(), None)
+                name = data[pos + 6:end - 1].decode()
+                if name in (local_stmts if data[pos + 5] == 83 else local_portals):
+                    break
+                (statements if data[pos + 5] == 83 else portals).pop(name, None)
                 owed.append(OWED_CLOSE)
             elif (kind == 100 or kind == 99 or kind == 102) and (link.copy_in or link.copy_both):
                 pass  # COPY data for the engine
@@ -358,6 +383,22 @@ class _Conversation:
         link.forward(data if pos == n else data[:pos])
         link.unflushed = last not in (81, 83, 72, 100, 99, 102)
         return data[pos:] if pos < n else b""
+
+    def _engine_only_sql(self, sql: str, protocol: str) -> bool:
+        """No rule can answer this SQL (the fast path may relay it)."""
+        rules = self.rules.rules
+        if rules is not self._engine_only_rules:
+            self._engine_only.clear()
+            self._engine_only_rules = rules
+            self._engine_only_cacheable = not any(r.state is not None for r in rules)
+        known = self._engine_only.get(sql)
+        if known is None:
+            known = not self._may_answer(sql, protocol)
+            if self._engine_only_cacheable and len(sql) <= _ENGINE_ONLY_TEXT:
+                if len(self._engine_only) >= _ENGINE_ONLY_LIMIT:
+                    self._engine_only.clear()
+                self._engine_only[sql] = known
+        return known
 
     # ------------------------------------------------------------------ helpers
     def idle(self):
