@@ -705,8 +705,17 @@ def part_relay(quick: bool, workdir: str, scenario: str, profile: bool) -> tuple
         tcp = {"host": "127.0.0.1", "port": info["port"], "db": "postgres"}
         unix = {"host": info["unix_dir"], "port": info["port"], "db": "postgres"}
         targets = {"engine (Unix)": direct, "fakepm (TCP)": tcp, "fakepm (Unix)": unix}
+        floor = None
         if quick:
             targets.pop("fakepm (Unix)")
+        else:  # the floor of a relay in Python (relay_floor.py: nothing parsed), for scale
+            floor_port = _free_port()
+            floor = subprocess.Popen([sys.executable, os.path.join(HERE, "relay_floor.py"), workdir, str(floor_port),
+                                      info["engine_host"], str(info["engine_port"])],
+                                     stdout=subprocess.PIPE, text=True)
+            if _readline(floor, 30).strip() != "ready":
+                raise RuntimeError("relay_floor.py did not start")
+            targets["bare Python relay (Unix)"] = {"host": workdir, "port": floor_port, "db": info["database"]}
         direct_dsn = f"postgresql://postgres@/{info['database']}?host={info['engine_host']}&port={info['engine_port']}"
         fake_dsn = info["dsn"]
 
@@ -795,6 +804,9 @@ def part_relay(quick: bool, workdir: str, scenario: str, profile: bool) -> tuple
             prof_lines = profile_section(r, spy_res, rp, got.get("perf"), rc, stop["top"], prof_secs, window)
     finally:
         server.close()
+        if floor is not None:
+            floor.kill()
+            floor.wait(10)
 
     # ---- report
     lines = ["### 2. Through fakepm vs directly to the same engine", ""]
@@ -837,6 +849,17 @@ def part_relay(quick: bool, workdir: str, scenario: str, profile: bool) -> tuple
               "fakepm over TCP (fakepm + engine + pgbench), medians from the table below: the throughput ratio "
               "a run bound by these 2 CPUs would show, and a number the machine's state moves far less than "
               "tps.", ""]
+    if "bare Python relay (Unix)" in targets:
+        rows = []
+        for mode, c in cells:
+            e = Stat([r["tps"] for r in res[(mode, c, "engine (Unix)")]])
+            b = Stat([r["tps"] for r in res[(mode, c, "bare Python relay (Unix)")]])
+            u = Stat([r["tps"] for r in res[(mode, c, "fakepm (Unix)")]])
+            rows.append([mode, c, b.fmt(), f"{b.median / e.median:.2f}x", f"{u.median / b.median:.2f}x"])
+        lines += ["The floor of a second hop in Python (bench/relay_floor.py: one epoll loop, recv + sendall, "
+                  "nothing parsed, no journal) between pgbench and the same engine, over Unix sockets, in the "
+                  "same alternation: what any relay in Python could reach here.", ""]
+        lines += table(["-M", "-c", "bare relay tps", "bare/direct", "fakepm (Unix)/bare"], rows)
     if spread:
         lines += ["Runs of one cell that differ more than 3x: on this shared VM a cell's runs fall in two modes, "
                   "and in the slow one the same transactions cost the engine and pgbench several times more CPU "
