@@ -391,3 +391,22 @@ def test_journaling_an_engine_statement_does_not_decode_its_parameters():
     journal.record(e)
     assert e._source is not None and e.params_size == len(bind)
     assert journal.queries[-1].params == [42] and e._source is None
+
+
+def test_recording_in_backend_mode_replays_in_pure_mode(engine, tmp_path):
+    """The recorder is a hook on the one relay: record a managed engine's answers, replay them
+    without any PostgreSQL."""
+    from fakepm.proxy import Recorder
+
+    out = tmp_path / "recorded.yaml"
+    rec = Recorder(out)
+    with FakePostgres(backend=engine, hooks=[rec]) as pg:
+        with psycopg.connect(pg.dsn, autocommit=True) as c:
+            c.execute("CREATE TABLE t (id int PRIMARY KEY, name text)")
+            c.execute("INSERT INTO t VALUES (1, 'ada'), (2, 'bob')")
+            live = c.execute("SELECT id, name FROM t WHERE id = %s", [2]).fetchall()
+    rec.save()
+    with FakePostgres(scenario=out) as replay:  # pure mode
+        assert replay.backend is None
+        with psycopg.connect(replay.dsn, autocommit=True) as c:
+            assert c.execute("SELECT id, name FROM t WHERE id = %s", [2]).fetchall() == live == [(2, "bob")]
