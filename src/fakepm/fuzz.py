@@ -66,6 +66,8 @@ def check_session_bytes(pg, data: bytes, splits=()) -> None:
             stream = b"".join(out)
             while stream[:1] in (b"N", b"S") and stream[1:2] != b"\0":
                 stream = stream[1:]  # single-byte SSL/GSS answers
+            if stream.startswith(b"EFATAL:  unsupported frontend protocol ") and stream.endswith(b"\n\0"):
+                return  # a client asking for protocol < 3 gets PostgreSQL's pre-3.0 error format
             msgs = backend_messages(stream)
             assert msgs, f"closed ({s.close_reason}) without telling the client"
             t, body = msgs[-1]

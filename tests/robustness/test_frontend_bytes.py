@@ -34,7 +34,7 @@ def test_session_survives_arbitrary_frontend_bytes(data, splits):
 def test_startup_problems_are_fatal_08p01_naming_the_problem():
     for raw, expect in [
         (struct.pack("!i", 0x7FFFFFFF), "invalid length of startup packet"),
-        (struct.pack("!ii", 8, 1234), "unsupported frontend protocol"),
+        (struct.pack("!ii", 8, 4 << 16), "unsupported frontend protocol"),
     ]:
         _PG.journal.clear()
         s = _PG._make_session(("127.0.0.1", 5432), False)
@@ -43,6 +43,11 @@ def test_startup_problems_are_fatal_08p01_naming_the_problem():
         f = _fields(body)
         assert t == b"E" and f["S"] == "FATAL" and expect in f["M"], f
         assert s.closed
+    # protocol < 3: PostgreSQL's pre-3.0 error format (no length, no fields), as PostgreSQL sends it
+    s = _PG._make_session(("127.0.0.1", 5432), False)
+    s.receive(struct.pack("!ii", 8, 1234), 0.0)
+    assert s.data_to_send() == b"EFATAL:  unsupported frontend protocol 0.1234: server supports 3.0 to 3.0\n\0"
+    assert s.closed
 
 
 def _startup(user="fuzz") -> bytes:

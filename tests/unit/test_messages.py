@@ -79,7 +79,7 @@ def test_startup_packet_other_major_version_keeps_its_code():
     (b"\x00\x03", "body ends early"),
     (b"\x00\x03\x00\x00user\x00alice", "missing string terminator"),
     (b"\x00\x03\x00\x00user\x00\xff\xfe\x00\x00", 'invalid byte sequence for encoding "UTF8"'),
-    (struct.pack("!ii", m.CANCEL_REQUEST_CODE, 5), "body ends early"),
+    (struct.pack("!i", m.CANCEL_REQUEST_CODE) + b"\x00\x05", "body ends early"),
 ])
 def test_startup_packet_errors_name_the_packet(body, problem):
     with pytest.raises(m.ProtocolViolation, match="startup packet") as info:

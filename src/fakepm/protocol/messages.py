@@ -202,13 +202,32 @@ class GSSENCRequest:
         return _I32I32.pack(8, GSSENC_REQUEST_CODE)
 
 
+MAX_CANCEL_KEY_LENGTH = 256  # protocol 3.2: a BackendKeyData / CancelRequest key is 4 to 256 bytes
+
+
+def cancel_key_bytes(secret: "int | bytes") -> bytes:
+    """A cancel key on the wire: an int is protocol 3.0's 4-byte key (int32), bytes go as they are."""
+    if isinstance(secret, int):
+        return _I32.pack(secret)
+    return bytes(secret)
+
+
+def cancel_key_value(raw: bytes) -> "int | bytes":
+    """The reverse: a 4-byte key reads as an int (as before protocol 3.2), any other length as bytes."""
+    return _I32.unpack(raw)[0] if len(raw) == 4 else bytes(raw)
+
+
 @_message
 class CancelRequest:
+    """pid + secret key. The key is 4 bytes up to PostgreSQL 17 / protocol 3.0 (an int32 here),
+    and up to 256 bytes with protocol 3.2 (PostgreSQL 18 sends 32): bytes here."""
+
     pid: int
-    secret: int
+    secret: "int | bytes"
 
     def encode(self) -> bytes:
-        return _I32.pack(16) + _I32.pack(CANCEL_REQUEST_CODE) + _I32.pack(self.pid) + _I32.pack(self.secret)
+        key = cancel_key_bytes(self.secret)
+        return _I32.pack(12 + len(key)) + _I32.pack(CANCEL_REQUEST_CODE) + _I32.pack(self.pid) + key
 
 
 def decode_startup_packet(body: bytes):
@@ -221,8 +240,9 @@ def decode_startup_packet(body: bytes):
         return GSSENCRequest()
     if code == CANCEL_REQUEST_CODE:
         pid = r.i32()
-        secret = r.i32()  # PostgreSQL < 18 keys are 4 bytes; 3.2 keys may be longer (ignored)
-        return CancelRequest(pid, secret)
+        # the rest is the key, whatever its length: PostgreSQL 18 accepts 1..256 bytes and compares
+        # them with the backend's key; a key of another length than the backend's never matches
+        return CancelRequest(pid, cancel_key_value(r.rest()))
     params: dict[str, str] = {}
     if (code >> 16) != 3:
         return StartupMessage(code, params)
@@ -567,16 +587,19 @@ class ParameterStatus(Message):
 
 @_message
 class BackendKeyData(Message):
+    """pid + cancel key: 4 bytes (an int32 here) with protocol 3.0, 4 to 256 bytes (bytes here) with
+    protocol 3.2 -- PostgreSQL 18 sends 32 random bytes to a client it granted 3.2."""
+
     TYPE: ClassVar[bytes] = b"K"
     pid: int
-    secret: int
+    secret: "int | bytes"
 
     def encode_body(self) -> bytes:
-        return _I32.pack(self.pid) + _I32.pack(self.secret)
+        return _I32.pack(self.pid) + cancel_key_bytes(self.secret)
 
     @classmethod
     def _decode(cls, r):
-        return cls(r.i32(), r.i32())
+        return cls(r.i32(), cancel_key_value(r.rest()))
 
 
 @_message

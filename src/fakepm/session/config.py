@@ -8,9 +8,11 @@ from ..protocol.auth import UserAuth
 
 DEFAULT_VERSION = "17.4"
 
-# The ParameterStatus values PostgreSQL 15+ reports after authentication, in its order
-# (captures/psycopg3_connect_scram.txt). server_version/session_authorization/is_superuser
-# are filled per server and per user.
+# The ParameterStatus values PostgreSQL reports after authentication (GUC_REPORT settings), with
+# their defaults, in PostgreSQL 15's order (it walks its settings sorted by name; captured from
+# 15.18 and captures/psycopg3_connect_scram.txt). server_version/session_authorization/is_superuser
+# are filled per server and per user. Which ones a server reports, and in which order, depends on
+# its version: see `reported_names`.
 REPORTED_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("application_name", ""),
     ("client_encoding", "UTF8"),
@@ -25,10 +27,37 @@ REPORTED_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("session_authorization", ""),
     ("standard_conforming_strings", "on"),
     ("TimeZone", "UTC"),
+    ("scram_iterations", "4096"),  # reported by 16+
+    ("search_path", '"$user", public'),  # reported by 18+
 )
-REPORTED_NAMES = {name.lower(): name for name, _ in REPORTED_DEFAULTS} | {
-    "scram_iterations": "scram_iterations",
-}
+REPORTED_NAMES = {name.lower(): name for name, _ in REPORTED_DEFAULTS}
+
+# PostgreSQL 16 moved its settings into a hash table and reports them in its iteration order.
+# This is PostgreSQL 18.6's order (captured); 16 and 17 hash the same names with the same function
+# into a table of the same size (512 buckets for their ~360-400 settings), so they report in the
+# same order without search_path (derived from the sources, guc.c BeginReportingGUCOptions and
+# guc_tables.c GUC_REPORT flags: scram_iterations is reported since 16, search_path since 18).
+_REPORTED_ORDER_16 = (
+    "in_hot_standby", "integer_datetimes", "TimeZone", "IntervalStyle", "search_path", "is_superuser",
+    "application_name", "default_transaction_read_only", "scram_iterations", "DateStyle",
+    "standard_conforming_strings", "session_authorization", "client_encoding", "server_version",
+    "server_encoding",
+)
+
+
+def reported_names(major: int) -> tuple[str, ...]:
+    """The settings a PostgreSQL of this major version reports in ParameterStatus, in its order.
+
+    <= 13: 11 (in_hot_standby and default_transaction_read_only are reported since 14);
+    14, 15: 13 in name order; 16, 17: 14 (+ scram_iterations) in hash order; 18+: 15 (+ search_path).
+    """
+    if major >= 16:
+        return tuple(n for n in _REPORTED_ORDER_16 if major >= 18 or n != "search_path")
+    names = tuple(n for n, _ in REPORTED_DEFAULTS if n not in ("scram_iterations", "search_path"))
+    if major <= 13:
+        names = tuple(n for n in names if n not in ("in_hot_standby", "default_transaction_read_only"))
+    return names
+
 
 # Settings SHOW knows besides the reported ones (lower-case name -> (canonical name, default)).
 OTHER_SETTINGS: dict[str, tuple[str, str]] = {
@@ -126,7 +155,11 @@ class ServerConfig:
         return f"PostgreSQL {self.version} on {self.platform}"
 
     def reported_parameters(self, user: str, startup: dict) -> list[tuple[str, str]]:
-        values = dict(REPORTED_DEFAULTS)
+        """ParameterStatus (name, value) pairs after authentication, as the announced version sends them.
+
+        `parameters` naming a setting this version does not report add it at the end."""
+        values = {n: v for n, v in REPORTED_DEFAULTS if n in reported_names(self.major)}
+        values = {n: values[n] for n in reported_names(self.major)}
         values["server_version"] = self.version
         values["session_authorization"] = user
         for k, v in self.parameters.items():
@@ -135,7 +168,8 @@ class ServerConfig:
         # a client may choose some reported values in its startup packet (application_name, ...)
         for k, v in startup.items():
             canonical = REPORTED_NAMES.get(k.lower())
-            if canonical in ("application_name", "DateStyle", "IntervalStyle", "TimeZone"):
+            if canonical in ("application_name", "DateStyle", "IntervalStyle", "TimeZone", "search_path") \
+                    and canonical in values:
                 values[canonical] = _startup_value(canonical, v)
         return list(values.items())
 

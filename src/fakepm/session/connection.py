@@ -76,6 +76,7 @@ class Session:
         self.pinned: dict = {}  # SQL -> Result or PgError a proxy hook answered for this session
         self.now = now
         self.id, self.pid, self.secret = hub.new_identity()
+        self.protocol_minor = 0  # the protocol 3.x minor granted at startup (2: PostgreSQL 18's 3.2)
         self.reader = FrameReader(max_message=config.max_message_size)
         self.tls = False
         self.user = ""
@@ -404,6 +405,16 @@ class Session:
         else:
             yield from self._serve()
 
+    def _latest_minor(self) -> int:
+        """The newest 3.x minor this server speaks: 2 when it announces PostgreSQL 18+, else 0.
+
+        Backend mode: the engine's session is opened by the relay with the protocol it says it
+        speaks (`backend.protocol_minor`, 0 unless the relay asks the engine for 3.2), so that the
+        client gets the engine's BackendKeyData as it is."""
+        if self.backend is not None:
+            return min(int(getattr(self.backend, "protocol_minor", 0) or 0), 2)
+        return 2 if self.config.major >= 18 else 0
+
     def _startup(self):
         while True:
             frame = yield NEED_INPUT
@@ -440,15 +451,30 @@ class Session:
                 return False
             break
         self.transcript.append(("C", f"StartupMessage {msg.major}.{msg.minor} {msg.parameters}"))
+        latest = self._latest_minor()
         if msg.major != 3:
-            self.send_fatal(
-                fatal("0A000", f"unsupported frontend protocol {msg.major}.{msg.minor}: server supports 3.0 to 3.0")
-            )
+            text = f"unsupported frontend protocol {msg.major}.{msg.minor}: server supports 3.0 to 3.{latest}"
+            if msg.major < 3:
+                # PostgreSQL answers in the client's (pre-3.0) error format: 'E', "FATAL:  text\n", NUL
+                self.send(b"E" + m.cstr(f"FATAL:  {text}\n"))
+                self.close_reason = f"FATAL 0A000 {text}"
+            else:
+                self.send_fatal(fatal("0A000", text))
             return False
         params = dict(msg.parameters)
+        # protocol 3.2 (PostgreSQL 18): the client gets min(asked, latest); a newer minor than ours or
+        # `_pq_.` options (none is known) get a NegotiateProtocolVersion naming the granted version and
+        # the options in the order sent (PostgreSQL 15: always 3.0; 18: 3.0, 3.1 or 3.2 -- 3.1 is
+        # granted silently, as PostgreSQL 18 does)
+        self.protocol_minor = min(msg.minor, latest)
         unrecognized = tuple(k for k in params if k.startswith("_pq_."))
-        if msg.minor > 0 or unrecognized:
-            self.send(m.NegotiateProtocolVersion(m.PROTOCOL_3_0, unrecognized).encode())
+        if msg.minor > latest or unrecognized:
+            self.send(m.NegotiateProtocolVersion((3 << 16) | self.protocol_minor, unrecognized).encode())
+        if self.protocol_minor >= 2 and self.backend is None:
+            # PostgreSQL 18 gives a 3.2 client a 32-byte cancel key (3.0 and 3.1: 4 bytes)
+            self.hub.unregister_key(self)
+            self.secret = self.hub.long_key()
+            self.hub.register(self)
         self.user = params.get("user", "")
         if not self.user:
             self.send_fatal(fatal("28000", "no PostgreSQL user name specified in startup packet"))
