@@ -3,7 +3,8 @@
 The texts are those of PG14-16 subscribers (walsender-behavior.md section 6): the
 publication check, the published-table list, and per table (tablesync) pg_class,
 column list, attributes, row filter, then `COPY ... TO STDOUT` of the table's rows. They
-are matched on whitespace-normalised text; anything else returns False (normal rules).
+are matched on whitespace-normalised text, their names and values read from fakepm.sql's
+tokens; anything else returns False (normal rules).
 """
 
 from __future__ import annotations
@@ -12,30 +13,28 @@ import re
 
 from ..answers.catalog import Table
 from ..answers.result import Column, Result
+from ..protocol.errors import PgError
 from ..protocol import messages as m
 from ..protocol.copyformat import CopyEncoder, CopyOptions
 from ..protocol.types import REGISTRY
+from ..sql.lexer import tokens
 
 _T = REGISTRY.by_name
 NAME, NAMES, OID, CHAR, INT2, BOOL, TEXT, INT2VECTOR = (_T("name"), _T("_name"), _T("oid"), _T('"char"'),
                                                          _T("int2"), _T("bool"), _T("text"), _T("int2vector"))
 _WS = re.compile(r"\s+")
-_PUBS = re.compile(r"IN \(\s*((?:'(?:[^']|'')*'\s*,?\s*)+)\)", re.I)
 
 PUBNAMES = re.compile(r"^SELECT t\.pubname FROM pg_catalog\.pg_publication t WHERE t\.pubname IN", re.I)
 TABLES_15 = re.compile(r"^SELECT DISTINCT t\.schemaname, t\.tablename(?: , t\.attnames)? FROM "
                        r"pg_catalog\.pg_publication_tables t WHERE t\.pubname IN", re.I)
 TABLES_16 = re.compile(r"^SELECT DISTINCT n\.nspname, c\.relname, gpt\.attrs FROM", re.I)
 RELINFO = re.compile(r"^SELECT c\.oid, c\.relreplident, c\.relkind FROM pg_catalog\.pg_class c INNER JOIN "
-                     r"pg_catalog\.pg_namespace n ON \(c\.relnamespace = n\.oid\) WHERE n\.nspname = '((?:[^']|'')*)' "
-                     r"AND c\.relname = '((?:[^']|'')*)'", re.I)
+                     r"pg_catalog\.pg_namespace n ON \(c\.relnamespace = n\.oid\) WHERE n\.nspname = ", re.I)
 COLLIST = re.compile(r"^SELECT DISTINCT \(CASE WHEN \(array_length\(gpt\.attrs, 1\) = c\.relnatts\).*"
                      r"gpt\.relid = (\d+)", re.I)
 ATTRS = re.compile(r"^SELECT a\.attnum, a\.attname, a\.atttypid, a\.attnum = ANY\(i\.indkey\) FROM "
                    r"pg_catalog\.pg_attribute a .* a\.attrelid = (\d+)", re.I)
 ROWFILTER = re.compile(r"^SELECT DISTINCT pg_get_expr\(gpt\.qual, gpt\.relid\) FROM .* gpt\.relid = (\d+)", re.I)
-COPY_TABLE = re.compile(r"^COPY ([\w.\"]+) \(([^)]*)\) TO STDOUT$", re.I)
-COPY_SELECT = re.compile(r"^COPY \(SELECT (.*?) FROM ONLY ([\w.\"]+)(?: WHERE .*)?\) TO STDOUT$", re.I)
 
 
 def _norm(sql: str) -> str:
@@ -44,10 +43,64 @@ def _norm(sql: str) -> str:
 
 
 def _pub_names(sql: str) -> list[str]:
-    mm = _PUBS.search(sql)
-    if not mm:
-        return []
-    return [x.replace("''", "'") for x in re.findall(r"'((?:[^']|'')*)'", mm.group(1))]
+    """The publication names of the first `IN ('a', 'b')` (fakepm.sql's string constants)."""
+    toks = tokens(sql)
+    for k in range(len(toks) - 1):
+        if toks[k].is_word("in") and toks[k + 1].kind == "c" and toks[k + 1].value == "(":
+            names = []
+            for j, t in enumerate(toks[k + 2:]):
+                if j % 2 == 0 and t.kind == "s":
+                    names.append(t.value)
+                elif j % 2 == 1 and t.kind == "c" and t.value in ",)":
+                    if t.value == ")":
+                        return names
+                else:
+                    break
+    return []
+
+
+def _relinfo_names(sql: str) -> tuple[str | None, str | None]:
+    """(schema, table) of tablesync's `... WHERE n.nspname = 'x' AND c.relname = 'y'`."""
+    toks = tokens(sql)
+    found: dict[str, str] = {}
+    for k in range(len(toks) - 4):
+        a, dot, b, eq, lit = toks[k:k + 5]
+        if (a.kind == "w" and dot.kind == "c" and dot.value == "." and b.kind == "w" and eq.kind == "o"
+                and eq.value == "=" and lit.kind == "s"):
+            found.setdefault(f"{a.value}.{b.value}", lit.value)
+    return found.get("n.nspname"), found.get("c.relname")
+
+
+def _copy_select(sql: str):
+    """tablesync's `COPY (SELECT a, b FROM ONLY s.t [WHERE ...]) TO STDOUT`: (column names, schema
+    or None, table), read by the COPY grammar and fakepm.sql's tokens; else None."""
+    from ..answers.copyspec import parse_copy
+
+    try:
+        st = parse_copy(sql)
+    except PgError:
+        return None
+    if st.query is None or st.direction != "out" or st.endpoint != "stdout":
+        return None
+    toks = tokens(st.query)
+    if not toks or not toks[0].is_word("select"):
+        return None
+    cols, i = [], 1
+    while i < len(toks) and toks[i].kind in ("w", "q") and not toks[i].is_word("from"):
+        cols.append(toks[i].value)
+        i += 1
+        if i < len(toks) and toks[i].kind == "c" and toks[i].value == ",":
+            i += 1
+    if not cols or i + 2 >= len(toks) or not (toks[i].is_word("from") and toks[i + 1].is_word("only")):
+        return None
+    name = [toks[i + 2]]
+    i += 3
+    if i + 1 < len(toks) and toks[i].kind == "c" and toks[i].value == "." and toks[i + 1].kind in ("w", "q"):
+        name.append(toks[i + 1])
+        i += 2
+    if any(t.kind not in ("w", "q") for t in name) or not (i == len(toks) or toks[i].is_word("where")):
+        return None
+    return cols, (name[0].value if len(name) == 2 else None), name[-1].value
 
 
 def _published_tables(wal, names: list[str]) -> list[Table]:
@@ -89,9 +142,10 @@ def answer_catalog_query(wal, session, sql: str):
         tables = _published_tables(wal, _pub_names(q))
         result = Result(_cols(("nspname", NAME), ("relname", NAME), ("attrs", INT2VECTOR)),
                         [(t.schema, t.name, list(range(1, len(t.columns) + 1))) for t in tables])
-    elif (mm := RELINFO.match(q)) is not None:
-        t = catalog.get(mm.group(2).replace("''", "'"), mm.group(1).replace("''", "'"))
-        rows = [(t.oid, t.replica_identity, "r")] if t is not None and t.schema == mm.group(1) else []
+    elif RELINFO.match(q) and None not in (names := _relinfo_names(sql)):
+        schema, name = names
+        t = catalog.get(name, schema)
+        rows = [(t.oid, t.replica_identity, "r")] if t is not None and t.schema == schema else []
         result = Result(_cols(("oid", OID), ("relreplident", CHAR), ("relkind", CHAR)), rows)
     elif COLLIST.match(q):
         result = Result(_cols(("attrs", INT2VECTOR)), [(None,)])
@@ -105,10 +159,9 @@ def answer_catalog_query(wal, session, sql: str):
         result = Result(_cols(("attnum", INT2), ("attname", NAME), ("atttypid", OID), ("?column?", BOOL)), rows)
     elif ROWFILTER.match(q):
         result = Result(_cols(("pg_get_expr", TEXT)), [(None,)])
-    elif COPY_TABLE.match(q):
-        return False  # the COPY engine (answers/copyspec.py) serves declared tables' rows
-    elif (mm := COPY_SELECT.match(q)) is not None:
-        handled = yield from _copy_out(wal, session, sql, q, mm)
+    elif q[:5].upper() == "COPY " and (found := _copy_select(sql)) is not None:
+        # (COPY of a whole table is the COPY engine's: answers/copyspec.py serves declared tables' rows)
+        handled = yield from _copy_out(wal, session, sql, found)
         return handled
     if result is None:
         return False
@@ -123,19 +176,15 @@ def answer_catalog_query(wal, session, sql: str):
     return True
 
 
-def _copy_out(wal, session, sql: str, q: str, mm):
+def _copy_out(wal, session, sql: str, found):
     """tablesync's `COPY (SELECT cols FROM ONLY table WHERE filter) TO STDOUT` (column lists / row
     filters): the declared rows, projected, in COPY text format. The filter is not evaluated.
     """
-    from ..answers.catalog import split_name
-
     catalog = wal.pg.catalog if wal.pg is not None else wal._catalog()
-    cols_text, name = mm.group(1), mm.group(2)
-    schema, tname = split_name(name)
-    table = catalog.get(tname, schema)
+    wanted, schema, tname = found
+    table = catalog.get(tname, schema or "public")
     if table is None:
         return False
-    wanted = [c.strip().strip('"') for c in cols_text.split(",") if c.strip()]
     idx = []
     for w in wanted:
         if w not in table.column_names:
