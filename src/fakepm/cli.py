@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="close connections that have not authenticated after this long (60s, 1min, 500ms); "
                         "default 60, as PostgreSQL; 0: never")
     s.add_argument("--copy-keep-bytes", metavar="SIZE",
-                   help="COPY FROM STDIN data whose rows the journal keeps per COPY (default 16MB); the "
+                   help="COPY FROM STDIN data whose rows the journal keeps per COPY (default 8MB); the "
                         "rest is loaded, counted and checksummed, not kept")
     s.set_defaults(func=cmd_serve)
     c = sub.add_parser("check", help="validate scenario files; prints file:line:col: message per problem")

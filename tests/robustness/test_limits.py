@@ -196,6 +196,23 @@ def test_journal_lists_are_bounded_by_count_and_bytes():
     assert list(log) == ["b"] and log.dropped == 1
 
 
+def test_old_copies_let_go_of_their_rows_first():
+    """Over pg.copies' byte bound the oldest records release their rows but keep the rest."""
+    with FakePostgres() as pg:
+        pg.journal.copies.max_bytes = 25_000  # a small bound: two of these COPYs (1.7 kB x COPY_MEMORY_FACTOR)
+        pg.table("t", {"a": "int4", "b": "text"})
+        with psycopg.connect(pg.dsn) as conn, conn.cursor() as cur:
+            for k in range(3):
+                with cur.copy("COPY t FROM STDIN") as cp:
+                    cp.write("".join(f"{i}\tcopy {k} row {i}\n" for i in range(100)).encode())
+        first, last = pg.copies[0], pg.copies[-1]
+        assert len(pg.copies) == 3
+        assert first.rows == [] and first.count == 100 and first.dropped == 100 and not first.complete
+        assert first.first_row == (0, "copy 0 row 0") and first.last_row == (99, "copy 0 row 99")
+        assert "kept none of its 100 rows" in first.note
+        assert len(last.rows) == 100 and last.complete
+
+
 def test_max_message_size_default_and_ceiling():
     pg = FakePostgres()
     assert pg.config.max_message_size == 64 << 20

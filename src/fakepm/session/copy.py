@@ -69,9 +69,10 @@ __all__ = ["run", "CopyRecord", "CopyBothMode", "ChannelMode", "ScriptMode", "Ch
 
 _TEXT = REGISTRY.by_name("text")
 # Rows of one COPY FROM STDIN kept in its record (pg.copies), by their COPY data size: a test
-# reads what it loaded, a soak or a 2 GiB load must not keep it all (typed rows take about 2-3
-# times their wire size). The server's `copy_keep_bytes` setting overrides it.
-COPY_KEEP_BYTES = 16 << 20
+# reads what it loaded (100,000 short rows are ~5 MB), a soak or a 2 GiB load must not keep it
+# all (typed rows take 2-8 times their wire size, session/hub.py COPY_MEMORY_FACTOR). The
+# server's `copy_keep_bytes` setting overrides it.
+COPY_KEEP_BYTES = 8 << 20
 _SYNC_LOST = fatal("08P01", "terminating connection because protocol synchronization was lost")
 
 
@@ -107,6 +108,8 @@ class CopyRecord:
     def ok(self) -> bool:
         return self.error is None
 
+    released: str | None = None  # why `rows` was emptied after the COPY (the journal's bound), if it was
+
     @property
     def complete(self) -> bool:
         """True when `rows` holds every row loaded (nothing dropped beyond copy_keep_bytes)."""
@@ -115,11 +118,23 @@ class CopyRecord:
     @property
     def note(self) -> str | None:
         """What the record did not keep, in words (None when it kept everything)."""
+        if self.released:
+            return (f"kept none of its {self.count} rows: {self.released}; count, bytes, checksum, first_row and "
+                    f"last_row cover all of them")
         if not self.dropped:
             return None
         kept = self.count - self.dropped
         return (f"kept the first {kept} of {self.count} rows ({self.kept_bytes} of {self.bytes} bytes of COPY data; "
                 f"copy_keep_bytes); count, bytes, checksum, first_row and last_row cover all of them")
+
+    def release_rows(self, why: str) -> None:
+        """Let go of the kept rows (the journal's byte bound); the rest of the record stays."""
+        if self.direction == "out" or self.released:
+            return
+        self._rows = []
+        self.dropped = self.count
+        self.kept_bytes = 0
+        self.released = why
 
 
 def _get_rows(rec: CopyRecord) -> list | None:

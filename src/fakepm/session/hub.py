@@ -45,7 +45,10 @@ JOURNAL_ENTRIES = 100_000  # per list: a long test's every statement, far more t
 QUERY_BYTES = 32 << 20  # pg.queries: ~300 bytes an entry, so the byte bound bites only for long texts
 UNMATCHED_BYTES = 8 << 20  # pg.unmatched: verify() needs one to fail a test, not a million
 EVENT_BYTES = 8 << 20  # pg.events: connect/auth/notify events are small
-COPY_BYTES = 64 << 20  # pg.copies: the rows COPY IN kept (copy_keep_bytes each), by their wire size
+COPY_BYTES = 64 << 20  # pg.copies: the rows COPY IN kept, by the memory they take (COPY_MEMORY_FACTOR)
+# Typed rows take 2 to 8 times their COPY text in memory (int and text ~2-3x, numeric ~8x:
+# Decimal objects); the estimate takes 6x so the bound holds for most tables
+COPY_MEMORY_FACTOR = 6
 MAX_TEXT = 1 << 20  # the SQL kept per entry: a longer text keeps its first MiB (`sql_size` has its length)
 _ENTRY_OVERHEAD = 300  # the entry object, its dict and small fields
 
@@ -121,7 +124,36 @@ def _event_size(ev: dict) -> int:
 
 
 def _copy_size(rec) -> int:
-    return _ENTRY_OVERHEAD + len(getattr(rec, "sql", "") or "") + (getattr(rec, "kept_bytes", 0) or 0)
+    kept = getattr(rec, "kept_bytes", 0) or 0
+    return _ENTRY_OVERHEAD + len(getattr(rec, "sql", "") or "") + kept * COPY_MEMORY_FACTOR
+
+
+class CopyLog(BoundedLog):
+    """pg.copies: over its byte bound, the oldest records first let go of their rows (they keep
+    count, bytes, checksum, first and last rows, and say so: CopyRecord.release_rows); a record
+    goes only when the count bound is reached."""
+
+    __slots__ = ()
+
+    def append(self, item) -> None:
+        n = self.sizeof(item)
+        self.items.append(item)
+        self.sizes.append(n)
+        self.size += n
+        i, last = 0, len(self.items) - 1
+        while self.size > self.max_bytes and i < last:
+            rec = self.items[i]
+            release = getattr(rec, "release_rows", None)
+            if release is not None and getattr(rec, "kept_bytes", 0):
+                release("pg.copies keeps the rows of its newest COPYs only")
+                m = self.sizeof(rec)
+                self.size += m - self.sizes[i]
+                self.sizes[i] = m
+            i += 1
+        while len(self.items) > 1 and (len(self.items) > self.limit or self.size > self.max_bytes):
+            self.items.popleft()
+            self.size -= self.sizes.popleft()
+            self.dropped += 1
 
 
 class Journal:
@@ -135,7 +167,7 @@ class Journal:
         self.queries = BoundedLog(limit, query_bytes, _entry_size)
         self.unmatched = BoundedLog(limit, unmatched_bytes, _entry_size)
         self.events = BoundedLog(limit, event_bytes, _event_size)  # connection/auth/replication events
-        self.copies = BoundedLog(limit, copy_bytes, _copy_size)  # session.copy.CopyRecord per COPY (pg.copies)
+        self.copies = CopyLog(limit, copy_bytes, _copy_size)  # session.copy.CopyRecord per COPY (pg.copies)
 
     @property
     def dropped(self) -> dict:
