@@ -167,7 +167,7 @@ class FakePostgres:
         max_connections: int = 1000,
         max_message_size: int = 64 << 20,
         journal_limit: int = 100_000,
-        copy_keep_bytes: int = 16 << 20,
+        copy_keep_bytes: int = 8 << 20,
         authentication_timeout: float = 60.0,
         backend=None,
         schema=(),

@@ -142,7 +142,7 @@ class ServerConfig:
     max_message_size: int = 64 << 20  # protocol/framing.py DEFAULT_MAX_MESSAGE (PostgreSQL's ceiling: 1 GiB)
     max_connections: int = 1000
     journal_limit: int = 100_000
-    copy_keep_bytes: int = 16 << 20  # COPY data whose rows a COPY's record keeps (session/copy.py)
+    copy_keep_bytes: int = 8 << 20  # COPY data whose rows a COPY's record keeps (session/copy.py)
     authentication_timeout: float = 60.0  # seconds to finish startup + authentication, as PostgreSQL's default
     platform: str = "x86_64-pc-linux-gnu, compiled by gcc (Debian 12.2.0-14) 12.2.0, 64-bit"
 
