@@ -40,8 +40,8 @@ s     string constant       the str after PostgreSQL's unescaping (every spellin
 b     bit string            ``'0'``/``'1'`` digits (``X'1F'`` -> ``'00011111'``)
 n     number                the text as written
 p     parameter             the int n of ``$n``
-o     operator              the text (``::``, ``=``, ``<>``, ``||``, ``@>`` ...)
-c     other character       ``(`` ``)`` ``[`` ``]`` ``,`` ``;`` ``.`` ``:`` and strays (``$``, ``\\``)
+o     operator              the text (``::``, ``:=``, ``=``, ``<>``, ``||``, ``@>`` ...)
+c     other character       ``(`` ``)`` ``[`` ``]`` ``,`` ``;`` ``.`` ``..`` ``:`` and strays (``$``, ``\\``)
 ====  ====================  ==================================================================
 """
 
@@ -77,7 +77,7 @@ _RE_PLAIN = re.compile(
     f"[ \\t\\n\\r\\f\\v]*(?:(?P<w>[{_IDENT_START}][{_IDENT_CONT}]*)"
     r"|(?P<n>0[xX][0-9A-Fa-f_]+|0[oO][0-7_]+|0[bB][01_]+"
     r"|(?:[0-9][0-9_]*(?:\.(?!\.)[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][+-]?[0-9]+)?)"
-    r"|(?P<c>[(),;\[\]]|\.(?![0-9]))"
+    r"|(?P<c>[(),;\[\]]|\.\.|\.(?![0-9]))"
     r"|(?P<s>'[^']*'(?!'))"
     r"|(?P<o>::|[=<>+*%^](?![~!@#%^&|`?+\-*/<>=])))"
 )
@@ -425,6 +425,10 @@ def iter_tokens(sql: str) -> Iterator[Token]:
             i += 1
             yield Token("c", start, i, "$")
             continue
+        if ch == "." and sql.startswith("..", i):  # scan.l's DOT_DOT (1..2 is 1, .., 2)
+            i += 2
+            yield Token("c", start, i, "..")
+            continue
         if ch in _DIGITS or (ch == "." and i + 1 < n and sql[i + 1] in _DIGITS):
             m = _RE_NUMBER.match(sql, i)
             if m and m.end() > i:
@@ -436,9 +440,9 @@ def iter_tokens(sql: str) -> Iterator[Token]:
             i = m.end()
             yield Token("w", start, i, sql[start:i].translate(_ASCII_LOWER))
             continue
-        if ch == ":" and sql.startswith("::", i):
+        if ch == ":" and (sql.startswith("::", i) or sql.startswith(":=", i)):
             i += 2
-            yield Token("o", start, i, "::")
+            yield Token("o", start, i, sql[start:i])
             continue
         m = _RE_OP.match(sql, i)
         if m:
