@@ -860,6 +860,10 @@ class Session:
             token = self.new_token()
             value = yield Await(Deferred(delay=answer.delay, label="delay"), token)
             if value is CANCELED:
+                if protocol == "simple" and answer.columns is not None:
+                    # PostgreSQL describes the result before running the statement (`SELECT pg_sleep(5)`
+                    # canceled: RowDescription, then 57014; captured from 15 and 18)
+                    self.send(row_description(answer, answer.formats or resolve_formats((), len(answer.columns))))
                 answer = Result(error=PgError("57014", "canceling statement due to user request"))
         if kind == "COPY" and answer.copy is None and answer.error is None:
             from ..answers.copyspec import copy_from_rule  # a rule's plain Result answering a COPY
