@@ -41,3 +41,12 @@ def test_serve_limits_from_the_command_line(tmp_path):
 def test_serve_refuses_bad_limits(args, message):
     out = subprocess.run([*FAKEPM, "serve", *args], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and message in out.stderr
+
+
+@pytest.mark.fakepm(max_message_size=4096, authentication_timeout=2.5, copy_keep_bytes=1024)
+def test_the_pytest_marker_takes_the_limits(fakepm):
+    assert (fakepm.config.max_message_size, fakepm.config.authentication_timeout,
+            fakepm.config.copy_keep_bytes) == (4096, 2.5, 1024)
+    with psycopg.connect(fakepm.dsn) as conn:
+        with pytest.raises(psycopg.OperationalError, match="invalid message length"):
+            conn.execute("SELECT 1 /*" + "x" * 5000 + "*/")

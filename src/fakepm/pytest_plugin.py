@@ -1,7 +1,8 @@
 """pytest plugin (registered through the `pytest11` entry point).
 
 * `fakepm` fixture: a started FakePostgres per test, stopped afterwards.
-* `@pytest.mark.fakepm(scenario="path.yaml", verify=True, **FakePostgres kwargs)` configures it.
+* `@pytest.mark.fakepm(scenario="path.yaml", verify=True, **FakePostgres kwargs)` configures it
+  (limits too: `max_message_size=`, `authentication_timeout=`, `copy_keep_bytes=`).
 * At teardown `pg.verify()` runs (unless `verify=False`): unmet `expect:` rules, unmatched
   queries and handler failures fail the test.
 * When a test fails, the report gets a "fakepm transcript" section: the journal and the
@@ -24,7 +25,9 @@ def pytest_configure(config):
         "markers",
         "fakepm(scenario=None, verify=True, record=None, upstream=None, **kwargs): configure the `fakepm` "
         "fixture (a scenario file, whether to verify at teardown, record mode once|new|all|none and the "
-        "real server to record from, FakePostgres keyword arguments)",
+        "real server to record from, FakePostgres keyword arguments such as users=, tls=, "
+        "max_message_size= (bytes, at most 1 GiB; default 64 MiB), authentication_timeout= (seconds), "
+        "copy_keep_bytes=)",
     )
 
 
