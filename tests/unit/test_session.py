@@ -787,8 +787,9 @@ def test_cancel_request_cancels_a_delayed_statement():
     canceler.receive(m.CancelRequest(target.pid, target.secret).encode())
     assert canceler.data_to_send() == b"" and canceler.close_reason == "cancel request"
     out = m.split_backend_stream(target.data_to_send())
-    assert kinds(out) == ["ErrorResponse", "ReadyForQuery"]
-    assert (out[0].error.code, out[0].error.message) == ("57014", "canceling statement due to user request")
+    # as PostgreSQL: the result is described before the statement runs, then canceled
+    assert kinds(out) == ["RowDescription", "ErrorResponse", "ReadyForQuery"]
+    assert (out[1].error.code, out[1].error.message) == ("57014", "canceling statement due to user request")
     assert target.waiting == NEED_INPUT
 
 
