@@ -152,14 +152,26 @@ TYPES_ROW = [1, 2, 3, 4, "1.5", "2.25", "12.34", "txt", "vc", "bp", "nm", "c", "
 
 
 @pytest.mark.realpg
-def test_every_type_in_text_and_binary_equals_real_postgresql(classes, real_pg):
-    expected = jdbc(classes, "types", real_pg, real_pg.user, env={"FAKEPM_SQL": TYPES_SQL})
+def test_every_type_in_text_and_binary_equals_real_postgresql(classes, oracle_pg):
+    """Against PostgreSQL 15 and 18, fakepm announcing the same version."""
+    expected = jdbc(classes, "types", oracle_pg, oracle_pg.user, env={"FAKEPM_SQL": TYPES_SQL})
     assert len(expected) == 2 * len(TYPES_COLUMNS)
-    with FakePostgres() as pg:
+    with FakePostgres(version=oracle_pg.server_version) as pg:
         pg.on(TYPES_SQL).reply(columns=TYPES_COLUMNS, rows=[TYPES_ROW])
         got = jdbc(classes, "types", pg, env={"FAKEPM_SQL": TYPES_SQL})
         pg.verify()
     assert got == expected
+
+
+@pytest.mark.realpg
+def test_connect_facts_equal_real_postgresql(classes, oracle_pg):
+    """What pgjdbc sees at connect (its SETs, application_name, the product version it parses from
+    server_version) from PostgreSQL 15 and 18 and from fakepm announcing the same version."""
+    expected = jdbc(classes, "connect", oracle_pg, oracle_pg.user)
+    with FakePostgres(version=oracle_pg.server_version) as pg:
+        assert jdbc(classes, "connect", pg) == expected
+        pg.verify()
+    assert expected[-1] == f"version {oracle_pg.server_version}"
 
 
 def test_listen_notify_across_connections(classes):

@@ -128,12 +128,13 @@ def test_tls_require():
 
 
 @pytest.mark.realpg
-def test_every_type_equals_real_postgresql(real_pg):
+def test_every_type_equals_real_postgresql(oracle_pg):
+    """Against PostgreSQL 15 and 18, fakepm announcing the same version."""
     from test_jdbc import TYPES_COLUMNS, TYPES_ROW, TYPES_SQL  # one copy of the all-types query
 
-    expected = node("types", real_pg.dsn, env={"FAKEPM_SQL": TYPES_SQL})
+    expected = node("types", oracle_pg.dsn, env={"FAKEPM_SQL": TYPES_SQL})
     assert len(expected) == len(TYPES_COLUMNS)
-    with FakePostgres() as pg:
+    with FakePostgres(version=oracle_pg.server_version) as pg:
         pg.on(TYPES_SQL).reply(columns=TYPES_COLUMNS, rows=[TYPES_ROW])
         assert node("types", pg.dsn, env={"FAKEPM_SQL": TYPES_SQL}) == expected
         pg.verify()

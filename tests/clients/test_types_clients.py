@@ -1,10 +1,11 @@
 """Every registered type of the core, read by every Python driver, in text and binary.
 
 One rule answers one wide row (each type, then a 1-D array of it with a NULL element).
-Each driver reads it from fakepm and the same values from a real PostgreSQL (the
-`real_pg` oracle, running the equivalent SQL literals): the two must be equal, and equal
-to what the rule declared. Formats: psycopg text and binary, psycopg2 text, asyncpg
-binary (always), pg8000 text.
+Each driver reads it from fakepm and the same values from a real PostgreSQL (each oracle in
+turn: PostgreSQL 15 and 18, fakepm announcing that server's version; psycopg 3's libpq 18 asks
+for protocol 3.2, which 18 grants), running the equivalent SQL literals: the two must be equal,
+and equal to what the rule declared. Formats: psycopg text and binary, psycopg2 text, asyncpg
+binary (always), pg8000 text. With no PostgreSQL installed only the declared values are checked.
 """
 
 from __future__ import annotations
@@ -117,25 +118,27 @@ def _check(got: list, real: list | None, *, json_text=False, driver_differs=()):
     assert not problems, "\n".join(problems)
 
 
+@pytest.fixture(scope="module", params=["15", "18"], ids=["pg15", "pg18"])
+def oracle(request):
+    """Each real server, when installed (otherwise only declared values are checked)."""
+    from realpg import find_bindir
+
+    if find_bindir(request.param) is None:
+        return None
+    return request.getfixturevalue("real_pg" if request.param == "15" else "real_pg18")
+
+
 @pytest.fixture(scope="module")
-def pg():
-    with FakePostgres() as server:
+def pg(oracle):
+    """fakepm announcing the oracle's version (server_version as it reports it)."""
+    with FakePostgres(version=oracle.server_version if oracle is not None else "18.6") as server:
         server.on(SQL).reply(columns=COLUMNS, rows=[VALUES])
         yield server
 
 
-@pytest.fixture(scope="module")
-def oracle(request):
-    """The real server, when PostgreSQL is installed (otherwise only declared values are checked)."""
-    from realpg import find_bindir
-
-    if find_bindir() is None:
-        return None
-    return request.getfixturevalue("real_pg")
-
-
 def _psycopg_row(dsn, sql, binary):
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    # libpq 18 asks for protocol 3.2: PostgreSQL 18 (and a fake announcing 18) grant it, 15 answers 3.0
+    with psycopg.connect(dsn + "?max_protocol_version=3.2", autocommit=True) as conn:
         return list(conn.execute(sql, binary=binary).fetchone())
 
 
