@@ -173,3 +173,14 @@ def test_any_chunking_gives_the_same_bytes_and_state(groups, cuts, width):
     assert link.idle
     for e, tag, error in entries:
         assert (e.tag, e.error) == (tag, error)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300), cuts=st.lists(st.integers(0, 300), max_size=10))
+def test_any_bytes_are_relayed_and_the_scan_ends(data, cuts):
+    """Whatever the upstream sends, feed terminates and passes every byte on (nothing is owed,
+    so nothing may be cut): a lying length stops the reading, never the relaying."""
+    link = EngineLink()
+    got = _feed_chunks(link, data, [c % (len(data) + 1) for c in cuts])
+    held = link._hdr if not link.broken else b""
+    assert got + held == data

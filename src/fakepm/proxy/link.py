@@ -25,6 +25,7 @@ from collections import deque
 from typing import Callable
 
 _HDR = struct.Struct("!Bi")
+_LEN = struct.Struct("!i").unpack_from
 
 # frontend message kinds that get replies (their type letters)
 QUERY, PARSE, BIND, DESCRIBE, EXECUTE, CLOSE, SYNC, FUNCTION = b"QPBDECSF"
@@ -84,6 +85,7 @@ class EngineLink:
         self.frame_hook: Callable | None = None
         self._fbuf = bytearray()
         self.fatal = False  # the upstream sent a FATAL error: it is closing
+        self.broken = False  # the upstream sent a frame length below 4: its bytes are relayed unread
         self._out: list = []
         # scanner state across chunks
         self._left = 0  # bytes of the current frame still to come
@@ -157,6 +159,9 @@ class EngineLink:
         if self.paused:
             self._held.append(data)
             return
+        if self.broken:
+            send(data)
+            return
         if self.frame_hook is not None:
             self._feed_framed(data, send)
             return
@@ -191,8 +196,24 @@ class EngineLink:
                 self._hdr = data[pos:]
                 return
             kind, length = unpack(data, pos)
+            if length < 4:  # not PostgreSQL's framing: relay the rest untouched, read nothing more
+                self.broken = True
+                send(data[start:])
+                return
             end = pos + 1 + length
             if kind == 68 or kind == 100:  # DataRow, CopyData: nothing to read or decide
+                if not counting and not (owed and owed[0].silent):
+                    # a run of rows (or COPY data) going to the client: only their lengths matter
+                    pos = end
+                    while pos < n - 4:
+                        k = data[pos]
+                        ln = _LEN(data, pos + 1)[0]
+                        if (k != 68 and k != 100) or ln < 4:
+                            break
+                        pos += 1 + ln
+                    if pos > n:
+                        self._left, self._keep = pos - n, None
+                    continue
                 if counting and kind == 100 and data[pos + 5] == 119:  # an XLogData ('w')
                     self.xlog_sent += 1
                     if self.xlog_marks and self.xlog_sent >= self.xlog_marks[0]:
@@ -244,6 +265,11 @@ class EngineLink:
         unpack = _HDR.unpack_from
         while n - pos >= 5:
             kind, length = unpack(buf, pos)
+            if length < 4:  # not PostgreSQL's framing: relay the rest untouched, read nothing more
+                self.broken = True
+                out.append(bytes(buf[pos:]))
+                pos = n
+                break
             end = pos + 1 + length
             if end > n:
                 break
