@@ -9,6 +9,7 @@ names and values may be quoted in any spelling PostgreSQL accepts.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ..answers.result import Column, Result
@@ -84,6 +85,17 @@ class _Stmt:
         if j < len(toks) and toks[j].kind == "n" and toks[j].value.isdigit():
             return sign + toks[j].value, j + 1
         return None, i
+
+
+@functools.lru_cache(maxsize=1024)
+def _stmt_cached(sql: str) -> _Stmt:
+    return _Stmt(sql)
+
+
+def _stmt(sql: str) -> _Stmt:
+    """The statement's tokens, cached per text (the same BEGIN/SET/SHOW come again and again;
+    a _Stmt is never changed once made)."""
+    return _stmt_cached(sql) if len(sql) <= 4096 else _Stmt(sql)
 
 
 def literal(text: str) -> str:
@@ -187,7 +199,7 @@ def _isolation(st: _Stmt, i: int) -> str | None:
 
 
 def _do_set(session, sql: str) -> Result:
-    st = _Stmt(sql)
+    st = _stmt(sql)
     i = 1
     local = False
     if st.word(i) in ("session", "local") and not (st.word(i) == "session"
@@ -299,7 +311,7 @@ def _setting_name(st: _Stmt, i: int) -> str:
 
 
 def _do_show(session, sql: str) -> Result:
-    lname = _setting_name(_Stmt(sql), 1)
+    lname = _setting_name(_stmt(sql), 1)
     if lname == "all":
         rows = [(_canonical_setting_name(k), v, "") for k, v in sorted(session.settings.items())]
         cols = (Column("name", _TEXT), Column("setting", _TEXT), Column("description", _TEXT))
@@ -311,7 +323,7 @@ def _do_show(session, sql: str) -> Result:
 
 
 def _do_reset(session, sql: str) -> Result:
-    st = _Stmt(sql)
+    st = _stmt(sql)
     changes: dict = {}
     if len(st) == 2 and st.word(1) == "all":
         for lname in list(session.settings):
@@ -356,7 +368,7 @@ def _savepoint_name(st: _Stmt, i: int) -> str:
 def _transaction(session, kind: str, sql: str, rule_error: PgError | None = None) -> Result | None:
     """Apply a transaction-control statement; return the builtin Result (None if not one)."""
     tx = session.tx
-    st = _Stmt(sql)
+    st = _stmt(sql)
     if kind == "BEGIN":
         tag = "START TRANSACTION" if st.word(0) == "start" else "BEGIN"
         if rule_error is not None:
@@ -445,7 +457,7 @@ def queue_notify(session, channel: str, payload: str) -> None:
 
 
 def _listen(session, sql: str) -> Result:
-    st = _Stmt(sql)
+    st = _stmt(sql)
     verb = (st.word(0) or "").upper()
     star = len(st) == 2 and st.toks[1].kind == "o" and st.toks[1].value == "*"
     name, j = st.name(1)
@@ -464,7 +476,7 @@ def _listen(session, sql: str) -> Result:
 
 
 def _notify(session, sql: str) -> Result:
-    st = _Stmt(sql)
+    st = _stmt(sql)
     name, j = st.name(1)
     payload = ""
     if j + 2 == len(st) and st.toks[j].kind == "c" and st.toks[j].value == "," and st.toks[j + 1].kind == "s":
@@ -479,7 +491,7 @@ def _pg_notify_call(sql: str):
     """`SELECT [pg_catalog.]pg_notify(channel, payload) [AS name]`, each argument a string
     constant or $n (the payload may be NULL): (channel token, payload token, column name),
     else None."""
-    st = _Stmt(sql)
+    st = _stmt(sql)
     toks = st.toks
     if st.word(0) != "select":
         return None
@@ -527,7 +539,7 @@ def _pg_notify(session, query) -> Result | None:
 def _parse_declare(sql: str):
     """`DECLARE name [BINARY] [ASENSITIVE|INSENSITIVE] [[NO] SCROLL] CURSOR [{WITH|WITHOUT} HOLD]
     FOR query`: (name, option words, hold, query text), else None."""
-    st = _Stmt(sql)
+    st = _stmt(sql)
     name, i = st.name(1)
     if st.word(0) != "declare" or name is None or "." in name:
         return None
@@ -576,7 +588,7 @@ def _fetch_direction(st: _Stmt, i: int) -> tuple[str | None, int]:
 
 def _parse_fetch(sql: str):
     """`{FETCH|MOVE} [direction] [FROM|IN] name`: (verb, direction or None, name), else None."""
-    st = _Stmt(sql)
+    st = _stmt(sql)
     verb = st.word(0)
     if verb not in ("fetch", "move"):
         return None
@@ -779,7 +791,7 @@ def execute_cursor_portal(session, portal, max_rows: int):
 
 
 def _close(session, sql: str) -> Result:
-    st = _Stmt(sql)
+    st = _stmt(sql)
     name, j = st.name(1)
     if st.word(0) != "close" or name is None or "." in name or j != len(st):
         return Result(error=PgError("42601", "syntax error in CLOSE"))
@@ -795,7 +807,7 @@ def _close(session, sql: str) -> Result:
 
 # ---------------------------------------------------------------------------- DISCARD/DEALLOCATE
 def _discard(session, sql: str) -> Result:
-    what = _Stmt(sql).text(1).upper()
+    what = _stmt(sql).text(1).upper()
     if what not in ("ALL", "PLANS", "SEQUENCES", "TEMP", "TEMPORARY"):
         return Result(error=PgError("42601", f'syntax error at or near "{what}"'))
     if what == "ALL":
@@ -814,7 +826,7 @@ def _discard(session, sql: str) -> Result:
 
 
 def _deallocate(session, sql: str) -> Result:
-    st = _Stmt(sql)
+    st = _stmt(sql)
     i = 2 if st.word(1) == "prepare" and len(st) > 2 else 1
     name, j = st.name(i)
     if st.word(0) != "deallocate" or name is None or "." in name or j != len(st):
