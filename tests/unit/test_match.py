@@ -795,7 +795,9 @@ _piece = st.one_of(
     .map(lambda s: "$x$" + s + "$x$"),
     st.text(alphabet="ab;'\" *", max_size=6).filter(lambda s: "*/" not in s and "/*" not in s)
     .map(lambda s: "/* " + s + " */"),
-    st.text(alphabet="ab;'\" ", max_size=6).map(lambda s: "-- " + s + "\n"),
+    # a string, a line comment and another string would be one constant (SQL's continuation,
+    # PostgreSQL joins them): the empty block comment after the newline keeps them apart
+    st.text(alphabet="ab;'\" ", max_size=6).map(lambda s: "-- " + s + "\n/**/"),
 )
 
 

@@ -13,7 +13,7 @@ from inspect import isgenerator
 from ..protocol.errors import NO_RULE_MATCHED, PgError
 from ..protocol.types import REGISTRY
 from .builtin import Builtins
-from .match import infer_param_types
+from .paramtypes import infer_param_types
 from .pgcatalog import answer_catalog_query
 from .result import Query, Result
 from .rules import RuleSet

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY, PgType
-from .match import classify, shape_of
+from ..sql.tags import classify
+from .shape import shape_of
 
 
 @dataclass(frozen=True)

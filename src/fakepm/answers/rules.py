@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..protocol.errors import PgError
-from .match import Shape, could_have_template, shape_of, shape_without_sqlglot, unify, values_equal
+from .shape import could_have_template, shape_of, shape_without_sqlglot
+from .slots import Shape
+from .unify import unify
+from .values import values_equal
 from .result import Column, Deferred, Query, Result, coerce_rows, make_columns
 
 _seq = itertools.count(1)

@@ -93,7 +93,7 @@ def _unquote_ok(name: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------
-# fallback shapes (this module's lexer only)
+# fallback shapes (fakepm.sql.lexer's tokens only)
 
 
 def _render_tok(t: Token) -> str:

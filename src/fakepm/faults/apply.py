@@ -21,7 +21,8 @@ import random
 import re
 import threading
 
-from ..answers.match import shape_of, unify
+from ..answers.shape import shape_of
+from ..answers.unify import unify
 from ..protocol import malformed
 from ..protocol import messages as m
 from ..protocol.errors import PgError, fatal

@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..answers.match import split_statements
+from ..sql import split_statements
 from ..protocol import messages as m
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY, InvalidValue, format_type
