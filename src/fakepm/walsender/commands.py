@@ -32,6 +32,33 @@ IDENTIFY_COLUMNS = _text_cols("systemid", "timeline", "xlogpos", "dbname", types
 SLOT_COLUMNS = _text_cols("slot_name", "consistent_point", "snapshot_name", "output_plugin")
 READ_SLOT_COLUMNS = _text_cols("slot_type", "restart_lsn", "restart_tli", types={"restart_tli": INT8})
 HISTORY_COLUMNS = _text_cols("filename", "content", typmod=0)
+# PostgreSQL 16 changed both (ec40f34, "Change timeline field of IDENTIFY_SYSTEM to int8", and the same
+# series' tuple descriptors for TIMELINE_HISTORY): checked on 15.18 and 18.6, read in REL_17's walsender.c
+IDENTIFY_COLUMNS_16 = _text_cols("systemid", "timeline", "xlogpos", "dbname", types={"timeline": INT8})
+HISTORY_COLUMNS_16 = _text_cols("filename", "content")
+
+# output_plugin_libraries (CVE-2026-6471): the minor releases that added it refuse any plugin it does not
+# name with 42501 before looking for the library (seen on 18.6: message and hint, no detail; 15.18 still
+# answers 58P01)
+_PLUGIN_ALLOWLIST_SINCE = {14: 24, 15: 19, 16: 15, 17: 11, 18: 6}
+
+
+def _minor(version: str) -> int:
+    import re
+
+    mm = re.match(r"\d+\.(\d+)", version)
+    return int(mm.group(1)) if mm else 0
+
+
+def _plugin_error(config, plugin: str) -> PgError:
+    major = config.major
+    since = _PLUGIN_ALLOWLIST_SINCE.get(major)
+    if major > max(_PLUGIN_ALLOWLIST_SINCE) or (since is not None and _minor(config.version) >= since):
+        return PgError("42501", f'library "{plugin}" may not be used as an output plugin',
+                       hint='If it is safe for all REPLICATION users to use this library as an output plugin, '
+                            'add it to "output_plugin_libraries" and reload the server configuration.')
+    return PgError("58P01", f'could not access file "{plugin}": No such file or directory',
+                   hint="fakepm implements the pgoutput plugin only")
 
 
 class _Waiting:
@@ -46,8 +73,9 @@ class ReplicationCommands:
 
     def replication_query(self, session, sql: str, stmts: list):
         """Session hook (a generator): True = handled here, False = let the normal rules answer."""
+        major = session.config.major
         try:
-            cmd = g.parse_command(sql)
+            cmd = g.parse_command(sql, major)
         except PgError as e:
             yield from self._fail(session, sql, e)
             return True
@@ -55,6 +83,13 @@ class ReplicationCommands:
             yield from self._fail(session, sql, PgError("42601", "syntax error", detail=f"fakepm: {e}"))
             return True
         if cmd is None:
+            word = sql.split(None, 1)[0].rstrip(";").upper() if sql.strip() else ""
+            if word in ("ALTER_REPLICATION_SLOT", "UPLOAD_MANIFEST") and session.replication != "true":
+                # a keyword of PostgreSQL 17+: an older server parses it as SQL, and SQL has no such word
+                yield from self._fail(session, sql, PgError(
+                    "42601", f'syntax error at or near "{sql.split(None, 1)[0].rstrip(";")}"',
+                    position=sql.index(sql.split(None, 1)[0]) + 1))
+                return True
             if session.replication == "true":
                 yield from self._fail(session, sql, PgError(
                     "0A000", "cannot execute SQL commands in WAL sender for physical replication"))
@@ -70,6 +105,7 @@ class ReplicationCommands:
             g.TimelineHistory: self._timeline_history,
             g.CreateSlot: self._create_slot,
             g.DropSlot: self._drop_slot,
+            g.AlterSlot: self._alter_slot,
             g.ReadSlot: self._read_slot,
             g.StartLogical: self._start_logical,
             g.StartPhysical: self._start_physical,
@@ -101,14 +137,16 @@ class ReplicationCommands:
     def _identify_system(self, session, sql, cmd):
         db = None if session.replication == "true" else (self.dbname or session.database)
         row = (self.systemid, self.timeline, format_lsn(self.log.insert_lsn), db)
-        yield from self._reply(session, sql, Result(IDENTIFY_COLUMNS, [row], tag="IDENTIFY_SYSTEM"),
+        columns = IDENTIFY_COLUMNS_16 if session.config.major >= 16 else IDENTIFY_COLUMNS
+        yield from self._reply(session, sql, Result(columns, [row], tag="IDENTIFY_SYSTEM"),
                                "walsender:IDENTIFY_SYSTEM")
 
     def _timeline_history(self, session, sql, cmd):
         from ..session.encode import row_description
 
         self._journal(session, sql, None, "walsender:TIMELINE_HISTORY")
-        session.send(row_description(Result(HISTORY_COLUMNS), (0, 0)))
+        columns = HISTORY_COLUMNS_16 if session.config.major >= 16 else HISTORY_COLUMNS
+        session.send(row_description(Result(columns), (0, 0)))
         name = f"{cmd.timeline:08X}.history"
         session.statement_failed(PgError("58P01", f'could not open file "pg_wal/{name}": No such file or directory'))
         session.ready_for_query()
@@ -119,19 +157,20 @@ class ReplicationCommands:
         self._purge_temporary()
         if cmd.kind == "logical" and session.replication == "true":
             raise PgError("55000", "logical decoding requires a database connection")
+        if cmd.failover and cmd.temporary:
+            raise PgError("0A000", "cannot enable failover for a temporary replication slot")
         if cmd.name in self._slots:
             raise PgError("42710", f'replication slot "{cmd.name}" already exists')
         if cmd.kind == "logical":
             if cmd.plugin != "pgoutput":
-                raise PgError("58P01", f'could not access file "{cmd.plugin}": No such file or directory',
-                              hint="fakepm implements the pgoutput plugin only")
+                raise _plugin_error(session.config, cmd.plugin)
             if cmd.snapshot == "use" and session.tx == "I":
                 raise PgError("XX000", "CREATE_REPLICATION_SLOT ... (SNAPSHOT 'use') must be called inside a transaction")
             if cmd.snapshot == "export" and session.tx != "I":
                 raise PgError("XX000", "CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export') must not be called inside "
                                        "a transaction")
         start = self.log.start_lsn if self.slot_start == "beginning" else self.log.insert_lsn
-        slot = Slot(cmd.name, cmd.kind, cmd.plugin, cmd.two_phase, cmd.temporary, confirmed_flush=start,
+        slot = Slot(cmd.name, cmd.kind, cmd.plugin, cmd.two_phase, cmd.temporary, cmd.failover, confirmed_flush=start,
                     restart_lsn=start if cmd.kind == "logical" or cmd.reserve_wal else 0, consistent_point=start,
                     owner=session if cmd.temporary else None)
         with self._slots_lock:
@@ -157,6 +196,35 @@ class ReplicationCommands:
             self._slots.pop(cmd.name, None)
         session.hub.journal.event("slot_dropped", connection=session.id, slot=cmd.name)
         yield from self._reply(session, sql, Result(None, tag="DROP_REPLICATION_SLOT"), "walsender:DROP_REPLICATION_SLOT")
+
+    def _alter_slot(self, session, sql, cmd: g.AlterSlot):
+        """ALTER_REPLICATION_SLOT (17: failover; 18: failover and two_phase), walsender.c's
+        ParseAlterReplSlotOptions then slot.c's ReplicationSlotAlter, with their errors."""
+        known = ("failover", "two_phase") if session.config.major >= 18 else ("failover",)
+        values: dict = {}
+        for opt, value in cmd.options:
+            if opt not in known:
+                raise PgError("XX000", f"unrecognized option: {opt}")
+            if opt in values:
+                raise PgError("42601", "conflicting or redundant options")
+            values[opt] = g._bool_option(opt, value, sql)
+        self._purge_temporary()
+        slot = self._slot(cmd.name)
+        if slot.kind == "physical":
+            raise PgError("0A000", "cannot use ALTER_REPLICATION_SLOT with a physical replication slot")
+        if slot.active_pid is not None and slot.active_pid != session.pid and \
+                (slot.owner is None or not slot.owner.closed):
+            raise PgError("55006", f'replication slot "{slot.name}" is active for PID {slot.active_pid}')
+        if values.get("failover") and slot.temporary:
+            raise PgError("0A000", "cannot enable failover for a temporary replication slot")
+        if "failover" in values:
+            slot.failover = values["failover"]
+        if "two_phase" in values:
+            slot.two_phase = values["two_phase"]
+        session.hub.journal.event("slot_altered", connection=session.id, slot=slot.name,
+                                  **{k: v for k, v in values.items()})
+        yield from self._reply(session, sql, Result(None, tag="ALTER_REPLICATION_SLOT"),
+                               "walsender:ALTER_REPLICATION_SLOT")
 
     def _wait_inactive(self, session, slot: Slot, timeout: float):
         """Sleep on loop timers (never blocking the loop) until nobody else streams from `slot`."""
@@ -210,7 +278,7 @@ class ReplicationCommands:
             raise PgError("55000", "logical decoding requires a database connection")
         slot = self._slot(cmd.slot)
         if slot.kind != "logical":
-            raise PgError("55000", f'cannot read from logical replication slot "{slot.name}"')  # PG15's text
+            raise PgError("55000", "cannot use physical replication slot for logical decoding")  # 15 and 18
         major = min(max(session.config.major, 14), 18)
         options = po.parse_pgoutput_options(list(cmd.options), major, slot_name=slot.name)
         self._claim(session, slot)

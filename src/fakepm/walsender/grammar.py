@@ -11,7 +11,7 @@ or option value is read as the SQL lexer reads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..protocol.errors import PgError
 from ..protocol.replication import parse_lsn
@@ -47,6 +47,16 @@ class CreateSlot:
     two_phase: bool = False
     reserve_wal: bool = False
     failover: bool = False
+    # the options as given, legacy keywords as their generic form: ((name, value-or-None), ...)
+    options: tuple = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class AlterSlot:
+    """ALTER_REPLICATION_SLOT name ( option [value] [, ...] ) (PostgreSQL 17+)."""
+
+    name: str
+    options: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -200,12 +210,23 @@ def _bool_option(name: str, value: str | None, sql: str) -> bool:
     raise PgError("42601", f"{name} requires a Boolean value", detail=f"fakepm: got {value!r} in {sql.strip()[:200]!r}")
 
 
-def parse_command(sql: str):
-    """A command dataclass, or None when `sql` is not a replication command."""
+# keywords a server of an older major does not have: there the word is not a replication command
+_SINCE = {"ALTER_REPLICATION_SLOT": 17, "UPLOAD_MANIFEST": 17}
+
+
+def parse_command(sql: str, major: int | None = None):
+    """A command dataclass, or None when `sql` is not a replication command.
+
+    `major`: the announced server's major version (None: the newest known). It decides which
+    keywords exist (ALTER_REPLICATION_SLOT and UPLOAD_MANIFEST since 17) and which
+    CREATE_REPLICATION_SLOT options (FAILOVER since 17), as that server's repl_gram.y and
+    walsender.c do."""
     if not is_replication_command(sql):
         return None
     p = _Parser(sql)
     head = p.text(p.take()).upper()
+    if major is not None and major < _SINCE.get(head, 0):
+        return None
     if head == "IDENTIFY_SYSTEM":
         p.end()
         return IdentifySystem()
@@ -216,11 +237,18 @@ def parse_command(sql: str):
         p.end()
         return Show(name)
     if head == "TIMELINE_HISTORY":
-        n = p.number("a timeline")
+        n = _timeline(p)
         p.end()
         return TimelineHistory(n)
     if head == "CREATE_REPLICATION_SLOT":
-        return _create_slot(p)
+        return _create_slot(p, major)
+    if head == "ALTER_REPLICATION_SLOT":
+        name = p.name("a slot name")
+        if p.peek() is None or not (p.peek().kind == "c" and p.peek().value == "("):
+            raise _syntax("ALTER_REPLICATION_SLOT needs ( options )", p.sql)
+        options = tuple(p.generic_options())
+        p.end()
+        return AlterSlot(name, options)
     if head == "DROP_REPLICATION_SLOT":
         name = p.name("a slot name")
         wait = p.kw("WAIT")
@@ -235,43 +263,66 @@ def parse_command(sql: str):
     return Unsupported(head)
 
 
-def _create_slot(p: _Parser) -> CreateSlot:
+def _timeline(p: _Parser) -> int:
+    n = p.number("a timeline")
+    if n <= 0:
+        raise PgError("42601", f"invalid timeline {n}")  # repl_gram.y
+    return n
+
+
+_LEGACY = {"EXPORT_SNAPSHOT": ("snapshot", "export"), "NOEXPORT_SNAPSHOT": ("snapshot", "nothing"),
+           "USE_SNAPSHOT": ("snapshot", "use"), "TWO_PHASE": ("two_phase", None), "RESERVE_WAL": ("reserve_wal", None)}
+
+
+def _create_slot(p: _Parser, major: int | None = None) -> CreateSlot:
     name = p.name("a slot name")
     temporary = p.kw("TEMPORARY")
     kind = p.expect_kw("PHYSICAL", "LOGICAL").lower()
     plugin = p.name("an output plugin name") if kind == "logical" else None
-    snapshot, two_phase, reserve_wal, failover = "export", False, False, False
-    # old syntax: bare keywords after the plugin / PHYSICAL
+    # old syntax: bare keywords after the plugin / PHYSICAL; new syntax (PG15+): ( option [value], ... )
+    options = []
     while True:
-        if p.kw("EXPORT_SNAPSHOT"):
-            snapshot = "export"
-        elif p.kw("NOEXPORT_SNAPSHOT"):
-            snapshot = "nothing"
-        elif p.kw("USE_SNAPSHOT"):
-            snapshot = "use"
-        elif p.kw("TWO_PHASE"):
-            two_phase = True
-        elif p.kw("RESERVE_WAL"):
-            reserve_wal = True
-        else:
+        t = p.peek()
+        word = p.text(t).upper() if t is not None and t.kind == "w" else None
+        if word not in _LEGACY:
             break
-    # new syntax (PG15+): ( SNAPSHOT 'x', TWO_PHASE [bool], RESERVE_WAL [bool], FAILOVER [bool] )
-    for opt, value in p.generic_options():
+        p.i += 1
+        options.append(_LEGACY[word])
+    if not options:
+        options = p.generic_options()
+    p.end()
+    values = create_slot_options(kind, options, p.sql, major)
+    return CreateSlot(name, kind, plugin, temporary, *values, options=tuple(options))
+
+
+def create_slot_options(kind: str, options, sql: str = "", major: int | None = None) -> tuple:
+    """(snapshot, two_phase, reserve_wal, failover) from CREATE_REPLICATION_SLOT's options, or the
+    first error as walsender.c's parseCreateReplSlotOptions reports it: an option given twice or for
+    the other kind of slot is 42601 "conflicting or redundant options"; failover is unknown before 17."""
+    snapshot, two_phase, reserve_wal, failover = "export", False, False, False
+    given: set = set()
+    for opt, value in options:
+        if opt == "failover" and major is not None and major < 17:
+            opt = "?"  # PostgreSQL 15/16: elog(ERROR, "unrecognized option: failover")
+        wrong_kind = {"snapshot": "physical", "two_phase": "physical", "failover": "physical",
+                      "reserve_wal": "logical"}.get(opt)
+        if wrong_kind is not None and (opt in given or kind == wrong_kind):
+            raise PgError("42601", "conflicting or redundant options")
+        given.add(opt)
         if opt == "snapshot":
-            v = (value or "").lower()
+            v = value or ""
             if v not in ("export", "use", "nothing"):
                 raise PgError("22023", f'unrecognized value for CREATE_REPLICATION_SLOT option "snapshot": "{value}"')
             snapshot = v
         elif opt == "two_phase":
-            two_phase = _bool_option(opt, value, p.sql)
+            two_phase = _bool_option(opt, value, sql)
         elif opt == "reserve_wal":
-            reserve_wal = _bool_option(opt, value, p.sql)
+            reserve_wal = _bool_option(opt, value, sql)
         elif opt == "failover":
-            failover = _bool_option(opt, value, p.sql)
+            failover = _bool_option(opt, value, sql)
         else:
-            raise PgError("XX000", f"unrecognized option: {opt}")
-    p.end()
-    return CreateSlot(name, kind, plugin, temporary, snapshot, two_phase, reserve_wal, failover)
+            raise PgError("XX000", f"unrecognized option: {opt if opt != '?' else 'failover'}")
+    return snapshot, two_phase, reserve_wal, failover
 
 
 def _start(p: _Parser):
@@ -303,6 +354,6 @@ def _start(p: _Parser):
     lsn = p.lsn()
     timeline = None
     if p.kw("TIMELINE"):
-        timeline = p.number("a timeline")
+        timeline = _timeline(p)
     p.end()
     return StartPhysical(slot, lsn, timeline)

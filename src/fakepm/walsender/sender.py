@@ -93,7 +93,7 @@ class WalSender(ReplicationCommands):
         return self
 
     def create_slot(self, name: str, *, kind: str = "logical", plugin: str = "pgoutput", two_phase: bool = False,
-                    confirmed_flush=None) -> Slot:
+                    confirmed_flush=None, failover: bool = False) -> Slot:
         """Declare a slot as if a client had created it (confirmed_flush defaults to the log's start)."""
         if kind not in ("logical", "physical"):
             raise ValueError(f"slot {name!r}: kind must be 'logical' or 'physical', got {kind!r}")
@@ -102,7 +102,7 @@ class WalSender(ReplicationCommands):
         start = _lsn(confirmed_flush, f"slot {name} confirmed_flush") if confirmed_flush is not None else \
             self.log.start_lsn
         slot = Slot(name, kind, plugin if kind == "logical" else None, two_phase, confirmed_flush=start,
-                    restart_lsn=start, consistent_point=start)
+                    restart_lsn=start, consistent_point=start, failover=failover)
         with self._slots_lock:
             self._slots[name] = slot
         return slot

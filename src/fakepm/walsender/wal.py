@@ -128,6 +128,7 @@ class Slot:
     plugin: str | None = "pgoutput"
     two_phase: bool = False
     temporary: bool = False
+    failover: bool = False  # PostgreSQL 17+: synchronised to standbys (CREATE ... (FAILOVER), ALTER_REPLICATION_SLOT)
     confirmed_flush: int = 0
     restart_lsn: int = 0
     consistent_point: int = 0
