@@ -103,6 +103,10 @@ def summary(msgs: list) -> dict:
             item["copy_both"] = True
         elif t == b"G":
             item["copy_in"] = True
+        elif t == b"H":
+            item["copy_out"] = []
+        elif t == b"d" and "copy_out" in item:
+            item["copy_out"].append(body.decode(errors="replace"))
         elif t == b"Z":
             item["status"] = body.decode()
     return item

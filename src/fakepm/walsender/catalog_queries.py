@@ -1,6 +1,6 @@
 """A PostgreSQL subscriber's catalog queries, answered from the declared tables and publications.
 
-The texts are those of PG14-16 subscribers (walsender-behavior.md section 6): the
+The texts are those of PG14-18 subscribers (walsender-behavior.md section 6; 18's from a real 18.6): the
 publication check, the published-table list, and per table (tablesync) pg_class,
 column list, attributes, row filter, then `COPY ... TO STDOUT` of the table's rows. They
 are matched on whitespace-normalised text, their names and values read from fakepm.sql's
@@ -32,8 +32,9 @@ RELINFO = re.compile(r"^SELECT c\.oid, c\.relreplident, c\.relkind FROM pg_catal
                      r"pg_catalog\.pg_namespace n ON \(c\.relnamespace = n\.oid\) WHERE n\.nspname = ", re.I)
 COLLIST = re.compile(r"^SELECT DISTINCT \(CASE WHEN \(array_length\(gpt\.attrs, 1\) = c\.relnatts\).*"
                      r"gpt\.relid = (\d+)", re.I)
-ATTRS = re.compile(r"^SELECT a\.attnum, a\.attname, a\.atttypid, a\.attnum = ANY\(i\.indkey\) FROM "
-                   r"pg_catalog\.pg_attribute a .* a\.attrelid = (\d+)", re.I)
+# PostgreSQL 18's subscriber (server >= 18) also asks whether each column is generated (it can publish them)
+ATTRS = re.compile(r"^SELECT a\.attnum, a\.attname, a\.atttypid, a\.attnum = ANY\(i\.indkey\)"
+                   r"(?P<gen>, a\.attgenerated != '')? FROM pg_catalog\.pg_attribute a .* a\.attrelid = (\d+)", re.I)
 ROWFILTER = re.compile(r"^SELECT DISTINCT pg_get_expr\(gpt\.qual, gpt\.relid\) FROM .* gpt\.relid = (\d+)", re.I)
 
 
@@ -150,13 +151,15 @@ def answer_catalog_query(wal, session, sql: str):
     elif COLLIST.match(q):
         result = Result(_cols(("attrs", INT2VECTOR)), [(None,)])
     elif (mm := ATTRS.match(q)) is not None:
-        t = catalog.by_oid(int(mm.group(1)))
+        t = catalog.by_oid(int(mm.group(2)))
+        gen = mm.group("gen") is not None  # declared columns are never generated ones
         rows = []
         if t is not None:
             keys = set(t.key) if t.replica_identity in ("d", "i", "f") else set()
             for i, c in enumerate(t.columns, 1):
-                rows.append((i, c.name, c.type.oid, (c.name in keys) if keys else None))
-        result = Result(_cols(("attnum", INT2), ("attname", NAME), ("atttypid", OID), ("?column?", BOOL)), rows)
+                rows.append((i, c.name, c.type.oid, (c.name in keys) if keys else None) + ((False,) if gen else ()))
+        result = Result(_cols(("attnum", INT2), ("attname", NAME), ("atttypid", OID), ("?column?", BOOL),
+                              *((("?column?", BOOL),) if gen else ())), rows)
     elif ROWFILTER.match(q):
         result = Result(_cols(("pg_get_expr", TEXT)), [(None,)])
     elif q[:5].upper() == "COPY " and (found := _copy_select(sql)) is not None:
