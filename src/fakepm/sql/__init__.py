@@ -19,9 +19,9 @@ answers/copyspec.py, the replication commands in walsender/grammar.py, the sessi
 (SET, LISTEN, NOTIFY, cursors ...) in session/commands.py, matching shapes in answers/shape.py.
 """
 
-from .lexer import Token, is_blank, iter_tokens, quote_literal, tokens
+from .lexer import Token, is_blank, iter_tokens, tokens
 from .statements import count_params, literals, redact_passwords, replace_literals, split_statements
 from .tags import classify, default_tag, insert_values_rows
 
-__all__ = ["Token", "tokens", "iter_tokens", "is_blank", "quote_literal", "split_statements", "count_params",
+__all__ = ["Token", "tokens", "iter_tokens", "is_blank", "split_statements", "count_params",
            "literals", "replace_literals", "redact_passwords", "classify", "default_tag", "insert_values_rows"]

@@ -50,7 +50,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-__all__ = ["Token", "iter_tokens", "tokens", "is_blank", "quote_literal"]
+__all__ = ["Token", "iter_tokens", "tokens", "is_blank"]
 
 # Identifier characters: ASCII letters and `_` (then also digits and `$`) or any non-ASCII
 # character, spelled as the complement of the other ASCII characters: the same sets as
@@ -105,10 +105,6 @@ class Token:
     def is_word(self, *words: str) -> bool:
         """An unquoted word, one of `words` (lower case)."""
         return self.kind == "w" and self.value in words
-
-    def is_char(self, chars: str) -> bool:
-        """A single-character token or operator that is one of `chars`."""
-        return (self.kind == "c" or self.kind == "o") and len(self.value) == 1 and self.value in chars
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"Token({self.kind!r}, {self.start}, {self.end}, {self.value!r})"
@@ -471,8 +467,3 @@ def is_blank(sql: str) -> bool:
     for _ in iter_tokens(sql):
         return False
     return True
-
-
-def quote_literal(value: str) -> str:
-    """A standard string constant for `value` ('' doubled; backslashes stay as they are)."""
-    return "'" + value.replace("'", "''") + "'"
