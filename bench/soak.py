@@ -1,6 +1,6 @@
 """Soak: a hostile mix against `fakepm serve` for N minutes; resources before and after.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--connections 200] [--write [--out FILE]]
+    .venv/bin/python bench/soak.py [--minutes 10] [--connections 200] [--auth-timeout 5] [--write [--out FILE]]
 
 Not part of CI's time budget (bench/run and tests/ do not run it; tests/test_soak_smoke.py runs
 it for a few seconds so it does not rot). `fakepm serve` runs in its own process with a
@@ -14,8 +14,9 @@ a declared table for COPY and random server-level delays. Up to `--connections` 
   a byte a second, CancelRequests with random keys, 100 kB startup packets;
 * one canary connection: `SELECT 1` every 50 ms, its latency recorded.
 
-Before: the server after a warm-up (a tenth of the run, at least 20 s, of the same mix: caches,
-journal and pools at their steady size). After: the server once every client is gone and
+Before: the server with its journal filled to its bounds (150,000 pipelined queries, 30,000 of
+them unmatched, 12,000 connections in and out) and after a warm-up (a tenth of the run, at least
+20 s, of the same mix): caches, journal and pg.copies at their steady size. After: the server once every client is gone and
 authentication_timeout has passed. Both idle. Recorded: RSS, threads, descriptors (from /proc),
 the canary's p50/p99 latency, and crashes (the server process gone, a Python traceback on its
 stderr, an XX000 answer, the canary failing). The run passes when the server lives, answers,
@@ -31,7 +32,6 @@ import random
 import re
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -297,9 +297,19 @@ async def canary(port: int, until: float, tally: Tally) -> None:
         await conn.close(timeout=5)
 
 
-def run_mix(server: Server, seconds: float, connections: int, seed: int) -> Tally:
+def run_mix(server: Server, seconds: float, connections: int, seed: int, samples: list | None = None) -> Tally:
     tally = Tally()
     until = time.monotonic() + seconds
+    if samples is not None:  # RSS every tenth of the run
+        def sample():
+            t0 = time.monotonic()
+            while time.monotonic() < until:
+                time.sleep(min(seconds / 10, max(0.0, until - time.monotonic())))
+                try:
+                    samples.append((time.monotonic() - t0, server.status()["VmRSS"] / 1024))
+                except OSError:
+                    return
+        threading.Thread(target=sample, daemon=True).start()
     n_copy = max(1, connections // 10)
     n_hostile = max(1, connections * 35 // 100)
     n_query = max(1, connections - n_copy - n_hostile - 1)
@@ -319,6 +329,54 @@ def run_mix(server: Server, seconds: float, connections: int, seed: int) -> Tall
     for t in threads:
         t.join(60)
     return tally
+
+
+def _pipelined(port: int, sql: bytes, n: int, batch: int = 1000) -> None:
+    """n simple Queries on one connection, `batch` at a time without waiting (answers read after)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(_startup("filler"))
+        buf = b""
+        while b"Z\0\0\0\x05I" not in buf:
+            buf += s.recv(65536)
+        q = _frame(b"Q", sql + b"\0")
+        for start in range(0, n, batch):
+            k = min(batch, n - start)
+            s.sendall(q * k)
+            seen, buf = 0, b""
+            while seen < k:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise ConnectionError("the server closed the filler connection")
+                buf += chunk
+                seen += buf.count(b"Z\0\0\0\x05")
+                buf = buf[-5:]
+
+
+def _churn(port: int, n: int) -> None:
+    """n connections that log in and leave at once (connect and disconnect events)."""
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(_startup("churn"))
+            buf = b""
+            while b"Z\0\0\0\x05I" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            s.sendall(_frame(b"X"))
+
+
+def fill_journal(port: int) -> None:
+    """Bring the server's bounded structures to their steady size before `before` is measured:
+    pg.queries (100,000 entries), pg.unmatched, pg.events; the warm-up mix fills pg.copies."""
+    jobs = [(_pipelined, (port, b"SELECT 1", 60_000)), (_pipelined, (port, b"SELECT 1", 60_000)),
+            (_pipelined, (port, b"SELECT nothing_matches_this", 30_000))]
+    jobs += [(_churn, (port, 3_000)) for _ in range(4)]
+    threads = [threading.Thread(target=fn, args=args, daemon=True) for fn, args in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
 
 
 def probe(port: int, n: int = 200) -> list[float]:
@@ -356,11 +414,13 @@ def soak(minutes: float, connections: int, seed: int = 16) -> tuple[list[str], b
         try:
             start = server.status()
             start_probe = probe(server.port)
+            fill_journal(server.port)
             warm_tally = run_mix(server, warm, connections, seed)
             before = settle(server, AUTH_TIMEOUT + 3)
             before_probe = probe(server.port)
             t0 = time.monotonic()
-            tally = run_mix(server, seconds, connections, seed + 1)
+            samples: list = []
+            tally = run_mix(server, seconds, connections, seed + 1, samples)
             elapsed = time.monotonic() - t0
             during = server.status()
             after = settle(server, AUTH_TIMEOUT + 3)
@@ -386,7 +446,8 @@ def soak(minutes: float, connections: int, seed: int = 16) -> tuple[list[str], b
         f"streaming {COPY_MB} MB COPYs into a declared table (copy_keep_bytes {COPY_KEEP}); hostile raw sockets "
         f"(silent, random bytes both ways, malformed messages, malformed COPY, half and 100 kB startup packets, "
         f"a byte a second, random CancelRequests); authentication_timeout {AUTH_TIMEOUT:g} s. `before` = idle after the "
-        f"warm-up, `after` = idle after the run (every client gone, authentication_timeout passed).",
+        f"journal was filled to its bounds (150,000 queries, 12,000 short connections) and the warm-up, `after` = "
+        f"idle after the run (every client gone, authentication_timeout passed).",
         "",
         "| | at start (idle) | before (idle, after warm-up) | during (end of run) | after (idle) | after - before |",
         "|---|---|---|---|---|---|",
@@ -407,6 +468,9 @@ def soak(minutes: float, connections: int, seed: int = 16) -> tuple[list[str], b
         f"{after['cpu'] - before['cpu']:.0f} s over the {elapsed:.0f} s run. "
         f"Verdict: **{'pass' if ok else 'FAIL'}** (RSS after within 50 MiB of before: "
         f"{'yes' if abs(grown) <= 50 else 'NO'}; no crash: {'yes' if crashes == 0 else 'NO'}).",
+        "",
+        "RSS during the run (MiB, every tenth of it): "
+        + ", ".join(f"{t / 60:.1f} min {r:.0f}" for t, r in samples) + ".",
         "",
         "What the clients did and met (counts over the measured run):",
         "",
@@ -450,10 +514,13 @@ def write_results(lines: list[str], path: str) -> None:
 
 
 def main() -> int:
+    global AUTH_TIMEOUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the measured run (default 10)")
     ap.add_argument("--connections", type=int, default=200, help="clients at once (default 200)")
     ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--auth-timeout", type=float, default=AUTH_TIMEOUT,
+                    help="the served fake's authentication_timeout in seconds (default 5)")
     ap.add_argument("--write", action="store_true", help="replace the soak section of bench/RESULTS.md")
     ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="the file --write updates")
     args = ap.parse_args()
@@ -462,6 +529,7 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4 * args.connections:  # this process holds every client socket
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * args.connections), hard))
+    AUTH_TIMEOUT = args.auth_timeout
     lines, ok = soak(args.minutes, args.connections, args.seed)
     print("\n".join(lines), flush=True)
     if args.write:

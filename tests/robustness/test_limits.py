@@ -213,6 +213,35 @@ def test_old_copies_let_go_of_their_rows_first():
         assert len(last.rows) == 100 and last.complete
 
 
+def test_copies_running_at_once_share_one_bound():
+    """200 connections loading at once must not keep 200 copy_keep_bytes' worth of rows: COPYs in
+    flight share the journal's bound (in-process sessions, fed by hand)."""
+    from fakepm.session.hub import COPY_MEMORY_FACTOR
+
+    def frame(t, body=b""):
+        return t + struct.pack("!i", len(body) + 4) + body
+
+    pg = FakePostgres()  # not started: sessions driven in-process
+    pg.table("t", {"a": "int4", "b": "text"})
+    pg.journal.copy_inflight_max = 3000 * COPY_MEMORY_FACTOR  # ~3 kB of COPY data kept by all COPYs at once
+    data = "".join(f"{i}\trow {i}\n" for i in range(200)).encode()  # ~2.3 kB
+    a, b = (pg._make_session(("127.0.0.1", 1), False) for _ in range(2))
+    for s in (a, b):
+        s.receive(_startup() + frame(b"Q", b"COPY t FROM STDIN\0"), 0.0)
+    a.receive(frame(b"d", data), 0.0)  # a keeps its rows (in flight)
+    b.receive(frame(b"d", data) + frame(b"c") + frame(b"S"), 0.0)  # b finds the shared room taken
+    a.receive(frame(b"c"), 0.0)
+    rb, ra = pg.copies[0], pg.copies[1]
+    assert ra.complete and len(ra.rows) == 200
+    assert rb.count == 200 and rb.rows == [] and rb.dropped == 200 and "running at the same time" in rb.note
+    assert pg.journal.copy_inflight == 0  # both gave their share back
+    c = pg._make_session(("127.0.0.1", 1), False)  # a connection gone mid-COPY gives it back too
+    c.receive(_startup() + frame(b"Q", b"COPY t FROM STDIN\0") + frame(b"d", b"1\tx\n"), 0.0)
+    assert pg.journal.copy_inflight > 0
+    c.close("client went away")
+    assert pg.journal.copy_inflight == 0
+
+
 def test_max_message_size_default_and_ceiling():
     pg = FakePostgres()
     assert pg.config.max_message_size == 64 << 20

@@ -278,7 +278,9 @@ def _apply(fs: FaultSet, s, p: FaultPlan, point: str, result, type_oids):
             if v.is_fatal:
                 raise SessionAbort(f"{why}: FATAL {v.code}")
             return None
-        return v
+        # a fresh error per firing: the session raises it, and raising the plan's own object
+        # again and again chained every traceback (and every session's frames) onto it -- a leak
+        return dataclasses.replace(v)
     if a == "notice":
         s.send(m.notice_response(v))
         return None

@@ -50,6 +50,7 @@ after N rows; COPY IN errors after N rows received.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import queue
 import threading
@@ -62,6 +63,7 @@ from ..protocol.copyformat import CopyDataError, CopyDecoder, CopyEncoder, RowTy
 from ..protocol.errors import PgError, fatal
 from ..protocol.framing import bad_utf8_message
 from ..protocol.types import REGISTRY
+from .hub import COPY_MEMORY_FACTOR
 from .waits import NEED_INPUT, OUTPUT_FULL, OUTPUT_LIMIT
 from .rowbatch import CopyOutFramer, take_rows
 
@@ -103,6 +105,7 @@ class CopyRecord:
     last_row: tuple | None = None
     dropped: int = 0  # rows (COPY both: payloads) loaded but not kept in `rows` (beyond copy_keep_bytes)
     kept_bytes: int = 0  # COPY data bytes of the rows kept
+    kept_limit: str | None = None  # what stopped keeping rows: copy_keep_bytes, or the server's bound
 
     @property
     def ok(self) -> bool:
@@ -125,7 +128,8 @@ class CopyRecord:
             return None
         kept = self.count - self.dropped
         return (f"kept the first {kept} of {self.count} rows ({self.kept_bytes} of {self.bytes} bytes of COPY data; "
-                f"copy_keep_bytes); count, bytes, checksum, first_row and last_row cover all of them")
+                f"limited by {self.kept_limit or 'copy_keep_bytes'}); count, bytes, checksum, first_row and last_row "
+                f"cover all of them")
 
     def release_rows(self, why: str) -> None:
         """Let go of the kept rows (the journal's byte bound); the rest of the record stays."""
@@ -224,20 +228,27 @@ def _nrows(items: list) -> int:
 
 
 class _Kept:
-    """COPY IN rows: kept in `rows` while their data fits the budget, counted and summed always."""
+    """COPY IN rows: kept in `rows` while their data fits the budget, counted and summed always.
 
-    __slots__ = ("budget", "count", "dropped", "first", "hash", "kept_bytes", "keeping", "last", "pending",
-                 "received", "rows")
+    Two budgets: this COPY's (copy_keep_bytes of COPY data), and the server's for rows that
+    COPYs still running keep (the journal's `copy_inflight`, the same bound as pg.copies):
+    200 connections each loading at once must not keep 200 budgets' worth."""
 
-    def __init__(self, budget: int):
+    __slots__ = ("budget", "count", "dropped", "first", "hash", "journal", "kept_bytes", "keeping", "last",
+                 "limit", "pending", "received", "reserved", "rows")
+
+    def __init__(self, budget: int, journal=None):
         self.rows = CopyRows()  # every value checked as it arrives; tuples made when the test reads them
         self.budget = budget
+        self.journal = journal if hasattr(journal, "copy_inflight") else None
         self.keeping = True
+        self.limit: str | None = None  # what stopped the keeping
         self.count = 0
         self.dropped = 0
         self.received = 0
         self.pending = 0  # bytes received since the last rows came out (a row cut by CopyData)
         self.kept_bytes = 0
+        self.reserved = 0  # this COPY's share of journal.copy_inflight (estimated memory)
         self.hash = hashlib.sha256()
         self.first = self.last = None  # the items holding the first and the last row
 
@@ -257,16 +268,32 @@ class _Kept:
         self.last = items[-1]
         self.count += n
         nbytes, self.pending = self.pending, 0
-        if self.keeping and self.kept_bytes + nbytes <= self.budget:
-            self.rows.add(items)
-            self.kept_bytes += nbytes
-        else:
+        if self.keeping:
+            cost = nbytes * COPY_MEMORY_FACTOR
+            j = self.journal
+            if self.kept_bytes + nbytes > self.budget:
+                self.limit = "copy_keep_bytes"
+            elif j is not None and j.copy_inflight + cost > j.copy_inflight_max:
+                self.limit = "the rows the COPYs running at the same time keep"
+            else:
+                self.rows.add(items)
+                self.kept_bytes += nbytes
+                if j is not None:
+                    j.copy_inflight += cost
+                    self.reserved += cost
+                return
             self.keeping = False  # `rows` stays the first rows, in order
-            self.dropped += n
+        self.dropped += n
+
+    def release(self) -> None:
+        """The COPY is over: its rows go to the journal (or away); give back its in-flight share."""
+        if self.reserved and self.journal is not None:
+            self.journal.copy_inflight -= self.reserved
+        self.reserved = 0
 
     def stream(self) -> dict:
         return {"bytes": self.received, "checksum": self.hash.hexdigest(), "dropped": self.dropped,
-                "kept_bytes": self.kept_bytes,
+                "kept_bytes": self.kept_bytes, "kept_limit": self.limit,
                 "first_row": _one_row(self.first, False) if self.first is not None else None,
                 "last_row": _one_row(self.last, True) if self.last is not None else None}
 
@@ -279,7 +306,14 @@ def _copy_in(session, spec: CopySpec, sql: str):
     known = spec.types is not None
     decoder = CopyDecoder(opts, spec.ncolumns if known else None, spec.names, RowTyper(opts, spec.types, spec.names),
                           lazy=True)
-    kept = _Kept(keep_budget(session))
+    kept = _Kept(keep_budget(session), session.hub.journal)
+    try:
+        return (yield from _copy_in_rows(session, spec, sql, decoder, kept))
+    finally:
+        kept.release()  # done, failed or the connection gone
+
+
+def _copy_in_rows(session, spec: CopySpec, sql: str, decoder, kept):
     # an unfinished line (or binary row) may grow to one message's size, as a line may in
     # PostgreSQL up to its 1 GB allocation limit
     line_limit = session.config.max_message_size
@@ -396,7 +430,9 @@ def _copy_out(session, spec: CopySpec, sql: str):
                     session.close_reason = f"fault: disconnect after {count} COPY rows"
                     _record(session, spec, sql, None, count, names=names)
                     return False
-                raise fault.error or PgError("57014", "canceling statement due to user request")
+                # a copy: the rule's own error raised again and again would chain every traceback
+                raise dataclasses.replace(fault.error) if fault.error is not None else \
+                    PgError("57014", "canceling statement due to user request")
             if session.output_size > OUTPUT_LIMIT:
                 yield OUTPUT_FULL
                 if session.cancel_requested:

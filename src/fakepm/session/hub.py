@@ -47,8 +47,8 @@ UNMATCHED_BYTES = 8 << 20  # pg.unmatched: verify() needs one to fail a test, no
 EVENT_BYTES = 8 << 20  # pg.events: connect/auth/notify events are small
 COPY_BYTES = 64 << 20  # pg.copies: the rows COPY IN kept, by the memory they take (COPY_MEMORY_FACTOR)
 # Typed rows take 2 to 8 times their COPY text in memory (int and text ~2-3x, numeric ~8x:
-# Decimal objects); the estimate takes 6x so the bound holds for most tables
-COPY_MEMORY_FACTOR = 6
+# Decimal objects); the estimate takes the worst
+COPY_MEMORY_FACTOR = 8
 MAX_TEXT = 1 << 20  # the SQL kept per entry: a longer text keeps its first MiB (`sql_size` has its length)
 _ENTRY_OVERHEAD = 300  # the entry object, its dict and small fields
 
@@ -168,6 +168,10 @@ class Journal:
         self.unmatched = BoundedLog(limit, unmatched_bytes, _entry_size)
         self.events = BoundedLog(limit, event_bytes, _event_size)  # connection/auth/replication events
         self.copies = CopyLog(limit, copy_bytes, _copy_size)  # session.copy.CopyRecord per COPY (pg.copies)
+        # rows the COPYs still running keep (estimated memory), within the same bound as pg.copies:
+        # many connections loading at once share it (session/copy.py _Kept)
+        self.copy_inflight = 0
+        self.copy_inflight_max = copy_bytes
 
     @property
     def dropped(self) -> dict:
