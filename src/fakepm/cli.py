@@ -3,7 +3,9 @@
     fakepm serve [SCENARIO.yaml] [--host H] [--port P] [--tls] [--unix-socket-dir DIR]
                  [--max-message-size SIZE] [--authentication-timeout SECONDS] [--copy-keep-bytes SIZE]
                  [--backend postgres|postgres:15|URL] [--backend-password-file FILE]
+                 [--admin HOST:PORT] [-q] [--log-format text|json]
     fakepm check FILE_OR_DIR...
+    fakepm --version
 """
 
 from __future__ import annotations
@@ -79,7 +81,23 @@ def cmd_serve(args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    from .servelog import ServeLog  # one line per statement, connection and fault (-q: unmatched only)
+
+    log = ServeLog(pg, sys.stderr, fmt=args.log_format, quiet=args.quiet)
+    admin = None
+    if args.admin:  # the control API (fakepm/admin): off unless asked for
+        from .admin.http import AdminServer
+
+        try:
+            admin = AdminServer(pg, *args.admin).start()
+        except OSError as e:
+            print(f"fakepm: --admin: {e}", file=sys.stderr)
+            pg.stop()
+            return 1
     print(pg.dsn, flush=True)
+    if admin is not None:
+        print(admin.url, flush=True)  # the second line of stdout: where the control API listens
+        print(f"# admin API: {admin.url} (GET {admin.url}/openapi.json describes it)", file=sys.stderr, flush=True)
     if pg.ca_file:
         print(f"# TLS CA file: {pg.ca_file}", file=sys.stderr, flush=True)
     if pg.unix_socket_dir:
@@ -88,8 +106,20 @@ def cmd_serve(args) -> int:
         while not stop.wait(0.5):
             pass
     finally:
+        if admin is not None:
+            admin.stop()
         pg.stop()
+        log.close()
     return 0
+
+
+def _admin_address(text: str):
+    from .admin.http import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _limits(args) -> dict | str:
@@ -113,20 +143,30 @@ def _limits(args) -> dict | str:
 def cmd_check(args) -> int:
     from .scenario import check_paths
 
-    problems = check_paths(args.paths)
+    files: list = []
+    problems = check_paths(args.paths, files_read=files)
     for p in problems:
         print(p)
+    n = len(files)
     if not problems:
-        print(f"ok: {len(args.paths)} path(s) checked", file=sys.stderr)
+        print(f"ok: {n} file{'' if n == 1 else 's'} checked", file=sys.stderr)
+    else:
+        print(f"{len(problems)} problem{'' if len(problems) == 1 else 's'} in {n} file{'' if n == 1 else 's'} "
+              f"checked", file=sys.stderr)
     return 1 if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="fakepm", description="A fake PostgreSQL server for tests.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"fakepm {__version__}",
+                   help="print fakepm's version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     s = sub.add_parser("serve", help="serve a scenario until SIGINT/SIGTERM; prints the DSN once ready")
     s.add_argument("scenario", nargs="?", help="scenario YAML file (default: a built-in demo)")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on for PostgreSQL clients (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     s.add_argument("--tls", action="store_true", help="accept TLS with a throwaway CA (its file is printed)")
     s.add_argument("--unix-socket-dir", help="also listen on DIR/.s.PGSQL.<port>")
@@ -146,9 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--copy-keep-bytes", metavar="SIZE",
                    help="COPY FROM STDIN data whose rows the journal keeps per COPY (default 8MB); the "
                         "rest is loaded, counted and checksummed, not kept")
+    s.add_argument("--admin", metavar="HOST:PORT", type=_admin_address,
+                   help="also serve the control API (HTTP + JSON: rules, faults, state, journal, verify, reset) "
+                        "on HOST:PORT (:0 for a free port on 127.0.0.1); its URL is printed on the second line")
+    s.add_argument("-q", "--quiet", action="store_true",
+                   help="log only the statements no rule answered (always written to stderr)")
+    s.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="stderr log: one line per statement (who answered it), connection and fault; "
+                        "json: one JSON object per line (default text)")
     s.set_defaults(func=cmd_serve)
     c = sub.add_parser("check", help="validate scenario files; prints file:line:col: message per problem")
-    c.add_argument("paths", nargs="+")
+    c.add_argument("paths", nargs="+", metavar="FILE_OR_DIR",
+                   help="scenario files, or directories whose *.yaml / *.yml files are checked (includes too)")
     c.set_defaults(func=cmd_check)
     from .proxy.cli import add_subcommands as _proxy_subcommands  # record | drift | proxy
 

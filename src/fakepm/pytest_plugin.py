@@ -20,12 +20,31 @@ from .server import FakePostgres
 _PG_KEY = pytest.StashKey[FakePostgres]()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fakepm-subprocess", action="store_true", default=None,
+                     help="fakepm: run every `fakepm` fixture's server in a child process (FakePostgres("
+                          "subprocess=True)) unless its marker says subprocess=False")
+    parser.addini("fakepm_subprocess", type="bool", default=False,
+                  help="fakepm: run the `fakepm` fixture's servers in child processes by default")
+
+
+def _subprocess_default(config) -> bool:
+    opt = config.getoption("fakepm_subprocess", default=None)
+    if opt is not None:
+        return bool(opt)
+    try:
+        return bool(config.getini("fakepm_subprocess"))
+    except ValueError:
+        return False
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "fakepm(scenario=None, verify=True, record=None, upstream=None, **kwargs): configure the `fakepm` "
-        "fixture (a scenario file, whether to verify at teardown, record mode once|new|all|none and the "
-        "real server to record from, FakePostgres keyword arguments such as users=, tls=, "
+        "fakepm(scenario=None, verify=True, record=None, upstream=None, subprocess=False, **kwargs): configure "
+        "the `fakepm` fixture (a scenario file or a list of them, whether to verify at teardown, record mode "
+        "once|new|all|none and the real server to record from, whether the server runs in a child process, "
+        "FakePostgres keyword arguments such as users=, tls=, "
         "max_message_size= (bytes, at most 1 GiB; default 64 MiB), authentication_timeout= (seconds), "
         "copy_keep_bytes=)",
     )
@@ -41,8 +60,11 @@ def _resolve(path: str, request) -> str:
 @pytest.fixture
 def fakepm(request):
     """A started FakePostgres for this test (127.0.0.1, free port); verified at teardown."""
+    __tracebackhide__ = True  # a failing test or teardown shows the report, not this fixture
     marker = request.node.get_closest_marker("fakepm")
     kwargs = dict(marker.kwargs) if marker else {}
+    if "subprocess" not in kwargs and _subprocess_default(request.config):
+        kwargs["subprocess"] = True
     scenario = kwargs.pop("scenario", None)
     if marker and marker.args and scenario is None:
         scenario = marker.args[0]
@@ -67,7 +89,9 @@ def fakepm(request):
         if verify:
             rep = getattr(request.node, "rep_call", None)
             if rep is None or rep.passed:
-                pg.verify()
+                problems = pg.problems()
+                if problems:  # the report alone: no traceback through this fixture
+                    pytest.fail("fakepm verification failed:\n- " + "\n- ".join(problems), pytrace=False)
     finally:
         pg.stop()
 

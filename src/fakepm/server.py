@@ -148,7 +148,18 @@ _WAL_LOCK = threading.Lock()
 
 
 class FakePostgres:
-    """A fake PostgreSQL server on 127.0.0.1 (free port), ready when `start()`/`with` returns."""
+    """A fake PostgreSQL server on 127.0.0.1 (free port), ready when `start()`/`with` returns.
+
+    `subprocess=True` runs the same server in a child process driven through the control API
+    (fakepm/child.py): the same methods, handlers called back in this process, and no client
+    that blocks inside C code holding the GIL can stall it."""
+
+    def __new__(cls, *args, subprocess: bool = False, **kwargs):
+        if subprocess and cls is FakePostgres:
+            from .child import ChildPostgres
+
+            return ChildPostgres(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -172,6 +183,7 @@ class FakePostgres:
         backend=None,
         schema=(),
         hooks=(),
+        subprocess: bool = False,
     ):
         self.host = host
         self._requested_port = port
@@ -207,6 +219,9 @@ class FakePostgres:
         self._loop: Loop | None = None
         self._started = False
         self._scenarios: list = []
+        # what `reset(keep_scenarios=True)` (the control API's reset) restores: the rules and
+        # fault plans present at start() and those loaded from scenario files since
+        self._baseline: tuple[tuple, tuple] = ((), ())
         self._extensions: list = []  # hooks other rooms attach (walsender, copy, scenario)
         self._wal = None  # `pg.wal`, made on first use: walsender/ and pgoutput cost ~30 ms to import
         self.replication_factory: Callable | None = self._replication_query
@@ -265,6 +280,7 @@ class FakePostgres:
             loop.add_listener(usock)
         self._loop = loop
         loop.refuse_new = self._refuse_new
+        self._baseline = (self.rules.rules, self.faults.plans)
         loop.start()
         self._started = True
         return self
@@ -416,8 +432,13 @@ class FakePostgres:
         from .scenario import load_scenario  # the scenario room
 
         sc = load_scenario(path)
+        rules, plans = self.rules.rules, self.faults.plans
         sc.apply(self)
         self._scenarios.append(sc)
+        if self._started:  # loaded while running: part of what reset(keep_scenarios=True) restores
+            base_rules, base_plans = self._baseline
+            self._baseline = (base_rules + tuple(r for r in self.rules.rules if r not in rules),
+                              base_plans + tuple(p for p in self.faults.plans if p not in plans))
         return sc
 
     # ------------------------------------------------------------------ journal & verification
@@ -436,6 +457,13 @@ class FakePostgres:
 
     def verify(self) -> None:
         """Raise AssertionError listing unmet expectations, unmatched queries and handler failures."""
+        __tracebackhide__ = True  # pytest shows the report, not this method
+        problems = self.problems()
+        if problems:
+            raise AssertionError("fakepm verification failed:\n- " + "\n- ".join(problems))
+
+    def problems(self) -> list[str]:
+        """What verify() would report, one text per problem (empty when all is well)."""
         problems = []
         for rule in self.rules.rules:
             if rule.expect is None or rule.expect is False:
@@ -456,18 +484,42 @@ class FakePostgres:
             problems.append(failure)
         if self._loop is not None and self._loop.errors:
             problems.extend(f"fakepm internal error:\n{e}" for e in self._loop.errors)
-        if problems:
-            raise AssertionError("fakepm verification failed:\n- " + "\n- ".join(problems))
+        return problems
 
-    def reset(self) -> None:
-        """Forget rules, journal, state and handler failures (connections stay open)."""
+    def reset(self, *, keep_scenarios: bool = False) -> None:
+        """Forget rules, journal, fault plans, state and handler failures (connections stay open).
+
+        keep_scenarios=True: the rules and fault plans the server started with (and those of
+        scenario files loaded since) come back as new (no calls counted, state `start`), and new
+        connections are let in again: what the control API's `POST /__admin/reset` does."""
+        rules, plans = self._baseline if keep_scenarios else ((), ())
 
         def do():
             self.rules.clear()
             self.journal.clear()
             self.faults.clear()
+            for r in rules:
+                r.calls = 0
+                self.rules.add(r)
+            for p in plans:
+                self.faults.add(p)
+            if keep_scenarios:
+                self.refuse_new_connections(any(p.action == "refuse_new" for p in plans))
 
         self._call(do)
+
+    def remove_rule(self, rule: Rule) -> bool:
+        """Remove one rule (what `pg.on(...)` returned, or one of `pg.rules.rules`); False if absent."""
+        return self.rules.remove(rule)
+
+    @property
+    def state(self) -> str:
+        """The scenario state (`state: {when, set}` rules); `start` until a rule sets another."""
+        return self.rules.current_state()
+
+    def set_state(self, state: str, connection: int | None = None) -> None:
+        """Set the scenario state (globally, or of one connection for `scope: connection` rules)."""
+        self.rules.set_state(state, connection)
 
     # ------------------------------------------------------------------ interacting with live connections
     def _call(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:

@@ -190,6 +190,30 @@ class RuleSet:
             self.connection_state = {}
             self.handler_failures = []
 
+    def remove(self, rule: Rule) -> bool:
+        """Take one rule out (by identity); False when it is not there."""
+        with self._write_lock:
+            if not any(r is rule for r in self._rules):
+                return False
+            rules = tuple(r for r in self._rules if r is not rule)
+            texts = {r.query for r in rules if r.query is not None}
+            self._only_text = _NO_TEXT if not texts else (texts.pop() if len(texts) == 1 else None)
+            self._loose = tuple(r for r in rules if r.query is None)
+            self._rules = rules
+        return True
+
+    def current_state(self, connection: int | None = None) -> str:
+        """The scenario state (of one connection, for `scope: connection` rules)."""
+        current = self.global_state if connection is None else self.connection_state.get(connection)
+        return INITIAL_STATE if current is None else current
+
+    def set_state(self, state: str, connection: int | None = None) -> None:
+        """Move the scenario state machine (as a matching rule's `set:` does)."""
+        if connection is None:
+            self.global_state = None if state == INITIAL_STATE else state
+        else:
+            self.connection_state[connection] = None if state == INITIAL_STATE else state
+
     @property
     def rules(self) -> tuple[Rule, ...]:
         return self._rules
@@ -283,12 +307,21 @@ class RuleSet:
                 self.global_state = st.set
 
     def nearest(self, query: Query, limit: int = 3) -> list[str]:
-        """Human-readable descriptions of the rules closest to a query, with the difference."""
+        """Human-readable descriptions of the rules closest to a query, with the difference.
+
+        Ranked: rules whose SQL matches (and that something else kept from answering) first, then
+        rules of the same statement kind (SELECT, DELETE ...) on the same table, then the same
+        kind, then by similarity of the text; differences are shown cut at token boundaries."""
+        from ..sql import classify
+
         scored = []
         text = query.shape.text
+        qkind, qtables = classify(query.sql), _tables(query.sql)
         for rule in self._rules:
+            rtext = rule.query if rule.query is not None else rule.regex.pattern
+            same_kind = classify(rtext) == qkind if rule.query is not None else False
+            same_table = bool(qtables & _tables(rtext)) if rule.query is not None else False
             if rule.query is not None:
-                ratio = difflib.SequenceMatcher(None, rule.shape.text, text).ratio()
                 bound = rule.match_text(query)
                 if bound is not None:
                     why = []
@@ -300,13 +333,15 @@ class RuleSet:
                         why.append("connection filter (user/database/application_name) does not fit")
                     if not self._state_fits(rule, query):
                         why.append(f"state is {self._current_state(rule, query)!r}, rule wants {rule.state.when!r}")
-                    scored.append((2.0, rule, "; ".join(why) or "matches"))
+                    scored.append(((1, 1, 1, 2.0), rule, "; ".join(why) or "matches"))
                 else:
-                    scored.append((ratio, rule, _text_diff(rule.shape.text, text)))
+                    ratio = difflib.SequenceMatcher(None, rule.shape.text, text).ratio()
+                    scored.append(((0, int(same_kind), int(same_kind and same_table), ratio), rule,
+                                   token_diff(rule.query, query.sql)))
             else:
-                scored.append((0.1, rule, "regex does not match"))
-        scored.sort(key=lambda x: (-x[0], x[1].seq))
-        return [f"{rule.label}: {why}" for ratio, rule, why in scored[:limit] if ratio > 0.3]
+                scored.append(((0, 0, 0, 0.1), rule, "regex does not match"))
+        scored.sort(key=lambda x: (tuple(-v for v in x[0]), x[1].seq))
+        return [f"{rule.label}: {why}" for score, rule, why in scored[:limit] if score[3] > 0.3 or score[2]]
 
     def _current_state(self, rule: Rule, query: Query):
         if rule.state and rule.state.scope == "connection":
@@ -366,11 +401,50 @@ def handler_result(out, columns) -> Result:
     return Result(columns=columns, rows=coerce_rows(columns, rows, where="handler rows"))
 
 
-def _text_diff(a: str, b: str) -> str:
-    sm = difflib.SequenceMatcher(None, a, b)
+def _tables(sql: str) -> frozenset:
+    """The table names a statement names after FROM / JOIN / INTO / UPDATE / TABLE (last part,
+    lower case): enough to rank near misses, not a parser."""
+    from ..sql import tokens
+
+    out = set()
+    toks = tokens(sql)
+    for i, t in enumerate(toks):
+        if t.kind == "w" and t.value in ("from", "join", "into", "update", "table", "truncate", "copy"):
+            j = i + 1
+            while j < len(toks) and toks[j].is_word("only", "table", "if", "exists", "lateral"):
+                j += 1
+            name = None
+            while j < len(toks) and toks[j].kind in ("w", "q"):
+                name = toks[j].value
+                if j + 1 < len(toks) and toks[j + 1].kind == "c" and toks[j + 1].value == ".":
+                    j += 2
+                    continue
+                break
+            if name is not None:
+                out.add(name)  # words are lower case already; quoted names as written
+    return frozenset(out)
+
+
+def token_diff(a: str, b: str, context: int = 2) -> str:
+    """Where two SQL texts first differ, each side cut at token boundaries (with `context`
+    tokens around): `rule has 'SELECT id, name FROM' where the query has 'SELECT * FROM'`."""
+    from ..sql import tokens
+
+    ta, tb = tokens(a), tokens(b)
+    sm = difflib.SequenceMatcher(None, [(t.kind, t.value) for t in ta], [(t.kind, t.value) for t in tb],
+                                 autojunk=False)
     for op, i1, i2, j1, j2 in sm.get_opcodes():
-        if op != "equal":
-            return f"SQL differs at {a[max(0, i1 - 10):i2 + 10]!r} vs {b[max(0, j1 - 10):j2 + 10]!r}"
+        if op == "equal":
+            continue
+
+        def piece(text, toks, lo, hi):
+            lo, hi = max(0, lo - context), min(len(toks), hi + context)
+            if lo >= hi:
+                return "(nothing)"
+            out = text[toks[lo].start:toks[hi - 1].end]
+            return ("... " if lo > 0 else "") + out + (" ..." if hi < len(toks) else "")
+
+        return f"rule has {piece(a, ta, i1, i2)!r} where the query has {piece(b, tb, j1, j2)!r}"
     return "SQL differs"
 
 

@@ -99,8 +99,9 @@ def check_file(path) -> list[Problem]:
     return problems
 
 
-def check_paths(paths) -> list[str]:
-    """`fakepm check`: every problem of every file (directories: their *.yaml / *.yml files)."""
+def check_paths(paths, files_read: list | None = None) -> list[str]:
+    """`fakepm check`: every problem of every file (directories: their *.yaml / *.yml files).
+    `files_read` (a list) receives every file read, includes too, each once."""
     out: list[str] = []
     for p in paths:
         p = os.fspath(p)
@@ -111,7 +112,10 @@ def check_paths(paths) -> list[str]:
         else:
             files = [p]
         for f in files:
-            out.extend(str(x) for x in check_file(f))
+            sc, problems = _load(os.fspath(f))
+            out.extend(str(x) for x in problems)
+            if files_read is not None:
+                files_read.extend(x for x in sc.files if x not in files_read)
     return out
 
 

@@ -168,6 +168,9 @@ class Journal:
         self.unmatched = BoundedLog(limit, unmatched_bytes, _entry_size)
         self.events = BoundedLog(limit, event_bytes, _event_size)  # connection/auth/replication events
         self.copies = CopyLog(limit, copy_bytes, _copy_size)  # session.copy.CopyRecord per COPY (pg.copies)
+        # fn(what, item) called (on the recording thread) for each statement ("statement", entry) and
+        # event ("event", dict): the serve log. Observers must be quick and must not raise.
+        self.observers: list[Callable[[str, Any], None]] = []
         # rows the COPYs still running keep (estimated memory), within the same bound as pg.copies:
         # many connections loading at once share it (session/copy.py _Kept)
         self.copy_inflight = 0
@@ -186,9 +189,16 @@ class Journal:
         self.queries.append(entry)
         if not entry.matched:
             self.unmatched.append(entry)
+        if self.observers:
+            for fn in self.observers:
+                fn("statement", entry)
 
     def event(self, kind: str, **data: Any) -> None:
-        self.events.append({"kind": kind, **data})
+        ev = {"kind": kind, **data}
+        self.events.append(ev)
+        if self.observers:
+            for fn in self.observers:
+                fn("event", ev)
 
     def clear(self) -> None:
         self.queries.clear()
