@@ -34,7 +34,7 @@ COLLIST = re.compile(r"^SELECT DISTINCT \(CASE WHEN \(array_length\(gpt\.attrs, 
                      r"gpt\.relid = (\d+)", re.I)
 # PostgreSQL 18's subscriber (server >= 18) also asks whether each column is generated (it can publish them)
 ATTRS = re.compile(r"^SELECT a\.attnum, a\.attname, a\.atttypid, a\.attnum = ANY\(i\.indkey\)"
-                   r"(?P<gen>, a\.attgenerated != '')? FROM pg_catalog\.pg_attribute a .* a\.attrelid = (\d+)", re.I)
+                   r"(?P<gen>, a\.attgenerated .*?)? FROM pg_catalog\.pg_attribute a .* a\.attrelid = (\d+)", re.I)
 ROWFILTER = re.compile(r"^SELECT DISTINCT pg_get_expr\(gpt\.qual, gpt\.relid\) FROM .* gpt\.relid = (\d+)", re.I)
 
 
@@ -58,6 +58,17 @@ def _pub_names(sql: str) -> list[str]:
                 else:
                     break
     return []
+
+
+def _attgenerated_item(sql: str) -> bool:
+    """PostgreSQL 18's attribute query asks `a.attgenerated != ''` (read from fakepm.sql's tokens)."""
+    toks = tokens(sql)
+    for k in range(len(toks) - 4):
+        a, dot, col, op, lit = toks[k:k + 5]
+        if (a.is_word("a") and dot.kind == "c" and dot.value == "." and col.is_word("attgenerated")
+                and op.kind == "o" and op.value in ("!=", "<>") and lit.kind == "s" and lit.value == ""):
+            return True
+    return False
 
 
 def _relinfo_names(sql: str) -> tuple[str | None, str | None]:
@@ -153,6 +164,8 @@ def answer_catalog_query(wal, session, sql: str):
     elif (mm := ATTRS.match(q)) is not None:
         t = catalog.by_oid(int(mm.group(2)))
         gen = mm.group("gen") is not None  # declared columns are never generated ones
+        if gen and not _attgenerated_item(sql):
+            return False
         rows = []
         if t is not None:
             keys = set(t.key) if t.replica_identity in ("d", "i", "f") else set()
