@@ -1,8 +1,8 @@
 """A rule's scripted error comes where PostgreSQL raises it in the extended protocol: name and
 syntax errors of a SELECT/INSERT/UPDATE/DELETE at Parse (so asyncpg, which prepares first,
 reports the scripted error instead of failing to encode its arguments), errors of utility
-statements (DROP, TRUNCATE ...) at Execute. Checked against a real PostgreSQL 15 message by
-message, and with asyncpg and psycopg 3."""
+statements (DROP, TRUNCATE ...) at Execute. Checked against a real PostgreSQL 15 and 18 message by
+message (fakepm announcing each one's version), and with asyncpg and psycopg 3."""
 
 from __future__ import annotations
 
@@ -72,9 +72,18 @@ def fake():
         yield pg
 
 
+@pytest.fixture
+def fake_like(oracle_pg):
+    with FakePostgres(version=oracle_pg.server_version) as pg:
+        for sql, code, message in STATEMENTS:
+            pg.on(sql).error(code, message)
+        yield pg
+
+
 @pytest.mark.parametrize("sql, code, message", STATEMENTS)
-def test_error_comes_at_the_same_message_as_postgresql(real_pg, fake, sql, code, message):
-    expected = _group_answer(real_pg.host, real_pg.port, real_pg.user, sql)
+def test_error_comes_at_the_same_message_as_postgresql(oracle_pg, fake_like, sql, code, message):
+    fake = fake_like
+    expected = _group_answer(oracle_pg.host, oracle_pg.port, oracle_pg.user, sql)
     assert f"ErrorResponse:{code}" in expected
     assert _group_answer(fake.host, fake.port, "postgres", sql) == expected
     entry = fake.queries[-1]
@@ -118,13 +127,13 @@ def test_rules_that_depend_on_parameters_still_answer_at_execute():
         assert pg.queries[-1].params == [1]  # bound: the error came at Execute
 
 
-def test_parse_in_a_failed_transaction_is_refused_at_parse(real_pg, fake):
+def test_parse_in_a_failed_transaction_is_refused_at_parse(oracle_pg, fake_like):
     def extended(sql):
         return b"".join([m.Parse("", sql, ()).encode(), m.Bind("", "", (), (), ()).encode(),
                          m.Execute("", 0).encode(), m.Sync().encode()])
 
     writes = [m.Query("BEGIN").encode(), m.Query("SELECT nofunc(1)").encode(), extended("SELECT 1"),
               extended("ROLLBACK")]
-    expected = _conversation(real_pg.host, real_pg.port, real_pg.user, writes)
+    expected = _conversation(oracle_pg.host, oracle_pg.port, oracle_pg.user, writes)
     assert expected[2] == ["ErrorResponse:25P02", "ReadyForQuery"]
-    assert _conversation(fake.host, fake.port, "postgres", writes) == expected
+    assert _conversation(fake_like.host, fake_like.port, "postgres", writes) == expected

@@ -368,7 +368,7 @@ BAD_DEEP = [
 
 @pytest.mark.realpg
 @pytest.mark.parametrize("fmt, bad_at, bad", BAD_DEEP)
-def test_a_bad_value_deep_in_a_big_stream_is_reported_like_postgresql(real_pg, fmt, bad_at, bad):
+def test_a_bad_value_deep_in_a_big_stream_is_reported_like_postgresql(oracle_pg, fmt, bad_at, bad):
     rows = [(i, f"name-{i}", T0 + dt.timedelta(seconds=i)) for i in range(5000)]
     if fmt == "binary":
         data = _binary(rows, bad_at, bad)
@@ -379,12 +379,12 @@ def test_a_bad_value_deep_in_a_big_stream_is_reported_like_postgresql(real_pg, f
     chunks = [data[i:i + 65536] for i in range(0, len(data), 65536)]
     opt = "" if fmt == "text" else f" (FORMAT {fmt})"
     sql = "COPY items (id, name, at) FROM STDIN" + opt
-    with psycopg.connect(real_pg.dsn, autocommit=True) as c:
+    with psycopg.connect(oracle_pg.dsn, autocommit=True) as c:
         c.execute("DROP TABLE IF EXISTS items; CREATE TABLE items (id int8, name text, at timestamptz)")
-    expected = _diag(real_pg.dsn, sql, chunks)
+    expected = _diag(oracle_pg.dsn, sql, chunks)
     assert expected is not None
     assert f"line {bad_at + 1}" in expected[2] or "unterminated" in expected[1]  # that one runs to the end
-    with FakePostgres() as fake:
+    with FakePostgres(version=oracle_pg.server_version) as fake:
         fake.table("items", COLUMNS)
         assert _diag(fake.dsn, sql, chunks) == expected
         rec = fake.copies[-1]
@@ -403,12 +403,12 @@ CONTEXT_CASES = [
 
 @pytest.mark.realpg
 @pytest.mark.parametrize("sql, data", CONTEXT_CASES)
-def test_context_line_numbers_and_long_text_like_postgresql(real_pg, sql, data):
-    with psycopg.connect(real_pg.dsn, autocommit=True) as c:
+def test_context_line_numbers_and_long_text_like_postgresql(oracle_pg, sql, data):
+    with psycopg.connect(oracle_pg.dsn, autocommit=True) as c:
         c.execute("DROP TABLE IF EXISTS items; CREATE TABLE items (id int8, name text, at timestamptz)")
-    expected = _diag(real_pg.dsn, sql, [data])
+    expected = _diag(oracle_pg.dsn, sql, [data])
     assert expected is not None
-    with FakePostgres() as fake:
+    with FakePostgres(version=oracle_pg.server_version) as fake:
         fake.table("items", COLUMNS)
         assert _diag(fake.dsn, sql, [data]) == expected
 
@@ -505,12 +505,12 @@ NUL_CASES = [
 
 
 @pytest.mark.parametrize("sql, chunks", NUL_CASES)
-def test_nul_byte_is_refused_like_postgresql(real_pg, sql, chunks):
-    with psycopg.connect(real_pg.dsn, autocommit=True) as c:
+def test_nul_byte_is_refused_like_postgresql(oracle_pg, sql, chunks):
+    with psycopg.connect(oracle_pg.dsn, autocommit=True) as c:
         c.execute("CREATE TABLE IF NOT EXISTS nul_t (id int8, name text)")
-    expected = _diag(real_pg.dsn, sql, chunks)
+    expected = _diag(oracle_pg.dsn, sql, chunks)
     assert expected[0] == "22021"
-    with FakePostgres() as pg:
+    with FakePostgres(version=oracle_pg.server_version) as pg:
         pg.table("nul_t", columns={"id": "int8", "name": "text"})
         assert _diag(pg.dsn, sql, chunks) == expected
         record = pg.copies[-1]

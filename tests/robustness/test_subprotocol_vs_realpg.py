@@ -1,4 +1,5 @@
-"""Malformed messages inside sub-protocols: fakepm answers what PostgreSQL 15 answers.
+"""Malformed messages inside sub-protocols: fakepm answers what PostgreSQL 15 and 18 answer
+(each oracle in turn, fakepm announcing its version).
 
 The same raw bytes go to a real PostgreSQL and to fakepm; the answers (severity, SQLSTATE,
 message of each ErrorResponse, CommandComplete tags, ReadyForQuery, or the connection closing)
@@ -82,13 +83,13 @@ class Conn:
 
 
 @pytest.fixture(scope="module")
-def real(real_pg):
-    return real_pg.port
+def real(oracle_pg):
+    return oracle_pg.port
 
 
 @pytest.fixture(scope="module")
-def fake():
-    with FakePostgres(version="15.8") as pg:
+def fake(oracle_pg):
+    with FakePostgres(version=oracle_pg.server_version) as pg:
         pg.on(regex=r"(?i)^create temp table").reply(tag="CREATE TABLE")
         pg.table("t", {"a": "int4", "b": "text"})
         yield pg.port
@@ -160,14 +161,12 @@ def test_function_call_and_main_loop(case, real, fake):
 
 # ---------------------------------------------------------------------------------- replication
 @pytest.fixture(scope="module")
-def real_logical():
-    from realpg import real_postgres, skip_unless_postgres
-
-    skip_unless_postgres()
-    with real_postgres(settings={"wal_level": "logical", "max_wal_senders": "4", "max_replication_slots": "20"}) \
-            as pg:
-        pg.psql("CREATE PUBLICATION p FOR ALL TABLES")
-        yield pg.port
+def real_logical(oracle_pg):
+    """The oracle (logical decoding on, see tests/conftest.py), with a publication of its own."""
+    oracle_pg.psql("DROP PUBLICATION IF EXISTS p")
+    oracle_pg.psql("CREATE PUBLICATION p FOR ALL TABLES")
+    yield oracle_pg.port
+    oracle_pg.psql("DROP PUBLICATION IF EXISTS p")
 
 
 _STATUS = b"r" + struct.pack("!qqqqB", 1, 1, 1, 0, 0)

@@ -75,9 +75,11 @@ def fake():
 
 
 @pytest.fixture(scope="module")
-def oracle(real_pg):
-    real_pg.psql(f"DROP VIEW IF EXISTS generated; CREATE VIEW generated AS {real_sql()}")
-    return real_pg
+def oracle(oracle_pg):
+    """PostgreSQL 15, then 18 (fakepm's answers do not depend on the version it announces here)."""
+    oracle_pg.psql(f"DROP VIEW IF EXISTS generated; CREATE VIEW generated AS {real_sql()}")
+    yield oracle_pg
+    oracle_pg.psql("DROP VIEW IF EXISTS generated")
 
 
 class RawText(Loader):

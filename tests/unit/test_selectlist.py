@@ -192,10 +192,11 @@ def test_names_match_postgresql(real_pg_conn, items):
 
 
 @pytest.fixture(scope="module")
-def real_pg_conn(real_pg):
+def real_pg_conn(oracle_pg):
+    """PostgreSQL 15, then 18: both name the columns."""
     import psycopg
 
-    with psycopg.connect(real_pg.dsn) as c:
+    with psycopg.connect(oracle_pg.dsn) as c:
         yield c
 
 

@@ -1056,11 +1056,12 @@ _PG_SETTINGS = {"TimeZone": "UTC", "DateStyle": "ISO, MDY", "IntervalStyle": "po
                 "extra_float_digits": "1", "bytea_output": "hex", "lc_messages": "C"}
 
 
-@pytest.fixture(scope="module")
-def pgconn():
-    skip_unless_postgres()
+@pytest.fixture(scope="module", params=["15", "18"], ids=["pg15", "pg18"])
+def pgconn(request):
+    """PostgreSQL 15, then 18, with the settings above (a server of its own: its session defaults)."""
+    skip_unless_postgres(request.param)
     psycopg = pytest.importorskip("psycopg")
-    with real_postgres(settings=_PG_SETTINGS) as server:
+    with real_postgres(settings=_PG_SETTINGS, version=request.param) as server:
         with psycopg.connect(server.dsn, autocommit=True) as conn:
             yield conn
 
@@ -1117,20 +1118,33 @@ def test_realpg_inputs(pgconn):
         assert (spec, text, pg.out(spec, text)[0]) == (spec, text, output)
 
 
+# Inputs PostgreSQL 18 accepts that 15 refuses (underscores in integers and numeric, 16's release
+# notes; empty nested array literals, a later release): the one type registry answers as PostgreSQL
+# 15 does, whatever version a fake announces. Checked here so that the list stays true.
+ACCEPTED_BY_18 = {("int4", "1_0"), ("numeric", "1_000"), ("int4[]", "{{}}"), ("int4[]", "{{},{}}")}
+
+
 @pytest.mark.realpg
 def test_realpg_bad_inputs(pgconn):
     pg = _PG(pgconn)
+    major = pgconn.info.server_version // 10000
     for spec, text, sqlstate, message in BAD_INPUTS:
+        if major >= 18 and (spec, text) in ACCEPTED_BY_18:
+            assert pg.error(spec, text) == ("", "no error")
+            continue
         assert (spec, text) + pg.error(spec, text) == (spec, text, sqlstate, message)
 
 
 @pytest.mark.realpg
 def test_realpg_type_table_and_typmods(pgconn):
+    major = pgconn.info.server_version // 10000
     for t in REGISTRY:
         if t.oid >= 10000:
             continue
         row = pgconn.execute("select typname, typlen, typarray, typcategory, format_type(oid, null) "
                              "from pg_type where oid = %s", (t.oid,)).fetchone()
+        if t.name == "aclitem" and major >= 16:  # 16 widened aclitem to 16 bytes; the registry keeps 15's 12
+            row = (row[0], 12) + row[2:]
         assert row == (t.name, t.typlen, t.array_oid, t.category, t.display), t
     specs = ["varchar(20)", "numeric(10,2)", "numeric(10)", "decimal(5,1)", "numeric(5,-2)", "timestamptz(3)",
              "timestamp(3) with time zone", "time(2)", "timetz(2)", "char(3)", "char", "interval(3)",

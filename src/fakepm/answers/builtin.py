@@ -588,7 +588,8 @@ def _compile_function(e):
             mod, p2, d2 = mf(b, q)
             if oid is None:
                 return None, p1 and p2, d1 + d2
-            return sql_format_type(_to_oid(oid), None if mod is None else _to_int4(mod)), p1 and p2, d1 + d2
+            major = int(q.settings.get("server_version_num") or 0) // 10000
+            return sql_format_type(_to_oid(oid), None if mod is None else _to_int4(mod), major), p1 and p2, d1 + d2
 
         return TEXT, fmt, "format_type"
     if name == "quote_literal" and len(args) == 1:  # asyncpg's copy_from_query inlines its arguments with it
@@ -657,8 +658,9 @@ _INTERVAL_RANGES = {  # INTERVAL_RANGE(typmod) -> the fields intervaltypmodout p
 }
 
 
-def sql_format_type(oid: int, typmod: int | None) -> str:
-    """PostgreSQL 15's format_type(oid, typmod) (typmod None = SQL NULL) for the registry's types.
+def sql_format_type(oid: int, typmod: int | None, major: int = 15) -> str:
+    """PostgreSQL 15's format_type(oid, typmod) (typmod None = SQL NULL) for the registry's types;
+    `major` 18+: json (and json[]) never shows a typmod (checked against 18.6; 16/17 as 15).
 
     Unlike protocol.types.format_type (typmods that columns carry), any int is taken: a type
     without a typmod printer shows it in parentheses, bpchar/varchar ignore one of 4 or less,
@@ -700,6 +702,8 @@ def sql_format_type(oid: int, typmod: int | None) -> str:
         prec = typmod & 0xFFFF
         return "interval" + fields + (f"({prec})" if prec != 0xFFFF else "") + suffix
     base = quote_ident(name)
+    if name == "json" and major >= 18:
+        with_mod = False
     return base + (f"({typmod})" if with_mod else "") + suffix
 
 
