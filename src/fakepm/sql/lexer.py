@@ -19,7 +19,10 @@ comments). What it knows, from PostgreSQL's src/backend/parser/scan.l:
   trailing ``+``/``-``); single characters ``( ) [ ] , ; . :``.
 
 It never raises: an unterminated quote or comment runs to the end of the text (PostgreSQL
-would answer 42601; whoever sends the text to a real server gets that error there).
+would answer 42601; whoever sends the text to a real server gets that error there). Where
+versions differ it reads the newer superset: ``\\v`` is whitespace and ``0x1F``/``1_000`` are
+numbers since PostgreSQL 16 (15 answers a syntax error for them, so no valid PostgreSQL 15
+text is read differently).
 
 Why here, in a room of its own (``fakepm.sql``) at the bottom of the house: the session
 splits a simple Query and counts a Parse's ``$n``, the answers room shapes and classifies
