@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import struct
 
-from ..answers.match import classify, split_statements
 from ..answers.result import Deferred, Result
 from ..faults.apply import SessionAbort
 from ..protocol import messages as m
@@ -33,6 +32,7 @@ from ..protocol.errors import PgError, fatal
 from ..protocol.types import REGISTRY
 from ..session.hub import JournalEntry
 from ..session.waits import CANCELED, NEED_INPUT, UPSTREAM_IDLE, Await, Event
+from ..sql import classify, split_statements
 from .link import (BIND, CLOSE, EXECUTE, OWED_BIND, OWED_CLOSE, OWED_DESCRIBE, OWED_FUNCTION, OWED_PARSE, OWED_SYNC,
                    PARSE, QUERY, SYNC, SYNC_MSG, EngineLink, Owed)
 from .upstream import Upstream, UpstreamError, send_cancel
