@@ -647,9 +647,17 @@ class _Parser:
         return i
 
 
-@functools.lru_cache(maxsize=2048)
+# process-wide, so bounded by bytes too: texts up to 8 KiB (driver and psql catalog queries are
+# 1-3 kB) are cached, 2048 of them (~16 MiB at most); a longer text is parsed each time
+_CACHE_MAX_CHARS = 8192
+
+
 def select_items(sql: str) -> tuple[Item, ...] | None:
     """The output columns of one SELECT statement, or None when the text does not tell."""
+    return _select_items_cached(sql) if len(sql) <= _CACHE_MAX_CHARS else _select_items(sql)
+
+
+def _select_items(sql: str) -> tuple[Item, ...] | None:
     toks = list(iter_tokens(sql))
     while toks and toks[-1].kind == "c" and toks[-1].value == ";":
         toks.pop()
@@ -665,6 +673,9 @@ def select_items(sql: str) -> tuple[Item, ...] | None:
     if any(it.name == "*" for it in items):
         return None
     return tuple(items)
+
+
+_select_items_cached = functools.lru_cache(maxsize=2048)(_select_items)
 
 
 def column_names(sql: str) -> tuple[str, ...] | None:
