@@ -70,6 +70,9 @@ class Backend:
     def connect(self, user: str, database: str, parameters: dict) -> Upstream:
         """(worker thread) Open an upstream session as `user` on the engine."""
         db = self.database if database == self.dsn_database else database
+        opener = getattr(self.engine, "open_session", None)
+        if opener is not None:  # an engine that is not a server (proxy/replay.py: a recording)
+            return opener(user, db, {k: v for k, v in parameters.items() if k not in ("user", "database")})
         url = self.engine.upstream_url(user, db, password=self.passwords.get(user))
         startup = {k: v for k, v in parameters.items() if k not in ("user", "database")}
         return Upstream(url, startup).connect()
@@ -95,6 +98,12 @@ class Backend:
                 err = fatal("57014", "canceling authentication due to user request")
             else:
                 err = fatal("08006", f"fakepm: could not open a session on the engine: {value}")
+            for h in self.hooks:  # the recorder keeps refusals (replay refuses the same clients)
+                refused = getattr(h, "on_refused", None)
+                if refused is not None:
+                    from .hooks import ConnInfo
+
+                    refused(ConnInfo(s.id, user, database, dict(s.startup_parameters), {}, s.replication), err)
             s.send_fatal(err)
             return False
         link = EngineLink(on_error=lambda err, entry: _note_error(s, err))
@@ -105,7 +114,8 @@ class Backend:
             from .hooks import ConnInfo
 
             info = ConnInfo(s.id, value.startup.get("user", s.user), value.startup.get("database", s.database),
-                            dict(s.startup_parameters), dict(value.parameters), s.replication)
+                            dict(s.startup_parameters), dict(value.parameters), s.replication,
+                            pid=value.pid, secret=value.secret if isinstance(value.secret, int) else 0)
             hooked = self._hooked[s.id] = HookedSession(self.hooks, info, self.errors)
             link.frame_hook = hooked.frame
         s.attach_upstream(value, link)

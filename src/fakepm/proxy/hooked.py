@@ -32,13 +32,24 @@ class HookedSession:
         self.hooks = hooks
         self.info = info
         self.errors = errors  # the backend's list of problems (Proxy.errors)
-        self.tracker = Tracker(self._exchange)
+        # hooks that read raw frames (the recorder: `raw_frames = True`, `open_tap(conn)`) get them
+        # through a tap; the others need messages decoded, and the Tracker only for on_exchange
+        self.taps: list = []
+        self._raw = [h for h in hooks if getattr(h, "raw_frames", False)]
+        decoded = [h for h in hooks if not getattr(h, "raw_frames", False)]
         self.pgoutput: po.PgoutputDecoder | None = None
-        self._rows = any(_overrides(h, "on_row") for h in hooks)
-        self._changes = any(_overrides(h, "on_change") for h in hooks)
+        self._rows = any(_overrides(h, "on_row") for h in decoded)
+        self._changes = any(_overrides(h, "on_change") for h in decoded)
+        self._decode = self._rows or self._changes or any(_overrides(h, "on_exchange") for h in decoded)
+        self.tracker = Tracker(self._exchange) if self._decode else None
+        self._queries = any(_overrides(h, "on_query") for h in hooks)
 
     # ------------------------------------------------------------------ lifecycle
     def connected(self) -> None:
+        for h in self._raw:
+            tap = h.open_tap(self.info)
+            if tap is not None:
+                self.taps.append(tap)
         for h in self.hooks:
             h.on_connect(self.info)
 
@@ -52,6 +63,8 @@ class HookedSession:
     # ------------------------------------------------------------------ client -> upstream
     def on_query(self, sql: str):
         """(local answer or None, the SQL to send) after every hook's on_query."""
+        if not self._queries:
+            return None, sql
         for h in self.hooks:
             try:
                 r = h.on_query(sql, self.info)
@@ -70,7 +83,11 @@ class HookedSession:
         return None, sql
 
     def client(self, t: bytes, body: bytes) -> None:
-        """A message forwarded to the upstream, as the Tracker must see it."""
+        """A message forwarded to the upstream, as the taps and the Tracker must see it."""
+        for tap in self.taps:
+            tap.client(t, body)
+        if self.tracker is None:
+            return
         try:
             msg = m.decode_frontend(t, body)
         except m.ProtocolViolation:
@@ -80,6 +97,12 @@ class HookedSession:
     # ------------------------------------------------------------------ upstream -> client
     def frame(self, kind: int, body: bytes, raw: bytes) -> bytes:
         """One upstream frame: the bytes the client gets instead (the same when unchanged)."""
+        for tap in self.taps:
+            tap.server(kind, body)
+        if not self._decode:
+            if kind == 90:
+                self.info.transaction_status = chr(body[0])
+            return raw
         t = bytes((kind,))
         try:
             msg = m.decode_backend(t, body)
@@ -97,10 +120,13 @@ class HookedSession:
                 raw = msg.encode()
         elif kind == 90:
             self.info.transaction_status = msg.status
-        tracker.server(msg)
+        if tracker is not None:
+            tracker.server(msg)
         return raw
 
     def _row(self, msg: m.DataRow) -> m.DataRow | None:
+        if self.tracker is None:
+            return None
         fields = self.tracker.row_fields()
         if len(fields) != len(msg.values):
             return None

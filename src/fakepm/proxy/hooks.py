@@ -33,6 +33,8 @@ class ConnInfo:
     upstream_parameters: dict = field(default_factory=dict)  # the server's ParameterStatus values
     replication: str | None = None
     transaction_status: str = "I"
+    pid: int = 0  # the upstream session's backend key (what the client sees)
+    secret: int = 0
 
 
 @dataclass(frozen=True)

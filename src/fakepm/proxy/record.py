@@ -1,109 +1,299 @@
-"""Record a real PostgreSQL conversation as a readable scenario YAML (issue 3's format).
+"""Record a real PostgreSQL conversation as a scenario file fakepm replays byte for byte.
 
-The Recorder is a proxy hook: it sees every finished statement (tracker.Exchange) and keeps
-one rule per distinct exchange -- query text + bound parameters. The same exchange answered
-differently later becomes a `sequence:` in recorded order. Columns get type names from the
-OIDs (protocol/types.py REGISTRY), rows are natural values, the tag is the server's, errors
-and notices keep their SQLSTATE and text. The first connection's ParameterStatus values
-become `server:`.
+The Recorder is a proxy hook that reads raw frames (it never asks the relay to decode a
+message for it): per connection a `Tap` attributes each backend message to the frontend
+message it answers (PostgreSQL answers in order; after an error in the extended protocol it
+skips to Sync) and keeps the frames. They become readable entries (proxy/recording.py) only
+when the file is written. Every statement is kept, in recorded order -- the same statement
+answered again is written again (counts 0, 0, 1 stay 0, 0, 1 on replay; a COMMIT that failed
+once fails once) -- and `fakepm serve FILE` replays it (proxy/replay.py).
 
 What is never written: passwords, SCRAM messages (the recorder only sees traffic after
-authentication, and the upstream URL is not stored), string literals after PASSWORD in
-SQL. `redact=[regex, ...]` replaces matches in SQL literals, parameters, values, errors and
-COPY data with "[REDACTED]".
+authentication, and the upstream URL is not stored), the string constant after PASSWORD in
+SQL (every spelling). `redact=[regex, ...]` replaces matches in SQL string constants, bound
+values, row values, error texts and COPY data with "[REDACTED]" (redacted values replay as
+"[REDACTED]").
 
 Modes (like vcrpy's record modes): `once` (refuse when the file exists), `new` (keep the
-file's rules, append exchanges it does not have), `all` (write everything afresh), `none`
+file's entries, append what this run recorded), `all` (write everything afresh), `none`
 (never record: replay the file with `fakepm serve`).
-
-Statements PostgreSQL-compatible builtins answer in replay anyway (BEGIN/COMMIT/ROLLBACK,
-SET/RESET, LISTEN/UNLISTEN/NOTIFY, DISCARD, DEALLOCATE, savepoints) are not written.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
+import struct
 import threading
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any, Iterable
 
 import yaml
 
-from ..protocol import messages as m
-from ..protocol.errors import PgError
-from ..protocol.types import REGISTRY
-from ..sql import classify, redact_passwords, replace_literals
-from .copyfmt import parse_copy_data, parse_copy_options
+from ..sql import redact_passwords, replace_literals
 from .hooks import ConnInfo, ProxyHooks
-from .tracker import Exchange, type_name
-from .upstream import Upstream, UpstreamError, UpstreamURL
+from .recording import FlowList, FlowMap, _Flow, flatten, frames_to_parts, value_out
+from .upstream import UpstreamURL
 
 MODES = ("once", "new", "all", "none")
 REDACTED = "[REDACTED]"
-
-# answered by fakepm's builtins in replay (and recording them would pin session state)
-_SKIP_KINDS = frozenset({
-    "BEGIN", "START", "COMMIT", "ROLLBACK", "ROLLBACK TO", "SAVEPOINT", "RELEASE", "SET", "RESET",
-    "LISTEN", "UNLISTEN", "NOTIFY", "DISCARD", "DEALLOCATE", "CLOSE",
-})
-_ERROR_FIELDS = ("detail", "hint", "position", "where", "schema_name", "table_name", "column_name",
-                 "data_type_name", "constraint_name")
+_I16 = struct.Struct("!h")
+_I32 = struct.Struct("!i")
 
 
 class RecordError(Exception):
     """Recording cannot proceed (mode once and the file exists, bad regex, ...)."""
 
 
-def _scalar_to_yaml(t, v: Any) -> Any:
-    """A natural value as YAML can hold it and the scenario loader coerces back to the same value."""
-    if v is None or isinstance(v, (bool, int, str)):
-        return v
-    if isinstance(v, float):
-        return v
-    if isinstance(v, list):
-        elem = t.elem if t is not None and t.elem is not None else None
-        return [_scalar_to_yaml(elem, x) for x in v]
-    if t is not None and t.name in ("json", "jsonb") and isinstance(v, (dict, list)):
-        return v
-    if t is not None:
-        try:
-            return t.encode_text(v).decode("utf-8")
-        except Exception:  # noqa: BLE001
-            pass
-    if isinstance(v, (Decimal, date, datetime, time, timedelta)):
-        return str(v)
-    if isinstance(v, bytes):
-        return "\\x" + v.hex()
-    return str(v)
+def _cstr(body: bytes, pos: int) -> tuple[str, int]:
+    end = body.index(b"\0", pos)
+    return body[pos:end].decode("utf-8", "replace"), end + 1
 
 
-def to_yaml_value(oid: int, v: Any) -> Any:
-    """Like _scalar_to_yaml, checked: if the loader would not get `v` back, write its text form."""
-    t = REGISTRY.get_oid(oid)
-    y = _scalar_to_yaml(t, v)
-    if t is None or y is None:
-        return y
-    try:
-        back = t.coerce(y)
-        if back == v or (isinstance(v, float) and isinstance(back, float) and math.isnan(v) and math.isnan(back)):
-            return y
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        return t.encode_text(v).decode("utf-8")
-    except Exception:  # noqa: BLE001
-        return y
+class _Rec:
+    """One entry being recorded: its frontend key fields and the reply frames."""
+
+    __slots__ = ("kind", "sql", "types", "params", "pformats", "rformats", "frames", "steps", "bind_error",
+                 "described", "tx", "conn", "copy_at", "copy_bytes", "ok", "call")
+
+    def __init__(self, kind: str, sql: str = "", types: tuple = (), conn: int = 0):
+        self.kind = kind
+        self.sql = sql
+        self.types = types
+        self.params: tuple = ()
+        self.pformats: tuple = ()
+        self.rformats: tuple = ()
+        self.frames: list = []
+        self.steps: list | None = None  # bind entries: [(op, frames)]
+        self.bind_error = None
+        self.described = False
+        self.tx: str | None = None
+        self.conn = conn
+        self.copy_at = -1  # index in frames of a CopyInResponse
+        self.copy_bytes = 0
+        self.ok = True
+        self.call = b""
+
+
+class Tap:
+    """One connection's frames -> entries (sans-I/O; the relay's thread calls it)."""
+
+    def __init__(self, recorder: "Recorder", conn: int):
+        self.rec = recorder
+        self.conn = conn
+        self.statements: dict[str, tuple] = {}
+        self.portals: dict[str, _Rec] = {}
+        self.pending: list = []  # FIFO of [op, _Rec | None]
+        self.head = 0
+        self.group: list[_Rec] = []  # entries finished since the last ReadyForQuery
+        self.copy: _Rec | None = None
+        self.orphans: list = []  # frames before any pending op (async notices, notifications)
+
+    # ------------------------------------------------------------------ client
+    def client(self, t: bytes, body: bytes) -> None:
+        k = t[0]
+        if k == 81:  # Query
+            r = _Rec("query", body[:-1].decode("utf-8", "replace"), conn=self.conn)
+            self.pending.append(("Q", r))
+        elif k == 80:  # Parse
+            name, pos = _cstr(body, 0)
+            sql, pos = _cstr(body, pos)
+            n = _I16.unpack_from(body, pos)[0]
+            oids = struct.unpack_from(f"!{n}I", body, pos + 2) if n else ()
+            self.statements[name] = (sql, tuple(oids))
+            self.pending.append(("P", _Rec("parse", sql, tuple(oids), self.conn)))
+        elif k == 66:  # Bind
+            portal, pos = _cstr(body, 0)
+            stmt, pos = _cstr(body, pos)
+            sql, oids = self.statements.get(stmt, ("", ()))
+            r = _Rec("bind", sql, oids, self.conn)
+            nf = _I16.unpack_from(body, pos)[0]
+            r.pformats = struct.unpack_from(f"!{nf}h", body, pos + 2) if nf else ()
+            pos += 2 + 2 * nf
+            n = _I16.unpack_from(body, pos)[0]
+            pos += 2
+            params = []
+            for _ in range(n):
+                ln = _I32.unpack_from(body, pos)[0]
+                pos += 4
+                if ln < 0:
+                    params.append(None)
+                else:
+                    params.append(body[pos:pos + ln])
+                    pos += ln
+            r.params = tuple(params)
+            nr = _I16.unpack_from(body, pos)[0]
+            r.rformats = struct.unpack_from(f"!{nr}h", body, pos + 2) if nr else ()
+            r.steps = []
+            self.portals[portal] = r
+            self.pending.append(("B", r))
+        elif k == 68:  # Describe
+            name, _ = _cstr(body, 1)
+            if body[:1] == b"S":
+                sql, oids = self.statements.get(name, ("", ()))
+                self.pending.append(("DS", _Rec("describe", sql, oids, self.conn)))
+            else:
+                self.pending.append(("DP", self.portals.get(name)))
+        elif k == 69:  # Execute
+            name, _ = _cstr(body, 0)
+            self.pending.append(("E", self.portals.get(name)))
+        elif k == 83:  # Sync
+            self.pending.append(("S", None))
+        elif k == 67:  # Close
+            self.pending.append(("C", None))
+        elif k == 70:  # FunctionCall
+            r = _Rec("call", conn=self.conn)
+            r.call = bytes(body)
+            self.pending.append(("F", r))
+        elif k == 100 and self.copy is not None:  # CopyData
+            self.copy.copy_bytes += len(body)
+
+    # ------------------------------------------------------------------ server
+    def _front(self):
+        return self.pending[self.head] if self.head < len(self.pending) else None
+
+    def _pop(self) -> None:
+        self.head += 1
+        if self.head > 256:
+            del self.pending[:self.head]
+            self.head = 0
+
+    def _finish(self, r: _Rec | None) -> None:
+        if r is not None and r.kind != "bind":  # bind entries are kept from their BindComplete on
+            self.rec.add(r)
+        if r is not None:
+            self.group.append(r)
+
+    def _skip_to_sync(self) -> None:
+        while True:
+            f = self._front()
+            if f is None or f[0] in ("S", "Q"):
+                return
+            self._pop()
+
+    def server(self, kind: int, body: bytes) -> None:
+        front = self._front()
+        op = front[0] if front is not None else None
+        r = front[1] if front is not None else None
+        if kind == 90:  # ReadyForQuery
+            tx = chr(body[0]) if body else "I"
+            if op in ("Q", "F") and r is not None:
+                r.frames[:0] = self.orphans
+                self.orphans = []
+                r.tx = tx
+                self._finish(r)
+                self._pop()
+            elif op == "S":
+                self._pop()
+            for g in self.group:
+                g.tx = tx
+            self.group = []
+            self.copy = None
+            return
+        if front is None:
+            self.orphans.append((kind, body))
+            return
+        if self.orphans and op in ("Q", "E", "F"):
+            target = r.frames if op != "E" or r is None else None
+            if target is not None:
+                target.extend(self.orphans)
+                self.orphans = []
+        if op == "P":
+            if kind == 49:  # ParseComplete
+                self._finish(r)
+                self._pop()
+                return
+            if kind == 69:  # ErrorResponse
+                r.ok = False
+                r.frames.append((kind, body))
+                self._finish(r)
+                self._pop()
+                self._skip_to_sync()
+                return
+            r.frames.append((kind, body))
+            return
+        if op == "B":
+            if kind == 50:  # BindComplete
+                self.rec.add(r)
+                self.group.append(r)
+                self._pop()
+                return
+            if kind == 69:
+                r.bind_error = body
+                self.rec.add(r)
+                self.group.append(r)
+                self._pop()
+                self._skip_to_sync()
+                return
+            r.frames.append((kind, body))  # a notice before BindComplete
+            return
+        if op == "DS":
+            r.frames.append((kind, body))
+            if kind in (84, 110, 69):  # RowDescription, NoData, ErrorResponse
+                self._finish(r)
+                self._pop()
+                if kind == 69:
+                    self._skip_to_sync()
+            return
+        if op == "DP":
+            if r is not None:
+                r.steps.append([(kind, body)])
+                if not r.rformats and kind == 84:
+                    pass
+            if kind in (84, 110, 69):
+                self._pop()
+                if kind == 69:
+                    self._skip_to_sync()
+            return
+        if op == "E":
+            if r is None:  # an Execute of a portal we never saw bound: nothing to keep
+                if kind in (67, 73, 115, 69):
+                    self._pop()
+                    if kind == 69:
+                        self._skip_to_sync()
+                return
+            step = self._step(r)
+            step.append((kind, body))
+            if kind == 71:  # CopyInResponse
+                self.copy = r
+            if kind in (67, 73, 115, 69):  # CommandComplete, EmptyQuery, PortalSuspended, Error
+                r.steps.append(None)  # the step is complete
+                self.copy = None
+                self._pop()
+                if kind == 69:
+                    self._skip_to_sync()
+            return
+        if op in ("Q", "F"):
+            r.frames.append((kind, body))
+            if kind == 71:
+                r.copy_at = len(r.frames) - 1
+                self.copy = r
+            elif kind in (67, 69) and self.copy is r:
+                self.copy = None
+            return
+        if op == "C":
+            if kind == 51:  # CloseComplete
+                self._pop()
+            return
+        if op == "S":  # a message after an error, before ReadyForQuery: belongs to nothing we keep
+            return
+
+    @staticmethod
+    def _step(r: _Rec) -> list:
+        steps = r.steps
+        if not steps or steps[-1] is None or (len(steps[-1]) == 1 and steps[-1][0][0] in (84, 110)):
+            if steps and steps[-1] is None:
+                steps.pop()
+            steps.append([])
+        return steps[-1]
 
 
 class Recorder(ProxyHooks):
-    """A proxy hook that turns the conversation into scenario rules; `save()` writes the file."""
+    """A proxy hook that records the conversation; `save()` writes the file."""
+
+    raw_frames = True  # proxy/hooked.py: give this hook raw frames, decode nothing for it
 
     def __init__(self, path: str | os.PathLike, *, mode: str = "all", redact: Iterable[str] = (),
-                 upstream: str | UpstreamURL | None = None):
+                 upstream: str | UpstreamURL | None = None, match: str = "shape"):
         if mode not in MODES:
             raise RecordError(f"record mode {mode!r}: expected one of {', '.join(MODES)}")
         self.path = os.fspath(path)
@@ -118,26 +308,22 @@ class Recorder(ProxyHooks):
         except re.error as e:
             raise RecordError(f"--redact: bad regular expression: {e}") from None
         self.upstream = upstream if isinstance(upstream, UpstreamURL) or upstream is None else UpstreamURL.parse(upstream)
+        self.match = match
         self.server: dict = {}
-        self.rules: dict[tuple, list] = {}  # key -> [answers in recorded order]
-        self.queries: dict[tuple, str] = {}
-        self.param_types: dict[tuple, list] = {}
-        self.comments: dict[tuple, list] = {}
-        self.tables: dict[str, dict] = {}
-        self._replication_conns: set[int] = set()
+        self.entries: list[_Rec] = []
+        self.connections: list[dict] = []
+        self._conn_index: dict[int, int] = {}
         self._lock = threading.Lock()
-        self._side: Upstream | None = None
-        self._side_lock = threading.Lock()
         self._existing: dict | None = None
         if mode == "new" and os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as f:
-                self._existing = yaml.safe_load(f) or {}
+            from ..scenario.loader import read_plain
+
+            self._existing = read_plain(self.path) or {}
 
     # ------------------------------------------------------------------ hook side
-    def on_connect(self, conn: ConnInfo) -> None:
+    def open_tap(self, conn: ConnInfo) -> Tap | None:
         if conn.replication:
-            self._replication_conns.add(conn.id)
-            return
+            return None
         with self._lock:
             if not self.server:
                 params = dict(conn.upstream_parameters)
@@ -148,61 +334,38 @@ class Recorder(ProxyHooks):
                     server["database"] = conn.database
                 server["parameters"] = params
                 self.server = server
+            self._conn_index[conn.id] = len(self.connections)
+            user = conn.parameters.get("user") or conn.user  # what the client asked for (replay matches it)
+            c: dict = {"user": user, "database": conn.parameters.get("database") or user}
+            base = self.server.get("parameters") or {}
+            changed = {k: v for k, v in conn.upstream_parameters.items()
+                       if k not in ("server_version", "session_authorization") and base.get(k) != v}
+            if changed:
+                c["parameters"] = changed
+            if conn.pid:
+                c["pid"], c["key"] = conn.pid, conn.secret
+            self.connections.append(c)
+            return Tap(self, len(self.connections))
 
-    def on_exchange(self, ex: Exchange, conn: ConnInfo) -> None:
-        if conn.id in self._replication_conns or ex.empty or not ex.sql.strip():
+    def on_refused(self, conn: ConnInfo, error) -> None:
+        """The upstream refused a client's session (no such database or role ...): replay refuses it too."""
+        if conn.replication:
             return
-        if classify(ex.sql) in _SKIP_KINDS and ex.error is None:
-            return
-        sql = self._scrub_sql(ex.sql)
-        params = [self._scrub(to_yaml_value(o, v)) for o, v in zip(
-            list(ex.param_oids) + [0] * len(ex.raw_params), ex.params())]
-        answer, comment = self._answer(ex)
-        key = (sql, json.dumps(params, sort_keys=True, default=str))
+        fields = {"severity": error.severity, "code": error.code, "message": error.message}
+        if error.detail:
+            fields["detail"] = error.detail
+        if error.hint:
+            fields["hint"] = error.hint
+        user = conn.parameters.get("user") or conn.user
         with self._lock:
-            answers = self.rules.setdefault(key, [])
-            self.queries[key] = sql
-            if ex.raw_params:
-                self.param_types[key] = ex.param_type_names()
-            if not answers or answers[-1] != answer:
-                answers.append(answer)
-            if comment:
-                self.comments.setdefault(key, []).append(comment)
+            self.connections.append({"user": user, "database": conn.parameters.get("database") or user,
+                                     "error": fields})
 
-    # ------------------------------------------------------------------ answers
-    def _answer(self, ex: Exchange) -> tuple[dict, str | None]:
-        out: dict = {}
-        comment = None
-        if ex.copy == "out" and ex.error is None:
-            cols = self._copy_columns(ex)
-            rows = parse_copy_data(b"".join(ex.copy_data), ex.sql, cols)
-            out["columns"] = _columns_yaml([(n, type_name(o, tm)) for n, o, tm in cols])
-            out["rows"] = [_Flow(self._scrub(to_yaml_value(o, v)) for (_, o, _), v in zip(cols, row)) for row in rows]
-        elif ex.copy == "in":
-            raw = b"".join(ex.copy_data)
-            if ex.copy_format == 1 or raw.startswith(b"PGCOPY"):
-                comment = f"COPY data received: {len(raw)} bytes in binary format"
-            else:
-                data = self._scrub(raw.decode("utf-8", "replace"))
-                data = "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in data)
-                comment = f"COPY data received ({len(raw)} bytes):\n" + data
-            self._declare_copy_table(ex)
-        elif ex.has_rows:
-            cols = [(f.name, type_name(f.type_oid, f.type_modifier)) for f in ex.fields]
-            out["columns"] = _columns_yaml(cols)
-            out["rows"] = [_Flow(self._scrub(to_yaml_value(f.type_oid, v)) for f, v in zip(ex.fields, row))
-                           for row in ex.natural_rows()]
-        if ex.tag is not None and ex.error is None:
-            out["tag"] = ex.tag
-        if ex.error is not None:
-            # the format has no "rows, then an error": rows sent before a failure are dropped
-            out.pop("columns", None)
-            out.pop("rows", None)
-            out["error"] = _error_yaml(ex.error, self._scrub)
-        if ex.notices:
-            out["notices"] = [_error_yaml(n, self._scrub, notice=True) for n in ex.notices]
-        return out, comment
+    def add(self, r: _Rec) -> None:
+        with self._lock:
+            self.entries.append(r)
 
+    # ------------------------------------------------------------------ output
     def _scrub(self, v: Any) -> Any:
         if not self.redact:
             return v
@@ -210,10 +373,12 @@ class Recorder(ProxyHooks):
             for r in self.redact:
                 v = r.sub(REDACTED, v)
             return v
-        if isinstance(v, list):
-            return [self._scrub(x) for x in v]
+        if isinstance(v, bytes):
+            return v
         if isinstance(v, dict):
-            return {k: self._scrub(x) for k, x in v.items()}
+            return type(v)({k: self._scrub(x) for k, x in v.items()})
+        if isinstance(v, list):
+            return type(v)(self._scrub(x) for x in v)
         return v
 
     def _scrub_sql(self, sql: str) -> str:
@@ -222,100 +387,102 @@ class Recorder(ProxyHooks):
             sql = replace_literals(sql, lambda _tok, text: self._scrub(text))
         return sql
 
-    # ------------------------------------------------------------------ COPY column types
-    def _describe(self, select_sql: str) -> list[tuple[str, int, int]] | None:
-        """(name, type OID, typmod) of a SELECT, asked from the upstream without running it."""
-        if self.upstream is None:
-            return None
-        with self._side_lock:  # one side connection, shared by every relay thread
-            return self._describe_locked(select_sql)
+    def _parts(self, frames, formats=()) -> list:
+        parts = frames_to_parts(frames, formats)
+        return self._scrub(parts) if self.redact else parts
 
-    def _describe_locked(self, select_sql: str) -> list[tuple[str, int, int]] | None:
-        try:
-            if self._side is None:
-                self._side = Upstream(self.upstream, {"application_name": "fakepm-recorder"}).connect()
-            up = self._side
-            up.send(m.Parse("", select_sql), m.Describe("S", ""), m.Sync())
-            fields = None
-            while True:
-                msg = up.read_message()
-                if isinstance(msg, m.RowDescription):
-                    fields = [(f.name, f.type_oid, f.type_modifier) for f in msg.fields]
-                elif isinstance(msg, m.ReadyForQuery):
-                    return fields
-        except (UpstreamError, OSError):
-            self._side = None
-            return None
-
-    def _copy_columns(self, ex: Exchange) -> list[tuple[str, int, int]]:
-        opts = parse_copy_options(ex.sql)
-        cols = self._describe(opts.source_select) if opts.source_select else None
-        if cols is None:  # unknown types: every field is text, which reproduces text COPY exactly
-            n = _count_fields(b"".join(ex.copy_data), opts)
-            cols = [(f"column{i + 1}", 25, -1) for i in range(n)]
-        return cols
-
-    def _declare_copy_table(self, ex: Exchange) -> None:
-        opts = parse_copy_options(ex.sql)
-        if not opts.table:
-            return
-        cols = self._describe(opts.source_select) if opts.source_select else None
-        if not cols:
-            return
-        name = opts.table.replace('"', "")
-        name = name if "." in name else "public." + name
-        with self._lock:
-            if name not in self.tables:
-                self.tables[name] = {"columns": _columns_yaml([(n, type_name(o, tm)) for n, o, tm in cols])}
-
-    # ------------------------------------------------------------------ output
-    def document(self) -> dict:
-        """The scenario as plain data (merged with the existing file in mode 'new')."""
-        rules = []
-        for key, answers in self.rules.items():
-            rule: dict = {"query": self.queries[key]}
-            params = json.loads(key[1])
-            if params:
-                rule["params"] = params
-                types = self.param_types.get(key)
-                if types and any(t != "text" for t in types):
-                    rule["param_types"] = types
-            if len(answers) == 1:
-                rule.update(answers[0])
+    def _entry(self, r: _Rec) -> dict | None:
+        e: dict = {r.kind: self._scrub_sql(r.sql)} if r.kind != "call" else {"call": r.call}
+        if r.types and any(r.types):
+            e["types"] = FlowList(r.types)
+        elif r.types:
+            e["types"] = FlowList(r.types)
+        if r.kind == "bind":
+            if r.params:
+                e["params"] = FlowList(self._scrub(value_out(p, bool(_fmt(r.pformats, i))))
+                                       for i, p in enumerate(r.params))
+            if r.pformats:
+                e["param_formats"] = FlowList(r.pformats)
+            if r.rformats:
+                e["result_formats"] = FlowList(r.rformats)
+            if r.bind_error is not None:
+                e["bind_error"] = self._parts([(69, r.bind_error)])[0]["error"]
+            steps = [s for s in (r.steps or ()) if s]
+            replies = []
+            for s in steps:
+                replies.append(self._parts(s, r.rformats))
+            if r.frames:  # notices before BindComplete: shown with the first reply
+                head = self._parts(r.frames)
+                replies = [head + (replies[0] if replies else [])] + replies[1:]
+            described = bool(steps) and len(steps[0]) == 1 and steps[0][0][0] in (84, 110)
+            if len(replies) == 1 or (len(replies) == 2 and described):
+                flat = [p for rep in replies for p in rep]
+                before = dict(e)
+                flatten(e, flat)
+                if "reply" in e:  # not in the usual order: keep the steps apart
+                    e = before
+                    e["steps"] = [flatten({}, rep) for rep in replies]
+                elif described:
+                    e["described"] = True
+            elif replies:
+                e["steps"] = [flatten({}, rep) for rep in replies]
+        elif r.kind in ("query", "call"):
+            if r.copy_at >= 0:
+                head = self._parts(r.frames[:r.copy_at + 1])
+                after = self._parts(r.frames[r.copy_at + 1:])
+                flatten(e, head)
+                e["after"] = after
+                e["copy_received"] = r.copy_bytes
             else:
-                rule["sequence"] = answers
-            rules.append(rule)
-        doc: dict = {"description": "recorded by fakepm from a real PostgreSQL"}
-        if self.server:
-            doc["server"] = self.server
-        if self.tables:
-            doc["tables"] = dict(self.tables)
-        doc["rules"] = rules
-        if self._existing:
-            old = self._existing
-            seen = {(r.get("query"), json.dumps(r.get("params") or [], sort_keys=True, default=str))
-                    for r in old.get("rules") or []}
-            merged = dict(old)
-            merged["rules"] = list(old.get("rules") or []) + [
-                r for r in rules if (r["query"], json.dumps(r.get("params") or [], sort_keys=True, default=str))
-                not in seen]
-            if self.tables:
-                merged["tables"] = {**self.tables, **(old.get("tables") or {})}
-            merged.setdefault("server", self.server)
-            return merged
+                flatten(e, self._parts(r.frames))
+        else:
+            flatten(e, self._parts(r.frames))
+        if r.tx is not None and (r.tx != "I" or r.kind in ("parse", "describe")):
+            e["tx"] = r.tx
+        return e
+
+    def document(self) -> dict:
+        """The scenario as plain data (mode 'new': the existing file's entries first)."""
+        with self._lock:
+            recs = list(self.entries)
+            conns = list(self.connections)
+        # a Parse that never failed is implied (ParseComplete): only statements that failed keep theirs
+        failed = {(r.sql, r.types) for r in recs if r.kind == "parse" and not r.ok}
+        entries = []
+        for r in recs:
+            if r.kind == "parse" and (r.sql, r.types) not in failed:
+                continue
+            e = self._entry(r)
+            if e is not None:
+                entries.append(e)
+        doc: dict = {"description": "recorded by fakepm from a real PostgreSQL; `fakepm serve FILE` replays it"}
+        old = self._existing or {}
+        server = dict(old.get("server") or {}) or self.server
+        if server:
+            doc["server"] = server
+        for k, v in old.items():
+            if k not in ("description", "server", "recording"):
+                doc[k] = v
+        old_rec = old.get("recording") or {}
+        doc["recording"] = {
+            "match": old_rec.get("match", self.match),
+            "connections": [FlowMap(c) for c in list(old_rec.get("connections") or []) + conns],
+            "statements": list(old_rec.get("statements") or []) + entries,
+        }
         return doc
 
     def dumps(self) -> str:
         doc = self.document()
-        comments = {self.queries[k]: c for k, c in self.comments.items()}
-        head = {k: v for k, v in doc.items() if k != "rules"}
-        text = _dump(head)
-        text += "rules:\n"
-        for rule in doc.get("rules") or []:
-            for c in comments.get(rule.get("query"), []):
-                text += "".join(f"  # {line}\n" for line in c.splitlines())
-            item = _dump([rule])
-            text += "".join("  " + line + "\n" for line in item.splitlines())
+        rec = doc.pop("recording")
+        text = _dump(doc) if doc else ""
+        # `recording:` last, its statements last: the loader reads this tail with the C YAML parser
+        text += "recording:\n"
+        text += f"  match: {rec['match']}\n"
+        text += "  connections:\n" + "".join("  " + line + "\n" for line in _dump(rec["connections"]).splitlines()) \
+            if rec["connections"] else "  connections: []\n"
+        text += "  statements:\n" if rec["statements"] else "  statements: []\n"
+        for e in rec["statements"]:
+            text += "".join("  " + line + "\n" for line in _dump([e]).splitlines())
         return text
 
     def save(self) -> str:
@@ -327,56 +494,47 @@ class Recorder(ProxyHooks):
         return self.path
 
     def close(self) -> None:
-        if self._side is not None:
-            self._side.close()
-            self._side = None
+        pass
 
 
-class _Dumper(yaml.SafeDumper):
+def _fmt(formats: tuple, i: int) -> int:
+    if not formats:
+        return 0
+    return formats[0] if len(formats) == 1 else (formats[i] if i < len(formats) else 0)
+
+
+try:
+    _BaseDumper = yaml.CSafeDumper
+except AttributeError:  # PyYAML without libyaml
+    _BaseDumper = yaml.SafeDumper
+
+
+class _Dumper(_BaseDumper):
     pass
 
 
 def _str_presenter(dumper, data):
-    style = "|" if "\n" in data and not data.endswith(" ") else None
+    # block style only for plain multi-line text that reads back the same ("|" keeps \n only)
+    style = "|" if ("\n" in data and data.isprintable() is False and _block_safe(data)) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
-class _Flow(list):
-    """A row: written on one line."""
+def _block_safe(data: str) -> bool:
+    return all(c == "\n" or (c.isprintable() and c not in "\x85\u2028\u2029\ufeff") for c in data) \
+        and not data.startswith((" ", "\n")) and not data.endswith((" ", "\n\n")) and "\r" not in data \
+        and " \n" not in data and "\t" not in data
 
 
 _Dumper.add_representer(str, _str_presenter)
-_Dumper.add_representer(_Flow, lambda d, data: d.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
+_Dumper.add_representer(FlowList, lambda d, data: d.represent_sequence("tag:yaml.org,2002:seq", data,
+                                                                       flow_style=True))
+_Dumper.add_representer(FlowMap, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data.items(),
+                                                                     flow_style=True))
 
 
 def _dump(data) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120)
-
-
-def _columns_yaml(cols: list[tuple[str, str]]):
-    names = [n for n, _ in cols]
-    if len(set(names)) == len(names):
-        return {n: t for n, t in cols}
-    return [{"name": n, "type": t} for n, t in cols]  # duplicate names need the list form
-
-
-def _error_yaml(err: PgError, scrub, notice: bool = False) -> dict:
-    out: dict = {}
-    if notice or err.severity != "ERROR":
-        out["severity"] = err.severity
-    out["code"] = err.code
-    out["message"] = scrub(err.message)
-    if not notice:
-        for f in _ERROR_FIELDS:
-            v = getattr(err, f)
-            if v is not None:
-                out[f] = scrub(v) if isinstance(v, str) else v
-    return out
-
-
-def _count_fields(data: bytes, opts) -> int:
-    rows = parse_copy_data(data, "", None, opts=opts)
-    return len(rows[0]) if rows else 1
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=None,
+                     width=1 << 30)
 
 
 class Recording:

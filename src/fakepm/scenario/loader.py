@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+
+import yaml
 from typing import Any, Callable
 
 from . import registry
@@ -19,7 +21,7 @@ from .context import Ctx, Problem, ScenarioError
 from .nodes import Node, parse
 from .rulespec import parse_columns, parse_rows, parse_rule
 
-TOP_KEYS = ("server", "include", "rules", "tables", "schema", "description")
+TOP_KEYS = ("server", "include", "rules", "tables", "schema", "description", "recording")
 SERVER_KEYS = ("version", "database", "parameters", "users", "tls", "require_tls", "backend", "max_message_size",
                "authentication_timeout", "copy_keep_bytes")
 LIMIT_KEYS = ("max_message_size", "authentication_timeout", "copy_keep_bytes")
@@ -48,6 +50,7 @@ class Scenario:
     appliers: list = field(default_factory=list)  # from registered sections: fn(pg)
     schema: list = field(default_factory=list)  # backend mode: SQL run when the database is made, in order
     files: list = field(default_factory=list)  # every file read (the main one first)
+    recording: dict | None = None  # `recording:` (proxy/recording.py): replayed by the ReplayEngine
 
     def apply(self, pg) -> None:
         from ..answers.rules import Rule
@@ -60,6 +63,14 @@ class Scenario:
         for fn in self.appliers:
             fn(pg)
         pg.schema.extend(self.schema)
+        if self.recording is not None:
+            from ..proxy.replay import ReplayEngine
+
+            if pg.running:
+                raise ValueError("a recording cannot be loaded into a running server: load it before start()")
+            cfg = pg.config
+            pg.backend_spec = ReplayEngine(self.recording, {"version": cfg.version, "parameters": cfg.parameters,
+                                                            "database": cfg.database})
 
 
 def _apply_server(pg, s: dict) -> None:
@@ -130,8 +141,83 @@ def _load(path: str) -> tuple[Scenario, list[Problem]]:
 
 
 # The largest scenario file read (a few thousand rules and rows are well under 1 MiB); a bigger
-# file, or a device, is refused rather than read into memory.
+# file, or a device, is refused rather than read into memory. A recording's `recording:` tail
+# (the recorder writes it last) is read with the C YAML parser and may be larger.
 MAX_SCENARIO_BYTES = 64 << 20
+MAX_RECORDING_BYTES = 1 << 30
+
+
+def _split_recording(text: str) -> tuple[str, str] | None:
+    """(head, tail) when `recording:` is the file's last top-level key (as the recorder writes it)."""
+    import re
+
+    m = re.search(r"^recording:[ \t]*(#.*)?$", text, re.M)
+    if m is None:
+        return None
+    tail = text[m.start():]
+    if re.search(r"^[^\s#-]", tail[m.end() - m.start():], re.M):
+        return None  # another top-level key follows: the whole file goes through the located parser
+    return text[:m.start()], tail
+
+
+def _fast_yaml(text: str):
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)
+
+
+def read_plain(path) -> dict | None:
+    """A scenario file as plain data (no validation), quickly (the recorder's mode 'new')."""
+    with open(path, encoding="utf-8") as fh:
+        return _fast_yaml(fh.read(MAX_RECORDING_BYTES))
+
+
+def _entry_lines(tail: str, head_lines: int) -> list[int]:
+    """The line of each `statements:` item of a recording tail written by the recorder."""
+    out = []
+    inside = False
+    for n, line in enumerate(tail.split("\n")):
+        if line.startswith("  statements:"):
+            inside = True
+        elif inside and line.startswith("  - "):
+            out.append(head_lines + n + 1)
+        elif inside and line[:1] not in (" ", ""):
+            break
+    return out
+
+
+def _recording(ctx: Ctx, data, path: str, lines, where) -> dict | None:
+    """Validate a `recording:` section (plain data); problems at the entry's line."""
+    from ..proxy.recording import RecordingError, check_entry
+
+    if not isinstance(data, dict):
+        ctx.problems.append(Problem(path, where[0], where[1], "recording must be a mapping (match, connections, "
+                                                              "statements)"))
+        return None
+    bad = [k for k in data if k not in ("match", "connections", "statements")]
+    if bad:
+        ctx.problems.append(Problem(path, where[0], where[1], f'recording: unknown key "{bad[0]}" (keys: match, '
+                                                              'connections, statements)'))
+    if data.get("match", "shape") not in ("shape", "exact"):
+        ctx.problems.append(Problem(path, where[0], where[1], 'recording match must be "shape" or "exact", got '
+                                                              f'{data.get("match")!r}'))
+    conns = data.get("connections") or []
+    if not isinstance(conns, list) or not all(isinstance(c, dict) and "user" in c for c in conns):
+        ctx.problems.append(Problem(path, where[0], where[1], "recording connections must be a list of "
+                                                              "{user, database, ...}"))
+    stmts = data.get("statements") or []
+    if not isinstance(stmts, list):
+        ctx.problems.append(Problem(path, where[0], where[1], "recording statements must be a list"))
+        return None
+    before = len(ctx.problems)
+    for i, e in enumerate(stmts):
+        try:
+            check_entry(e, i)
+        except RecordingError as err:
+            line = lines[i] if i < len(lines) else where[0]
+            ctx.problems.append(Problem(path, line, 3, str(err)))
+            if len(ctx.problems) - before > 100:
+                break
+    return data if len(ctx.problems) == before else None
 
 
 def _what(node: Node) -> str:
@@ -159,7 +245,7 @@ def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str], include: Nod
         sc.files.append(path)
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read(MAX_SCENARIO_BYTES + 1)
+            text = fh.read(MAX_RECORDING_BYTES + 1)
     except FileNotFoundError:
         ctx.problems.append(Problem(path, 1, 1, "file not found"))
         return
@@ -169,9 +255,21 @@ def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str], include: Nod
     except OSError as e:
         ctx.problems.append(Problem(path, 1, 1, f"cannot read file: {e.strerror or type(e).__name__}"))
         return
-    if len(text) > MAX_SCENARIO_BYTES:
-        ctx.problems.append(Problem(path, 1, 1, f"file larger than {MAX_SCENARIO_BYTES >> 20} MiB: not a scenario"))
+    split = _split_recording(text) if len(text) > 4096 else None
+    limit = MAX_RECORDING_BYTES if split is not None else MAX_SCENARIO_BYTES
+    if len(text) > limit or (split is not None and len(split[0]) > MAX_SCENARIO_BYTES):
+        ctx.problems.append(Problem(path, 1, 1, f"file larger than {limit >> 20} MiB: not a scenario"))
         return
+    rec_plain = None
+    if split is not None:
+        head, tail = split
+        head_lines = head.count("\n")
+        try:
+            rec_plain = (_fast_yaml(tail) or {}).get("recording")
+        except yaml.YAMLError:
+            split = None  # the located parser says where
+        else:
+            text = head + "recording: {}\n"
     root, syntax = parse(text, path)
     ctx.problems.extend(Problem(path, line, col, _quiet(msg) if include is not None else msg)
                         for line, col, msg in syntax)
@@ -196,6 +294,13 @@ def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str], include: Nod
     own_server = _server(ctx, root.get("server")) if root.get("server") is not None else {}
     own_tables = _tables(ctx, root.get("tables")) if root.get("tables") is not None else {}
     own_schema = _schema(ctx, root.get("schema"), path) if root.get("schema") is not None else []
+    if (n := root.get("recording")) is not None:
+        if split is not None:
+            sc.recording = _recording(ctx, rec_plain, path, _entry_lines(tail, head_lines), (head_lines + 1, 1))
+        else:
+            lines = [item.line for item in n.get("statements")] if n.kind == "map" and n.get("statements") is not None \
+                and n.get("statements").kind == "seq" else []
+            sc.recording = _recording(ctx, n.plain(), path, lines, (n.line, n.col))
     own_appliers = []
     for key, sub in root.items():
         if key in TOP_KEYS:
@@ -235,6 +340,8 @@ def _load_into(sc: Scenario, ctx: Ctx, path: str, stack: list[str], include: Nod
             sub.files = sc.files
             _load_into(sub, ctx, target, chain, item)
             sc.rules.extend(sub.rules)
+            if sc.recording is None:
+                sc.recording = sub.recording
             for k, v in sub.server.items():
                 sc.server.setdefault(k, v)
             for k, v in sub.tables.items():

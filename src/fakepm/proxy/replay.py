@@ -1,0 +1,439 @@
+"""Replay a recording (proxy/recording.py) as the engine of backend mode: `fakepm serve FILE`.
+
+The relay (proxy/backend.py) forwards every client message that no rule answers to the
+client's upstream session, as for a real PostgreSQL; here that session is a `Player`, which
+answers each frontend message with the backend messages recorded for it, byte for byte:
+
+* a simple Query by its text; a Parse by its text and declared types (ParseComplete unless the
+  recording says it failed); Describe of a statement by the same; Bind + Describe of the
+  portal + Execute by text, declared types, bound values and formats; a function call by
+  its bytes. The same key asked again gets the next recorded answer (recorded order); past
+  the last one, the last repeats;
+* `match: shape` (the recorder's default): a statement not recorded exactly is matched by
+  its shape -- the SQL with constants taken out, bound values ignored -- and gets the first
+  answer of that shape not used yet (timestamps, generated names, random ids differ run to
+  run); `match: exact` answers only exact keys. Either way, what is not in the recording gets
+  an ErrorResponse (SQLSTATE FP000), and `report` says where the replay left the recorded
+  path (FakePostgres.verify() fails on it);
+* after an error the Player skips to Sync, as PostgreSQL does; ReadyForQuery carries the
+  transaction status recorded after the answer; COPY FROM STDIN swallows the client's data
+  and answers CopyDone with what was recorded.
+
+Sans-I/O: `Player.feed(bytes) -> bytes`. `ReplayEngine.open_session` runs one Player per
+client on a thread at the far end of a socket pair (the relay treats it as any upstream).
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import struct
+import threading
+
+from ..protocol.framing import FrameReader
+from .recording import Entry, Index, RecordingError, parts_to_bytes, part_to_bytes
+from .upstream import Upstream
+
+_HDR = struct.Struct("!Bi")
+_I16 = struct.Struct("!h")
+_I32 = struct.Struct("!i")
+_PARSE_COMPLETE = b"1\x00\x00\x00\x04"
+_BIND_COMPLETE = b"2\x00\x00\x00\x04"
+_CLOSE_COMPLETE = b"3\x00\x00\x00\x04"
+_NO_DATA = b"n\x00\x00\x00\x04"
+_MAX_BUFFER = 1 << 30
+
+
+def _ready(tx: str) -> bytes:
+    return b"Z\x00\x00\x00\x05" + tx.encode()
+
+
+def _error(code: str, message: str, hint: str | None = None) -> bytes:
+    body = b"SERROR\x00VERROR\x00C" + code.encode() + b"\x00M" + message.encode("utf-8", "replace") + b"\x00"
+    if hint:
+        body += b"H" + hint.encode("utf-8", "replace") + b"\x00"
+    body += b"\x00"
+    return b"E" + _I32.pack(len(body) + 4) + body
+
+
+def _cstr(body: bytes, pos: int) -> tuple[str, int]:
+    end = body.index(b"\0", pos)
+    return body[pos:end].decode("utf-8", "replace"), end + 1
+
+
+class Player:
+    """One replayed session: frontend bytes in, the recorded backend bytes out."""
+
+    def __init__(self, index: Index, label: str = ""):
+        self.index = index
+        self.label = label
+        self.buf = bytearray()
+        self.statements: dict[str, tuple] = {}  # name -> (sql, declared oids)
+        self.portals: dict[str, list] = {}  # name -> [entry | None, next step, key]
+        self.tx = "I"
+        self.group_tx: str | None = None  # recorded status of the last answer since the last Sync
+        self.skipping = False
+        self.copy_in: tuple | None = None  # (entry, after parts, simple?) while the client sends COPY data
+        self.closed = False
+
+    # ------------------------------------------------------------------ input
+    def feed(self, data: bytes) -> bytes:
+        self.buf += data
+        if len(self.buf) > _MAX_BUFFER:
+            self.closed = True
+            return _error("08P01", "fakepm replay: message too large")
+        out = []
+        buf = self.buf
+        pos = 0
+        while len(buf) - pos >= 5 and not self.closed:
+            kind, length = _HDR.unpack_from(buf, pos)
+            end = pos + 1 + length
+            if length < 4:
+                self.closed = True
+                break
+            if end > len(buf):
+                break
+            body = bytes(buf[pos + 5:end])
+            pos = end
+            out.append(self.message(kind, body))
+        del buf[:pos]
+        return b"".join(out)
+
+    def message(self, kind: int, body: bytes) -> bytes:
+        k = chr(kind)
+        if self.copy_in is not None:
+            if k == "d":
+                return b""
+            if k in ("c", "f"):
+                return self._end_copy(k)
+            if k not in ("H", "S"):
+                self.copy_in = None
+        if k == "X":
+            self.closed = True
+            return b""
+        if k == "S":
+            self.skipping = False
+            tx = self.group_tx
+            self.group_tx = None
+            if tx is not None:
+                self.tx = tx
+            return _ready(self.tx)
+        if self.skipping:
+            return b""
+        if k == "Q":
+            return self._query(body[:-1].decode("utf-8", "replace"))
+        if k == "P":
+            return self._parse(body)
+        if k == "B":
+            return self._bind(body)
+        if k == "D":
+            return self._describe(body)
+        if k == "E":
+            return self._execute(body)
+        if k == "C":
+            name, _ = _cstr(body, 1)
+            (self.statements if body[:1] == b"S" else self.portals).pop(name, None)
+            return _CLOSE_COMPLETE
+        if k == "H":
+            return b""
+        if k == "F":
+            en, how = self.index.take(("call", body))
+            if en is None:
+                self.index.note(f"{self.label}function call not in the recording")
+                return _error("FP000", "fakepm replay: this function call is not in the recording") + _ready(self.tx)
+            self._took(en, how, "function call")
+            self.tx = en.tx or "I"
+            return en.reply() + _ready(self.tx)
+        return _error("08P01", f"fakepm replay: unexpected message type {k!r}")
+
+    # ------------------------------------------------------------------ helpers
+    def _took(self, en: Entry, how: str, what: str) -> None:
+        if how == "shape":
+            rec = en.data
+            recorded = next((rec[k] for k in ("query", "parse", "describe", "bind") if k in rec), "")
+            self.index.note(f"{self.label}matched by shape: {what!r} answered as recorded for {recorded!r} "
+                            f"(statements item {en.index + 1})")
+
+    def _missing(self, what: str, sql: str) -> bytes:
+        self.index.note(f"{self.label}not in the recording: {what} {sql[:200]!r}")
+        return _error("FP000", f"fakepm replay: not in the recording: {sql[:200]}",
+                      "the recording has no answer for this statement (record it again, or add a rule)")
+
+    def _ext_fail(self, err: bytes) -> bytes:
+        self.skipping = True
+        if self.tx == "T":
+            self.tx = "E"
+        return err
+
+    def _emit(self, parts: list, simple: bool, en: Entry) -> bytes:
+        """Parts up to a CopyInResponse are sent; the rest waits for the client's CopyDone."""
+        for i, p in enumerate(parts):
+            if "copy_in" in p:
+                after = en.data.get("after") or parts[i + 1:]
+                self.copy_in = (en, list(after), simple)
+                return parts_to_bytes(parts[:i + 1])
+        return parts_to_bytes(parts)
+
+    def _end_copy(self, k: str) -> bytes:
+        en, after, simple = self.copy_in
+        self.copy_in = None
+        out = parts_to_bytes(after)
+        if any("error" in p for p in after) and not simple:
+            self.skipping = True
+        if simple:
+            self.tx = en.tx or "I"
+            out += _ready(self.tx)
+        return out
+
+    # ------------------------------------------------------------------ simple query
+    def _query(self, sql: str) -> bytes:
+        en, how = self.index.take(("query", sql))
+        if en is None:
+            if self.tx == "T":
+                self.tx = "E"
+            return self._missing("query", sql) + _ready(self.tx)
+        self._took(en, how, sql)
+        out = self._emit(en.parts(), True, en)
+        if self.copy_in is not None:
+            return out
+        self.tx = en.tx or "I"
+        return out + _ready(self.tx)
+
+    # ------------------------------------------------------------------ extended protocol
+    def _parse(self, body: bytes) -> bytes:
+        name, pos = _cstr(body, 0)
+        sql, pos = _cstr(body, pos)
+        n = _I16.unpack_from(body, pos)[0]
+        oids = struct.unpack_from(f"!{n}I", body, pos + 2) if n else ()
+        key = ("parse", sql, tuple(oids))
+        if key in self.index.parse_keys:
+            en, how = self.index.take(key)
+            if en is not None and en.data.get("error") is not None:
+                if en.tx:
+                    self.group_tx = en.tx
+                if not name:
+                    self.statements.pop("", None)
+                return self._ext_fail(en.reply())
+        self.statements[name] = (sql, tuple(oids))
+        return _PARSE_COMPLETE
+
+    def _statement(self, name: str):
+        st = self.statements.get(name)
+        if st is None:
+            text = f'prepared statement "{name}" does not exist' if name else \
+                "unnamed prepared statement does not exist"
+            return None, self._ext_fail(_error("26000", text))
+        return st, b""
+
+    def _bind(self, body: bytes) -> bytes:
+        portal, pos = _cstr(body, 0)
+        stmt, pos = _cstr(body, pos)
+        st, err = self._statement(stmt)
+        if st is None:
+            return err
+        nf = _I16.unpack_from(body, pos)[0]
+        pformats = struct.unpack_from(f"!{nf}h", body, pos + 2) if nf else ()
+        pos += 2 + 2 * nf
+        n = _I16.unpack_from(body, pos)[0]
+        pos += 2
+        params = []
+        for _ in range(n):
+            ln = _I32.unpack_from(body, pos)[0]
+            pos += 4
+            if ln < 0:
+                params.append(None)
+            else:
+                params.append(body[pos:pos + ln])
+                pos += ln
+        nr = _I16.unpack_from(body, pos)[0]
+        rformats = struct.unpack_from(f"!{nr}h", body, pos + 2) if nr else ()
+        key = ("bind", st[0], st[1], tuple(params), tuple(pformats), tuple(rformats))
+        en, how = self.index.take(key)
+        if en is None:
+            return self._ext_fail(self._missing("bind", st[0]))
+        self._took(en, how, st[0])
+        if en.tx:
+            self.group_tx = en.tx
+        if en.data.get("bind_error") is not None:
+            self.portals.pop(portal, None)
+            return self._ext_fail(part_to_bytes({"error": en.data["bind_error"]}))
+        self.portals[portal] = [en, 0]
+        return _BIND_COMPLETE
+
+    def _describe(self, body: bytes) -> bytes:
+        name, _ = _cstr(body, 1)
+        if body[:1] == b"S":
+            st, err = self._statement(name)
+            if st is None:
+                return err
+            en, how = self.index.take(("describe", st[0], st[1]))
+            if en is None:
+                return self._ext_fail(self._missing("describe", st[0]))
+            self._took(en, how, st[0])
+            out = en.reply()
+            if en.data.get("error") is not None:
+                return self._ext_fail(out)
+            return out
+        p = self.portals.get(name)
+        if p is None:
+            return self._ext_fail(_error("34000", f'portal "{name}" does not exist'))
+        en, i = p
+        parts = en.step(i)
+        if parts is not None and _describes(parts):
+            p[1] = i + 1
+            return parts_to_bytes(parts)
+        # not described when recorded: the columns the recorded Execute sent, if any
+        head = [x for x in parts or () if "columns" in x][:1]
+        return parts_to_bytes(head) if head else _NO_DATA
+
+    def _execute(self, body: bytes) -> bytes:
+        name, _ = _cstr(body, 0)
+        p = self.portals.get(name)
+        if p is None:
+            return self._ext_fail(_error("34000", f'portal "{name}" does not exist'))
+        en, i = p
+        parts = en.step(i)
+        while parts is not None and _describes(parts):  # described when recorded, not now
+            i += 1
+            parts = en.step(i)
+        if parts is None:  # executed more often than recorded: the last answer again
+            parts = en.step(max(0, i - 1)) or []
+            if _describes(parts):
+                parts = []
+        p[1] = i + 1
+        out = self._emit(parts, False, en)
+        if any("error" in x for x in parts):
+            self.skipping = True
+            if self.tx == "T":
+                self.tx = "E"
+        return out
+
+
+def _describes(parts: list) -> bool:
+    """The reply of a Describe of a portal (one RowDescription or NoData)."""
+    return len(parts) == 1 and ("columns" in parts[0] or "no_data" in parts[0])
+
+
+class ReplayEngine:
+    """The engine behind `fakepm serve RECORDING`: every client session is a Player.
+
+    Connections: a client's (user, database) pair is let in when the recording let it in
+    (then it gets the recorded ParameterStatus values and pid of the next such recorded
+    connection), refused with the recorded FATAL when the recording was refused, and refused
+    with 3D000 when the database was never seen."""
+
+    version = ""
+
+    def __init__(self, recording: dict, server: dict | None = None):
+        self.recording = recording
+        self.server = server or {}
+        self.index = Index(list(recording.get("statements") or ()), recording.get("match", "shape"))
+        self.connections = list(recording.get("connections") or ())
+        self._conn_calls: dict[tuple, int] = {}
+        self._pids = itertools.count(90000)
+        self._lock = threading.Lock()
+        self.errors: list[str] = []
+
+    @property
+    def report(self) -> list[str]:
+        return self.index.report
+
+    # the engine interface of backend mode (server.py, proxy/backend.py)
+    def start(self) -> None:
+        pass
+
+    def ensure_roles(self, roles: dict) -> None:
+        pass
+
+    def acquire_database(self, setup, owner: str | None = None) -> str:
+        return self.server.get("database") or "postgres"
+
+    def release_database(self, name: str) -> None:
+        pass
+
+    def upstream_url(self, user: str, database: str, password: str | None = None):
+        from .upstream import UpstreamURL
+
+        return UpstreamURL(host="127.0.0.1", port=1, user=user, database=database)  # cancel: goes nowhere
+
+    def _connection(self, user: str, database: str) -> dict:
+        from ..protocol.errors import fatal
+        from .upstream import UpstreamError
+
+        with self._lock:
+            same = [c for c in self.connections if c.get("user") == user and c.get("database") == database]
+            if not same:
+                if any(c.get("database") == database and "error" not in c for c in self.connections) or \
+                        (not self.connections and database == self.acquire_database(None)):
+                    return {}
+                err = fatal("3D000", f'database "{database}" does not exist')
+                raise UpstreamError(f"refused: {err.message}", err)
+            i = self._conn_calls.get((user, database), 0)
+            self._conn_calls[(user, database)] = i + 1
+            c = same[min(i, len(same) - 1)]
+        if c.get("error") is not None:
+            from ..protocol.errors import PgError
+
+            fields = dict(c["error"])
+            err = PgError(fields.get("code", "XX000"), fields.get("message", ""),
+                          severity=fields.get("severity", "FATAL"),
+                          **{k: v for k, v in fields.items() if k in ("detail", "hint")})
+            raise UpstreamError(f"refused: {err.message}", err)
+        return c
+
+    def open_session(self, user: str, database: str, startup: dict):
+        """(worker thread) A Player on a thread behind a socket pair, as an upstream session."""
+        c = self._connection(user, database)
+        params = dict((self.server.get("parameters") or {}))
+        if self.server.get("version"):
+            params.setdefault("server_version", self.server["version"])
+        params.update(c.get("parameters") or {})
+        for k in ("application_name", "client_encoding", "DateStyle", "TimeZone"):
+            if k in startup and k not in (c.get("parameters") or {}):
+                params[k] = startup[k]
+        params.setdefault("session_authorization", user)
+        return ReplaySession(self, Player(self.index, label=f"{user}@{database}: "), params,
+                             c.get("pid") or next(self._pids), c.get("key") or 0, self.upstream_url(user, database))
+
+
+class ReplaySession(Upstream):
+    """What proxy/backend.py takes for an upstream session: a socket (ours: one end of a pair, a
+    Player thread at the other), ParameterStatus values, the backend key."""
+
+    def __init__(self, engine: ReplayEngine, player: Player, parameters: dict, pid: int, secret: int, url):
+        self.engine = engine
+        self.player = player
+        self.parameters = parameters
+        self.pid = pid
+        self.secret = secret
+        self.url = url
+        self.startup = {"user": url.user, "database": url.database}
+        self.reader = FrameReader()
+        self.reader.expect_tagged()
+        self.sock, far = socket.socketpair()
+        self._thread = threading.Thread(target=self._run, args=(far,), name="fakepm-replay", daemon=True)
+        self._thread.start()
+
+    def _run(self, sock: socket.socket) -> None:
+        try:
+            with sock:
+                while not self.player.closed:
+                    data = sock.recv(1 << 16)
+                    if not data:
+                        break
+                    out = self.player.feed(data)
+                    if out:
+                        sock.sendall(out)
+        except OSError:
+            pass
+        except Exception as e:  # noqa: BLE001 - a bug here must not hang the client: report, close
+            self.engine.errors.append(f"replay: {type(e).__name__}: {e}")
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+__all__ = ["Player", "ReplayEngine", "RecordingError"]
