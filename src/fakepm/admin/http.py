@@ -242,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise AdminError(405, f"{self.command} {path}: use {', '.join(sorted(set(allowed)))}")
         raise AdminError(404, f"no such endpoint: {path} (GET {PREFIX} lists them)")
 
-    do_GET = do_POST = do_PUT = do_DELETE = _handle
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _handle
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):

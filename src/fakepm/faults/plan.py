@@ -172,20 +172,29 @@ def _error(v, where: str, severity: str) -> PgError:
     if isinstance(v, PgError):
         return v
     if isinstance(v, (str, int)) and not isinstance(v, bool):
-        code = str(v)
+        code = _sqlstate(str(v), where)
         return PgError(code, _DEFAULT_MESSAGES.get(code, f"fakepm fault {code}"), severity=severity)
     if isinstance(v, dict):
         d = dict(v)
         if "code" not in d:
             raise FaultSpecError(f"{where}: an error needs `code` (a SQLSTATE such as 40001), got {v!r}")
         d.setdefault("severity", severity)
-        code = str(d.pop("code"))
+        code = _sqlstate(str(d.pop("code")), where)
         msg = d.pop("message", _DEFAULT_MESSAGES.get(code, f"fakepm fault {code}"))
         try:
             return PgError(code, msg, **d)
         except TypeError as e:
             raise FaultSpecError(f"{where}: bad error fields {v!r}: {e}") from None
     raise FaultSpecError(f"{where}: an error is a SQLSTATE string or a mapping with code/message, got {v!r}")
+
+
+def _sqlstate(code: str, where: str) -> str:
+    from ..protocol.errors import resolve_sqlstate
+
+    try:
+        return resolve_sqlstate(code)
+    except ValueError as e:
+        raise FaultSpecError(f"{where}: {e}") from None
 
 
 # PostgreSQL's wording for the errors a fault is most often asked for

@@ -1,7 +1,10 @@
 """SQLSTATE codes and PgError, the one error type that becomes an ErrorResponse/NoticeResponse.
 
-The table follows PostgreSQL's src/backend/utils/errcodes.txt (the subset clients meet in
-practice; any 5-character code of digits and upper-case letters is accepted as well).
+The table is PostgreSQL's src/backend/utils/errcodes.txt (15 and 18) plus fakepm's FP000.
+Scenario files and the control API check codes with `resolve_sqlstate`: a code in one of
+PostgreSQL's classes (the first two characters) must be one of its codes (`4250X` gets "did you
+mean 42501"); a code in a class PostgreSQL does not define is taken as an application's own
+(PL/pgSQL's `RAISE ... USING ERRCODE = 'U0001'`).
 """
 
 from __future__ import annotations
@@ -92,7 +95,6 @@ SQLSTATES: dict[str, str] = {
     "2200N": "invalid_xml_content",
     "22030": "duplicate_json_object_key_value",
     "22032": "invalid_json_text",
-    "22P07": "invalid_json_text",
     # Class 23 - integrity
     "23000": "integrity_constraint_violation",
     "23001": "restrict_violation",
@@ -220,6 +222,70 @@ SQLSTATES: dict[str, str] = {
     "XX001": "data_corrupted",
     "XX002": "index_corrupted",
     # fakepm's own class (documented in the README): "FP" = fakepm
+    # the rest of PostgreSQL's errcodes.txt (15 and 18): every code PostgreSQL defines is known
+    "0F001": "invalid_locator_specification",
+    "0LP01": "invalid_grant_operation",
+    "0Z002": "stacked_diagnostics_accessed_without_active_handler",
+    "10608": "invalid_argument_for_xquery",
+    "2200S": "invalid_xml_comment",
+    "2200T": "invalid_xml_processing_instruction",
+    "22031": "invalid_argument_for_sql_json_datetime_function",
+    "22033": "invalid_sql_json_subscript",
+    "22034": "more_than_one_sql_json_item",
+    "22035": "no_sql_json_item",
+    "22036": "non_numeric_sql_json_item",
+    "22037": "non_unique_keys_in_a_json_object",
+    "22038": "singleton_sql_json_item_required",
+    "22039": "sql_json_array_not_found",
+    "2203A": "sql_json_member_not_found",
+    "2203B": "sql_json_number_not_found",
+    "2203C": "sql_json_object_not_found",
+    "2203D": "too_many_json_array_elements",
+    "2203E": "too_many_json_object_members",
+    "2203F": "sql_json_scalar_required",
+    "2203G": "sql_json_item_cannot_be_cast_to_target_type",
+    "25P04": "transaction_timeout",
+    "2F002": "modifying_sql_data_not_permitted",
+    "2F003": "prohibited_sql_statement_attempted",
+    "2F004": "reading_sql_data_not_permitted",
+    "2F005": "function_executed_no_return_statement",
+    "38001": "containing_sql_not_permitted",
+    "38002": "modifying_sql_data_not_permitted",
+    "38003": "prohibited_sql_statement_attempted",
+    "38004": "reading_sql_data_not_permitted",
+    "39001": "invalid_sqlstate_returned",
+    "39004": "null_value_not_allowed",
+    "39P01": "trigger_protocol_violated",
+    "39P02": "srf_protocol_violated",
+    "39P03": "event_trigger_protocol_violated",
+    "58P03": "file_name_too_long",
+    "HV000": "fdw_error",
+    "HV001": "fdw_out_of_memory",
+    "HV002": "fdw_dynamic_parameter_value_needed",
+    "HV004": "fdw_invalid_data_type",
+    "HV005": "fdw_column_name_not_found",
+    "HV006": "fdw_invalid_data_type_descriptors",
+    "HV007": "fdw_invalid_column_name",
+    "HV008": "fdw_invalid_column_number",
+    "HV009": "fdw_invalid_use_of_null_pointer",
+    "HV00A": "fdw_invalid_string_format",
+    "HV00B": "fdw_invalid_handle",
+    "HV00C": "fdw_invalid_option_index",
+    "HV00D": "fdw_invalid_option_name",
+    "HV00J": "fdw_option_name_not_found",
+    "HV00K": "fdw_reply_handle",
+    "HV00L": "fdw_unable_to_create_execution",
+    "HV00M": "fdw_unable_to_create_reply",
+    "HV00N": "fdw_unable_to_establish_connection",
+    "HV00P": "fdw_no_schemas",
+    "HV00Q": "fdw_schema_not_found",
+    "HV00R": "fdw_table_not_found",
+    "HV010": "fdw_function_sequence_error",
+    "HV014": "fdw_too_many_handles",
+    "HV021": "fdw_inconsistent_descriptor_information",
+    "HV024": "fdw_invalid_attribute_value",
+    "HV090": "fdw_invalid_string_length_or_buffer_length",
+    "HV091": "fdw_invalid_descriptor_field_identifier",
     "FP000": "fakepm_no_rule_matched",
 }
 
@@ -241,17 +307,33 @@ def is_valid_sqlstate(code: str) -> bool:
 
 
 def resolve_sqlstate(code_or_name: str) -> str:
-    """Accept '40001' or 'serialization_failure'; raise ValueError naming the problem."""
+    """Accept '40001' or 'serialization_failure'; raise ValueError naming the problem (with a
+    "did you mean" for an unknown code of a known class or an unknown condition name)."""
+    import difflib
+
     if isinstance(code_or_name, str):
         if _SQLSTATE_RE.match(code_or_name):
-            return code_or_name
+            if code_or_name in SQLSTATES or code_or_name[:2] not in _CLASSES:
+                return code_or_name
+            close = difflib.get_close_matches(code_or_name, [c for c in SQLSTATES if c[:2] == code_or_name[:2]]
+                                              or list(SQLSTATES), n=1, cutoff=0.5)
+            hint = f'; did you mean "{close[0]}" ({SQLSTATES[close[0]]})?' if close else ""
+            raise ValueError(f'unknown SQLSTATE "{code_or_name}": class {code_or_name[:2]} is PostgreSQL\'s and has '
+                             f"no such code{hint}")
         lowered = code_or_name.strip().lower()
         if lowered in NAMES_TO_CODES:
             return NAMES_TO_CODES[lowered]
+        close = difflib.get_close_matches(lowered, list(NAMES_TO_CODES), n=1, cutoff=0.7)
+        if close:
+            raise ValueError(f'unknown condition name "{code_or_name}"; did you mean "{close[0]}" '
+                             f"({NAMES_TO_CODES[close[0]]})?")
     raise ValueError(
         f"{code_or_name!r} is not a SQLSTATE: use 5 characters of digits and upper-case letters "
         f"(e.g. '40001') or a condition name (e.g. 'serialization_failure')"
     )
+
+
+_CLASSES = frozenset(c[:2] for c in SQLSTATES)
 
 
 # Field type bytes of ErrorResponse/NoticeResponse, in the order PostgreSQL writes them.
