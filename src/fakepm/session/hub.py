@@ -123,9 +123,12 @@ def _event_size(ev: dict) -> int:
     return 200 + sum(_value_size(v) for v in ev.values())
 
 
+_COPY_OVERHEAD = 2300  # a CopyRecord's own objects (options, columns, first/last row, checksum): ~2.2 kB measured
+
+
 def _copy_size(rec) -> int:
     kept = getattr(rec, "kept_bytes", 0) or 0
-    return _ENTRY_OVERHEAD + len(getattr(rec, "sql", "") or "") + kept * COPY_MEMORY_FACTOR
+    return _COPY_OVERHEAD + len(getattr(rec, "sql", "") or "") + kept * COPY_MEMORY_FACTOR
 
 
 class CopyLog(BoundedLog):
