@@ -330,6 +330,7 @@ class Loop:
             sock.close()
         self.listeners = []
         for conn in list(self.conns):
+            self._say_shutdown(conn)
             self._close(conn, "server stopped")
         for de in list(self.dead_ends):
             self._end_dead_end(de)
@@ -340,6 +341,20 @@ class Loop:
         self._wake_r.close()
         self._wake_w.close()
         self.sel.close()
+
+    def _say_shutdown(self, conn: Conn) -> None:
+        """PostgreSQL's fast shutdown: each authenticated client gets FATAL 57P01 "terminating
+        connection due to administrator command" before the close (best effort: one send, no wait)."""
+        s = conn.session
+        if not s.ready or s.closed or conn.closing:
+            return
+        try:
+            from .protocol import messages as m
+            from .protocol.errors import fatal
+
+            self._write(conn, m.error_response(fatal("57P01", "terminating connection due to administrator command")))
+        except Exception:  # noqa: BLE001 - a client already gone: nothing to tell it
+            pass
 
     # ------------------------------------------------------------------ connections
     def _accept(self, lsock: socket.socket) -> None:
