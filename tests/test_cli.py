@@ -138,3 +138,40 @@ def test_console_script_is_installed():
     r = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True, timeout=20)
     assert r.returncode == 0
     assert "--port" in r.stdout
+
+
+def test_every_option_of_every_command_has_help_text():
+    import argparse
+
+    from fakepm.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    walk(sub, path + [name])
+            elif not a.help and a.dest != "help":
+                missing.append(" ".join(path + [a.option_strings[0] if a.option_strings else a.dest]))
+
+    walk(build_parser(), ["fakepm"])
+    assert missing == []
+
+
+def test_version_and_check_counts_the_files_it_read(tmp_path, capsys):
+    from fakepm import __version__
+    from fakepm.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"fakepm {__version__}"
+    (tmp_path / "a.yaml").write_text("include: [common.yml]\nrules: []\n")
+    (tmp_path / "common.yml").write_text("rules: []\n")
+    (tmp_path / "b.yaml").write_text("rules:\n  - query: SELECT 1\n    error: {code: '4250X', message: nope}\n")
+    assert main(["check", str(tmp_path / "a.yaml")]) == 0
+    assert capsys.readouterr().err.strip() == "ok: 2 files checked"  # a.yaml and the file it includes
+    assert main(["check", str(tmp_path)]) == 1
+    cap = capsys.readouterr()
+    assert 'unknown SQLSTATE "4250X"' in cap.out and 'did you mean "42501"' in cap.out
+    assert cap.err.strip() == "1 problem in 3 files checked"

@@ -80,7 +80,7 @@ def test_shop_notices_and_notify(shop):
         seen = []
         c.add_notice_handler(lambda d: seen.append(d.message_primary))
         c.execute("SELECT refresh_sales_report()")
-        assert seen == ["report refreshed", "3 products are out of stock"]
+        assert seen == ["report refreshed", "1 product is out of stock"]
         assert [(n.channel, n.payload) for n in c.notifies(timeout=5, stop_after=1)] == [("reports", "sales")]
 
 

@@ -274,7 +274,7 @@ def add_subcommands(sub) -> None:
     r.add_argument("--user-file", metavar="FILE", help=_USER_FILE_HELP)
     r.set_defaults(func=cmd_record)
     d = sub.add_parser("drift", help="replay a recording's queries on a real server and report differences")
-    d.add_argument("file")
+    d.add_argument("file", help="the scenario file (a recording) to compare with the upstream server")
     d.add_argument("--upstream", help=_UPSTREAM_HELP)
     d.add_argument("--upstream-password-file", metavar="FILE", help=_PASSWORD_FILE_HELP)
     d.set_defaults(func=cmd_drift)
