@@ -120,3 +120,13 @@ def test_a_stderr_nobody_reads_never_stalls_the_server():
     finally:
         proc.kill()
         proc.communicate(timeout=15)
+
+
+def test_the_shared_fixture_serves_the_bundled_shop(fakepm_serve, scenarios_dir):
+    served = fakepm_serve(os.path.join(scenarios_dir, "shop.yaml"), "--admin", ":0", "-q")
+    with psycopg.connect(served.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT stock FROM products WHERE id = %s", [3]).fetchone() == (0,)
+    import urllib.request
+
+    with urllib.request.urlopen(urllib.request.Request(served.admin + "/verify", method="POST"), timeout=5) as r:
+        assert r.status == 200
