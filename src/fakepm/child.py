@@ -586,6 +586,7 @@ class ChildPostgres:
         self._api: AdminClient | None = None
         self._info: dict = {}
         self._poller: threading.Thread | None = None
+        self._pool = None  # handler threads (see _workers)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self.host = kwargs.get("host", "127.0.0.1")
@@ -656,6 +657,9 @@ class ChildPostgres:
         if self._poller is not None:
             self._poller.join(5)
             self._poller = None
+        if self._pool is not None:
+            self._pool.stop()  # a handler still blocked is a daemon thread: it never holds up the exit
+            self._pool = None
         if proc.stdout is not None:
             proc.stdout.close()
         if self._api is not None:
@@ -927,8 +931,15 @@ class ChildPostgres:
                     return
                 continue
             for call in calls:
-                threading.Thread(target=self._run_call, args=(api, call), name=f"fakepm-handler-{call['id']}",
-                                 daemon=True).start()
+                self._workers().submit(self._run_call, api, call)
+
+    def _workers(self) -> "_Pool":
+        """Handler threads, reused (each keeps its keep-alive connection to the child): handlers may block
+        (on a test's Event), so they never run on the polling thread."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = _Pool()
+            return self._pool
 
     def _run_call(self, api: AdminClient, call: dict) -> None:
         if call["kind"] == "copy_both":
@@ -974,6 +985,47 @@ class ChildPostgres:
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port} pid={self.pid}" if self._proc is not None else "stopped"
         return f"<FakePostgres(subprocess=True) {state}>"
+
+
+class _Pool:
+    """Up to `size` daemon threads running submitted calls (a handler blocked forever never keeps the
+    test process from exiting, as ThreadPoolExecutor's threads would)."""
+
+    def __init__(self, size: int = 16):
+        import queue
+
+        self._q: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._size = size
+        self._lock = threading.Lock()
+
+    def submit(self, fn, *args) -> None:
+        with self._lock:
+            if self._idle == 0 and len(self._threads) < self._size:
+                t = threading.Thread(target=self._run, name=f"fakepm-handler-{len(self._threads)}", daemon=True)
+                self._threads.append(t)
+                t.start()
+        self._q.put((fn, args))
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            item = self._q.get()
+            with self._lock:
+                self._idle -= 1
+            if item is None:
+                return
+            fn, args = item
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - _run_call reports its own errors
+                pass
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._q.put(None)
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str:
