@@ -74,7 +74,7 @@ class PassThrough:
         if password is None and user == url.user:
             password = url.password
         if password is None:
-            from .cli import _pgpass_password
+            from .secrets import pgpass_password as _pgpass_password
 
             env = dict(os.environ, PGPASSFILE=self.passfile) if self.passfile else os.environ
             password = _pgpass_password(url.host, url.port, database or user, user, env)
