@@ -406,7 +406,7 @@ def settle(server: Server, seconds: float) -> dict:
 
 
 # ---------------------------------------------------------------------------------- report
-def soak(minutes: float, connections: int, seed: int = 16) -> tuple[list[str], bool]:
+def soak(minutes: float, connections: int, seed: int = 16, fill: bool = True) -> tuple[list[str], bool]:
     seconds = minutes * 60
     warm = max(20.0, seconds / 10) if seconds >= 60 else seconds / 4
     with tempfile.TemporaryDirectory(prefix="fakepm-soak-") as workdir:
@@ -414,16 +414,17 @@ def soak(minutes: float, connections: int, seed: int = 16) -> tuple[list[str], b
         try:
             start = server.status()
             start_probe = probe(server.port)
-            fill_journal(server.port)
+            if fill:
+                fill_journal(server.port)
             warm_tally = run_mix(server, warm, connections, seed)
-            before = settle(server, AUTH_TIMEOUT + 3)
+            before = settle(server, AUTH_TIMEOUT + 1.5)
             before_probe = probe(server.port)
             t0 = time.monotonic()
             samples: list = []
             tally = run_mix(server, seconds, connections, seed + 1, samples)
             elapsed = time.monotonic() - t0
             during = server.status()
-            after = settle(server, AUTH_TIMEOUT + 3)
+            after = settle(server, AUTH_TIMEOUT + 1.5)
             after_probe = probe(server.port)
             alive = server.proc.poll() is None
         finally:
@@ -445,9 +446,9 @@ def soak(minutes: float, connections: int, seed: int = 16) -> tuple[list[str], b
         f"stream 20,000 rows or die mid-result (57P01), plus random 10 ms server delays; psycopg workers "
         f"streaming {COPY_MB} MB COPYs into a declared table (copy_keep_bytes {COPY_KEEP}); hostile raw sockets "
         f"(silent, random bytes both ways, malformed messages, malformed COPY, half and 100 kB startup packets, "
-        f"a byte a second, random CancelRequests); authentication_timeout {AUTH_TIMEOUT:g} s. `before` = idle after the "
-        f"journal was filled to its bounds (150,000 queries, 12,000 short connections) and the warm-up, `after` = "
-        f"idle after the run (every client gone, authentication_timeout passed).",
+        f"a byte a second, random CancelRequests); authentication_timeout {AUTH_TIMEOUT:g} s. `before` = idle after "
+        + ("the journal was filled to its bounds (150,000 queries, 12,000 short connections) and " if fill else "")
+        + "the warm-up, `after` = idle after the run (every client gone, authentication_timeout passed).",
         "",
         "| | at start (idle) | before (idle, after warm-up) | during (end of run) | after (idle) | after - before |",
         "|---|---|---|---|---|---|",
@@ -519,6 +520,8 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the measured run (default 10)")
     ap.add_argument("--connections", type=int, default=200, help="clients at once (default 200)")
     ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--no-fill", action="store_true",
+                    help="skip filling the journal to its bounds before `before` (smoke runs)")
     ap.add_argument("--auth-timeout", type=float, default=AUTH_TIMEOUT,
                     help="the served fake's authentication_timeout in seconds (default 5)")
     ap.add_argument("--write", action="store_true", help="replace the soak section of bench/RESULTS.md")
@@ -530,7 +533,7 @@ def main() -> int:
     if soft < 4 * args.connections:  # this process holds every client socket
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * args.connections), hard))
     AUTH_TIMEOUT = args.auth_timeout
-    lines, ok = soak(args.minutes, args.connections, args.seed)
+    lines, ok = soak(args.minutes, args.connections, args.seed, fill=not args.no_fill)
     print("\n".join(lines), flush=True)
     if args.write:
         write_results(lines, args.out)
