@@ -33,3 +33,32 @@ def test_the_backend_mode_example_runs_as_written():
     namespace: dict = {}
     exec(compile(code, "README.md (backend mode)", "exec"), namespace)  # noqa: S102 - our own README
     assert not namespace["pg"].running
+
+
+def test_the_copy_both_libpq_example_runs_as_written_in_a_child_process():
+    with open(README, encoding="utf-8") as fh:
+        text = fh.read()
+    section = text.split("### COPY both: a custom two-way channel", 1)[1]
+    code = next(block for block in re.findall(r"```python\n(.*?)```", section, re.S) if "subprocess=True" in block)
+    namespace: dict = {}
+    exec(compile(code, "README.md (COPY both with libpq)", "exec"), namespace)  # noqa: S102 - our own README
+    assert not namespace["pg"].running
+
+
+def test_the_pytest_examples_run_as_written(pytester):
+    """The first example as a test file; the module-scoped fixture example with the shop scenario."""
+    import shutil
+
+    section = open(README, encoding="utf-8").read().split("## Testing with pytest", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    shutil.copytree(os.path.join(os.path.dirname(README), "scenarios"), pytester.path / "scenarios")
+    scoped = next(b for b in blocks if 'scope="module"' in b)
+    pytester.makepyfile(test_first=blocks[0], test_scoped="import psycopg\nimport pytest\nfrom fakepm import FakePostgres\n"
+                        + scoped + "\n\ndef test_stock(db):\n    with psycopg.connect(db.dsn) as c:\n"
+                        "        assert c.execute('SELECT stock FROM products WHERE id = %s', [2]).fetchone() == (8,)\n"
+                        "\n\ndef test_again(db):\n    test_stock(db)\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    result.assert_outcomes(passed=3)
+
+
+pytest_plugins = ["pytester"]
