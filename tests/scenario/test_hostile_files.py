@@ -73,3 +73,17 @@ def test_a_huge_file_is_not_read(tmp_path):
     with open(big, "w") as f:
         f.write("rules: []\n# " + "x" * (loader.MAX_SCENARIO_BYTES + 10) + "\n")
     assert "larger than 64 MiB" in _problems(big)
+
+
+def test_alias_bomb_in_a_recording_tail_is_refused_quickly(tmp_path):
+    """A recording's `recording:` tail is read with the C parser, which shares aliased values:
+    a value used twice is refused there, and the located parser then names the bomb."""
+    lines = ["rules: []", "# " + "x" * 5000, "recording:", "  match: shape", "  connections: []", "  statements:",
+             '  - {query: "SELECT 1", rows: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]}']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f'  - {{query: "SELECT 1", rows: &{name} [' + ",".join([f"*{prev}"] * 9) + "]}")
+    bomb = tmp_path / "recording.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    t0 = time.monotonic()
+    text = _problems(bomb)
+    assert "alias bomb" in text and time.monotonic() - t0 < 5, text

@@ -162,7 +162,24 @@ def _split_recording(text: str) -> tuple[str, str] | None:
 
 def _fast_yaml(text: str):
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)
+    data = yaml.load(text, Loader=loader)
+    _refuse_shared(data)
+    return data
+
+
+def _refuse_shared(data) -> None:
+    """The recorder writes no anchors; a list or mapping used twice (an alias) could stand for
+    billions of values once the replay walks it (an alias bomb): refused, so the caller falls
+    back to the located parser, which says where (scenario/nodes.py MAX_ALIAS_EXPANSION)."""
+    seen: set[int] = set()
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, dict)):
+            if id(x) in seen:
+                raise yaml.YAMLError("a value is used twice (an alias): recordings have none")
+            seen.add(id(x))
+            stack.extend(x.values() if isinstance(x, dict) else x)
 
 
 def read_plain(path) -> dict | None:
