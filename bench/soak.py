@@ -100,7 +100,7 @@ class Server:
         with open(path, "w") as f:
             f.write(SCENARIO.format(auth_timeout=AUTH_TIMEOUT, copy_keep=COPY_KEEP))
         self.stderr = open(os.path.join(workdir, "serve.stderr"), "w+")
-        self.proc = subprocess.Popen([sys.executable, "-m", "fakepm.cli", "serve", path, "--port", "0"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "fakepm.cli", "serve", path, "--port", "0", "-q"],
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True, cwd=ROOT)
         self.dsn = self.proc.stdout.readline().strip()
         if not self.dsn.startswith("postgresql://"):
