@@ -1,6 +1,6 @@
 """In-process FakePostgres vs FakePostgres(subprocess=True): what the child process costs.
 
-    python bench/bench_subprocess.py [--rounds N] [--write]
+    python bench/subprocess_mode.py [--rounds N] [--write]
 
 Measures, for each mode, medians (min-max) of: start (constructor + start() until ready),
 stop, a test's setup calls (pg.on(...).reply(...)), a round trip (psycopg 3 `SELECT 1`-like
@@ -93,7 +93,7 @@ def main() -> None:
     print(table)
     if args.write:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        head = (f"\n## In-process vs subprocess=True (issue 14)\n\n`python bench/bench_subprocess.py --rounds "
+        head = (f"\n## In-process vs subprocess=True (issue 14)\n\n`python bench/subprocess_mode.py --rounds "
                 f"{args.rounds} --write` at {rev}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
                 f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, psycopg "
                 f"{psycopg.__version__}. Medians (min-max) of {args.rounds} rounds; each round starts a server, "
