@@ -595,7 +595,7 @@ class ManagedEngine(Engine):
     """A cluster fakepm runs: one per process per installation, on a private Unix socket."""
 
     kind = "managed"
-    clone_strategy = "FILE_COPY"  # measured faster than WAL_LOG with fsync off (bench/bench_engine.py)
+    clone_strategy = "FILE_COPY"  # measured faster than WAL_LOG with fsync off (bench/engine_parts.py)
 
     def __init__(self, binaries: Binaries, *, cache_root: str | None = None, data_root: str | None = None,
                  spec: str = "postgres"):

@@ -1,6 +1,8 @@
 """The managed engine (fakepm.engine): start, slot copy, clone strategy, acquire cold/warm, per-test cycle.
 
-    .venv/bin/python bench/bench_engine.py [--quick] [--spec postgres|postgres:15]
+A tool for the engine's design choices (not a bench/run module: its output is a list, not a results section).
+
+    .venv/bin/python bench/engine_parts.py [--quick] [--spec postgres|postgres:15]
 
 Milliseconds, median and p90 of N, everything in one run:
 - start: a fresh cache (initdb + slot copy + start) and a warm one (slot reused), each in a new
