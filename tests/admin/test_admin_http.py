@@ -308,59 +308,72 @@ def test_callback_rules_are_answered_by_the_client_of_the_api(served):
     assert api("GET", "/callbacks?wait=0")[1]["calls"] == []
 
 
+_COPY_BOTH_CLIENT = r"""
+import json, select, sys
+import psycopg
+
+def wait_readable(pgc):
+    select.select([pgc.socket], [], [], 5)
+    pgc.consume_input()
+
+got = {}
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    pgc = conn.pgconn
+    pgc.send_query(b"START_CHAT")
+    while pgc.is_busy():
+        wait_readable(pgc)
+    got["status"] = int(pgc.get_result().status)
+    pgc.put_copy_data(b"ping")
+    pgc.flush()
+    while True:
+        n, data = pgc.get_copy_data(1)
+        if n:
+            break
+        wait_readable(pgc)
+    got["reply"] = bytes(data).decode()
+    pgc.put_copy_end()
+    pgc.flush()
+    for _ in range(100):  # the server's CopyDone comes when its side ends the channel
+        n, data = pgc.get_copy_data(1)
+        if n == -1:
+            break
+        wait_readable(pgc)
+    for _ in range(100):
+        while pgc.is_busy():
+            wait_readable(pgc)
+        if pgc.get_result() is None:
+            break
+print(json.dumps(got))
+"""
+
+
 def test_copy_both_channel_driven_over_the_api(served):
+    import subprocess
+    import sys
+
     pg, api = served
     api("POST", "/rules", {"query": "START_CHAT", "callback": "copy_both"})
-    got: dict = {}
-
-    def client():  # libpq without blocking calls: a blocking one keeps the GIL, and this server is in-process
-        import select
-
-        def wait_readable(pgc):
-            select.select([pgc.socket], [], [], 5)
-            pgc.consume_input()
-
-        with psycopg.connect(pg.dsn, autocommit=True) as conn:
-            pgc = conn.pgconn
-            pgc.send_query(b"START_CHAT")
-            while pgc.is_busy():
-                wait_readable(pgc)
-            got["status"] = pgc.get_result().status
-            pgc.put_copy_data(b"ping")
-            pgc.flush()
-            while True:
-                n, data = pgc.get_copy_data(1)
-                if n:
-                    break
-                wait_readable(pgc)
-            got["reply"] = bytes(data)
-            pgc.put_copy_end()
-            pgc.flush()
-            for _ in range(100):  # the server's CopyDone comes when its side ends the channel
-                n, data = pgc.get_copy_data(1)
-                if n == -1:
-                    break
-                wait_readable(pgc)
-            for _ in range(100):
-                while pgc.is_busy():
-                    wait_readable(pgc)
-                if pgc.get_result() is None:
-                    break
-
-    t = threading.Thread(target=client, daemon=True)
-    t.start()
-    calls, deadline = [], time.monotonic() + 10
-    while not calls and time.monotonic() < deadline:
-        calls = api("GET", "/callbacks?wait=1")[1]["calls"]
-    (call,) = calls
-    ch = call["channel"]
-    data = api("GET", f"/channels/{ch}/recv?timeout=5")[1]
-    assert base64.b64decode(data["data"]) == b"ping"
-    assert api("POST", f"/channels/{ch}/send", {"text": "pong"})[0] == 200
-    assert api("GET", f"/channels/{ch}/recv?timeout=5")[1] == {"done": True}
-    assert api("POST", f"/callbacks/{call['id']}", {"done": True})[0] == 200
-    t.join(10)
-    assert got["reply"] == b"pong"
+    # the client in a process of its own: libpq calls that wait keep the GIL, and this server is in-process
+    client = subprocess.Popen([sys.executable, "-c", _COPY_BOTH_CLIENT, pg.dsn], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        calls, deadline = [], time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:
+            calls = api("GET", "/callbacks?wait=1")[1]["calls"]
+        (call,) = calls
+        ch = call["channel"]
+        data = api("GET", f"/channels/{ch}/recv?timeout=5")[1]
+        assert base64.b64decode(data["data"]) == b"ping"
+        assert api("POST", f"/channels/{ch}/send", {"text": "pong"})[0] == 200
+        assert api("GET", f"/channels/{ch}/recv?timeout=5")[1] == {"done": True}
+        assert api("POST", f"/callbacks/{call['id']}", {"done": True})[0] == 200
+        out, err = client.communicate(timeout=30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait(10)
+    assert client.returncode == 0, err[-2000:]
+    assert json.loads(out)["reply"] == "pong"
     assert api("GET", "/channels/999/recv")[0] == 404
 
 
