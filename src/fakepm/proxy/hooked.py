@@ -53,6 +53,10 @@ class HookedSession:
         for h in self.hooks:
             h.on_connect(self.info)
 
+    def _tap_failed(self, tap, e: Exception) -> None:
+        self.errors.append(f"connection #{self.info.id}: {type(tap).__name__}: {type(e).__name__}: {e}")
+        self.taps = [t for t in self.taps if t is not tap]  # it lost its place in the conversation
+
     def disconnected(self) -> None:
         for h in self.hooks:
             try:
@@ -85,7 +89,10 @@ class HookedSession:
     def client(self, t: bytes, body: bytes) -> None:
         """A message forwarded to the upstream, as the taps and the Tracker must see it."""
         for tap in self.taps:
-            tap.client(t, body)
+            try:
+                tap.client(t, body)
+            except Exception as e:  # noqa: BLE001 - a recorder's bug must not break the relay
+                self._tap_failed(tap, e)
         if self.tracker is None:
             return
         try:
@@ -98,7 +105,10 @@ class HookedSession:
     def frame(self, kind: int, body: bytes, raw: bytes) -> bytes:
         """One upstream frame: the bytes the client gets instead (the same when unchanged)."""
         for tap in self.taps:
-            tap.server(kind, body)
+            try:
+                tap.server(kind, body)
+            except Exception as e:  # noqa: BLE001
+                self._tap_failed(tap, e)
         if not self._decode:
             if kind == 90:
                 self.info.transaction_status = chr(body[0])

@@ -37,6 +37,7 @@ from .upstream import UpstreamURL
 MODES = ("once", "new", "all", "none")
 REDACTED = "[REDACTED]"
 _I16 = struct.Struct("!h")
+_U16 = struct.Struct("!H")  # counts: PostgreSQL takes up to 65535 parameters
 _I32 = struct.Struct("!i")
 
 
@@ -97,7 +98,7 @@ class Tap:
         elif k == 80:  # Parse
             name, pos = _cstr(body, 0)
             sql, pos = _cstr(body, pos)
-            n = _I16.unpack_from(body, pos)[0]
+            n = _U16.unpack_from(body, pos)[0]
             oids = struct.unpack_from(f"!{n}I", body, pos + 2) if n else ()
             self.statements[name] = (sql, tuple(oids))
             self.pending.append(("P", _Rec("parse", sql, tuple(oids), self.conn)))
@@ -106,10 +107,10 @@ class Tap:
             stmt, pos = _cstr(body, pos)
             sql, oids = self.statements.get(stmt, ("", ()))
             r = _Rec("bind", sql, oids, self.conn)
-            nf = _I16.unpack_from(body, pos)[0]
+            nf = _U16.unpack_from(body, pos)[0]
             r.pformats = struct.unpack_from(f"!{nf}h", body, pos + 2) if nf else ()
             pos += 2 + 2 * nf
-            n = _I16.unpack_from(body, pos)[0]
+            n = _U16.unpack_from(body, pos)[0]
             pos += 2
             params = []
             for _ in range(n):
@@ -121,7 +122,7 @@ class Tap:
                     params.append(body[pos:pos + ln])
                     pos += ln
             r.params = tuple(params)
-            nr = _I16.unpack_from(body, pos)[0]
+            nr = _U16.unpack_from(body, pos)[0]
             r.rformats = struct.unpack_from(f"!{nr}h", body, pos + 2) if nr else ()
             r.steps = []
             self.portals[portal] = r
@@ -137,7 +138,8 @@ class Tap:
             name, _ = _cstr(body, 0)
             self.pending.append(("E", self.portals.get(name)))
         elif k == 83:  # Sync
-            self.pending.append(("S", None))
+            if self.copy is None:  # PostgreSQL ignores Sync (and Flush) during COPY FROM STDIN
+                self.pending.append(("S", None))
         elif k == 67:  # Close
             self.pending.append(("C", None))
         elif k == 70:  # FunctionCall
@@ -253,8 +255,11 @@ class Tap:
                 return
             step = self._step(r)
             step.append((kind, body))
-            if kind == 71:  # CopyInResponse
+            if kind == 71:  # CopyInResponse: Syncs the client sent before it are ignored by the server
                 self.copy = r
+                rest = [x for x in self.pending[self.head + 1:] if x[0] != "S"]
+                del self.pending[self.head + 1:]
+                self.pending.extend(rest)
             if kind in (67, 73, 115, 69):  # CommandComplete, EmptyQuery, PortalSuspended, Error
                 r.steps.append(None)  # the step is complete
                 self.copy = None
@@ -274,7 +279,17 @@ class Tap:
             if kind == 51:  # CloseComplete
                 self._pop()
             return
-        if op == "S":  # a message after an error, before ReadyForQuery: belongs to nothing we keep
+        if op == "S":  # a notice, notification or ParameterStatus before ReadyForQuery: the last answer's
+            last = self.group[-1] if self.group else None
+            if last is not None and kind in (78, 65, 83):
+                if last.kind == "bind":
+                    steps = [x for x in last.steps if x]
+                    if steps:
+                        steps[-1].append((kind, body))
+                    else:
+                        last.frames.append((kind, body))
+                else:
+                    last.frames.append((kind, body))
             return
 
     @staticmethod
@@ -315,6 +330,7 @@ class Recorder(ProxyHooks):
         self._conn_index: dict[int, int] = {}
         self._lock = threading.Lock()
         self._existing: dict | None = None
+        self._shared: dict = {}
         if mode == "new" and os.path.exists(self.path):
             from ..scenario.loader import read_plain
 
@@ -389,7 +405,16 @@ class Recorder(ProxyHooks):
 
     def _parts(self, frames, formats=()) -> list:
         parts = frames_to_parts(frames, formats)
-        return self._scrub(parts) if self.redact else parts
+        if self.redact:
+            parts = self._scrub(parts)
+        # a large result or COPY seen again is written once and referred to (a YAML alias)
+        for p in parts:
+            for key in ("rows", "copy_data"):
+                v = p.get(key)
+                if v is not None and len(v) >= 8:
+                    sig = (key, _signature(v))
+                    p[key] = self._shared.setdefault(sig, v)
+        return parts
 
     def _entry(self, r: _Rec) -> dict | None:
         e: dict = {r.kind: self._scrub_sql(r.sql)} if r.kind != "call" else {"call": r.call}
@@ -439,6 +464,7 @@ class Recorder(ProxyHooks):
             flatten(e, self._parts(r.frames))
         if r.tx is not None and (r.tx != "I" or r.kind in ("parse", "describe")):
             e["tx"] = r.tx
+        e["c"] = r.conn
         return e
 
     def document(self) -> dict:
@@ -448,13 +474,19 @@ class Recorder(ProxyHooks):
             conns = list(self.connections)
         # a Parse that never failed is implied (ParseComplete): only statements that failed keep theirs
         failed = {(r.sql, r.types) for r in recs if r.kind == "parse" and not r.ok}
-        entries = []
+        entries: list[dict] = []
+        self._shared = {}
         for r in recs:
             if r.kind == "parse" and (r.sql, r.types) not in failed:
                 continue
             e = self._entry(r)
-            if e is not None:
-                entries.append(e)
+            if e is None:
+                continue
+            prev = entries[-1] if entries else None
+            if prev is not None and {k: v for k, v in prev.items() if k != "repeat"} == e:
+                prev["repeat"] = prev.get("repeat", 1) + 1  # the same answer again: counted, not written again
+                continue
+            entries.append(e)
         doc: dict = {"description": "recorded by fakepm from a real PostgreSQL; `fakepm serve FILE` replays it"}
         old = self._existing or {}
         server = dict(old.get("server") or {}) or self.server
@@ -495,6 +527,17 @@ class Recorder(ProxyHooks):
 
     def close(self) -> None:
         pass
+
+
+def _signature(values: list):
+    """A hashable digest of rows or COPY chunks (equal content, equal digest)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for v in values:
+        h.update(repr(v).encode("utf-8", "surrogatepass"))
+        h.update(b"\x1e")
+    return len(values), h.digest()
 
 
 def _fmt(formats: tuple, i: int) -> int:

@@ -39,6 +39,7 @@ from typing import Any, Iterable
 from ..protocol.types import REGISTRY
 
 _I16 = struct.Struct("!h")
+_U16 = struct.Struct("!H")
 _I32 = struct.Struct("!i")
 _U32 = struct.Struct("!I")
 _FIELD = struct.Struct("!IhIhih")
@@ -59,7 +60,7 @@ FLAT_ORDER = ("notices", "param_types", "columns", "no_data", "copy_in", "copy_o
 PART_KEYS = frozenset(FLAT_ORDER) | {"message"}
 ENTRY_KINDS = ("query", "parse", "describe", "bind", "call")
 ENTRY_KEYS = frozenset(ENTRY_KINDS) | {"types", "params", "param_formats", "result_formats", "tx", "reply",
-                                       "steps", "after", "described", "bind_error", "c", "copy_received"}
+                                       "steps", "after", "described", "bind_error", "copy_received", "repeat", "c"}
 TX = ("I", "T", "E")
 
 
@@ -255,7 +256,7 @@ def frames_to_parts(frames: Iterable[tuple[int, bytes]], formats: tuple = ()) ->
             else:
                 parts.append({"notify": [item]})
         elif k == "t":
-            n = _I16.unpack_from(body, 0)[0]
+            n = _U16.unpack_from(body, 0)[0]
             parts.append({"param_types": _Flow([_U32.unpack_from(body, 2 + 4 * i)[0] for i in range(n)])})
         elif k == "n":
             parts.append({"no_data": True})
@@ -314,7 +315,7 @@ def part_to_bytes(part: dict) -> bytes:
         return b"".join(_frame(b"A", _I32.pack(int(pid)) + str(ch).encode() + b"\0" + str(p).encode() + b"\0")
                         for pid, ch, p in v)
     if key == "param_types":
-        return _frame(b"t", _I16.pack(len(v)) + b"".join(_U32.pack(int(o)) for o in v))
+        return _frame(b"t", _U16.pack(len(v)) + b"".join(_U32.pack(int(o)) for o in v))
     if key == "no_data":
         return _frame(b"n", b"")
     if key == "empty":
@@ -367,13 +368,29 @@ def check_entry(e: Any, i: int) -> None:
     unknown = [k for k in e if k not in ENTRY_KEYS and k not in PART_KEYS]
     if unknown:
         raise RecordingError(f"statements item {i + 1}: unknown key {unknown[0]!r}", i)
+    if "repeat" in e and (not isinstance(e["repeat"], int) or isinstance(e["repeat"], bool) or e["repeat"] < 1):
+        raise RecordingError(f"statements item {i + 1}: repeat must be a count (1, 2, ...)", i)
     if "tx" in e and e["tx"] not in TX:
         raise RecordingError(f"statements item {i + 1}: tx must be I, T or E, got {e['tx']!r}", i)
     try:
         for steps in _all_replies(e):
-            parts_to_bytes(steps)
+            for part in steps:
+                if not isinstance(part, dict) or len(part) != 1:
+                    raise RecordingError("a reply part is a mapping with one key")
+                (k, v), = part.items()
+                if k in ("rows", "copy_data") and isinstance(v, list):
+                    if id(v) not in _CHECKED:  # shared (aliased) results are checked once
+                        for row in v:
+                            if k == "rows" and not isinstance(row, list):
+                                raise RecordingError("rows must be lists of values")
+                        _CHECKED.add(id(v))
+                    continue
+                part_to_bytes(part)
     except (RecordingError, ValueError, TypeError, KeyError, AttributeError, struct.error) as err:
         raise RecordingError(f"statements item {i + 1}: cannot rebuild the reply: {err}", i) from None
+
+
+_CHECKED: set = set()  # ids of row lists checked during one load (cleared by Index)
 
 
 def _all_replies(e: dict):
@@ -473,13 +490,17 @@ class Index:
         self.exact: dict[tuple, list[Entry]] = {}
         self.loose: dict[tuple, list[Entry]] = {}
         self.calls: dict[tuple, int] = {}
+        self.by_conn: dict[tuple, list[Entry]] = {}  # (connection number, key): that connection's answers
         self.loose_pos: dict[tuple, int] = {}
         self.parse_keys: set = set()
         self.lock = threading.Lock()
         self.report: list[str] = []  # where a replay left the recorded path (bounded)
         for en in self.entries:
             key = entry_key(en.data)
-            self.exact.setdefault(key, []).append(en)
+            times = max(1, int(en.data.get("repeat", 1)))  # `repeat: N`: answered N times in a row
+            self.exact.setdefault(key, []).extend([en] * times)
+            if en.data.get("c") is not None:
+                self.by_conn.setdefault((en.data["c"], key), []).extend([en] * times)
             if key[0] == "parse":
                 self.parse_keys.add(key)
             elif match == "shape":
@@ -489,9 +510,20 @@ class Index:
         if len(self.report) < 1000:
             self.report.append(text)
 
-    def take(self, key: tuple) -> tuple[Entry | None, str]:
-        """The next recorded answer for `key`: (entry, how) with how "exact", "shape" or "missing"."""
+    def take(self, key: tuple, conn: int | None = None) -> tuple[Entry | None, str]:
+        """The next recorded answer for `key`: (entry, how) with how "exact", "shape" or "missing".
+        The answers the same connection (by number, in connection order) got come first: another
+        connection that left the recorded path does not shift this one's answers."""
         with self.lock:
+            if conn is not None:
+                ck = (conn, key)
+                found = self.by_conn.get(ck)
+                if found:
+                    i = self.calls.get(ck, 0)
+                    self.calls[ck] = i + 1
+                    en = found[min(i, len(found) - 1)]
+                    en.used = True
+                    return en, "exact"
             found = self.exact.get(key)
             if found:
                 i = self.calls.get(key, 0)

@@ -36,6 +36,7 @@ from .upstream import Upstream
 
 _HDR = struct.Struct("!Bi")
 _I16 = struct.Struct("!h")
+_U16 = struct.Struct("!H")  # counts: PostgreSQL takes up to 65535 parameters
 _I32 = struct.Struct("!i")
 _PARSE_COMPLETE = b"1\x00\x00\x00\x04"
 _BIND_COMPLETE = b"2\x00\x00\x00\x04"
@@ -64,8 +65,9 @@ def _cstr(body: bytes, pos: int) -> tuple[str, int]:
 class Player:
     """One replayed session: frontend bytes in, the recorded backend bytes out."""
 
-    def __init__(self, index: Index, label: str = ""):
+    def __init__(self, index: Index, label: str = "", conn: int | None = None):
         self.index = index
+        self.conn = conn  # the recorded connection this one replays (by number)
         self.label = label
         self.buf = bytearray()
         self.statements: dict[str, tuple] = {}  # name -> (sql, declared oids)
@@ -106,8 +108,9 @@ class Player:
                 return b""
             if k in ("c", "f"):
                 return self._end_copy(k)
-            if k not in ("H", "S"):
-                self.copy_in = None
+            if k in ("H", "S"):
+                return b""  # ignored during COPY FROM STDIN, as PostgreSQL does
+            self.copy_in = None
         if k == "X":
             self.closed = True
             return b""
@@ -137,7 +140,7 @@ class Player:
         if k == "H":
             return b""
         if k == "F":
-            en, how = self.index.take(("call", body))
+            en, how = self.index.take(("call", body), self.conn)
             if en is None:
                 self.index.note(f"{self.label}function call not in the recording")
                 return _error("FP000", "fakepm replay: this function call is not in the recording") + _ready(self.tx)
@@ -187,7 +190,7 @@ class Player:
 
     # ------------------------------------------------------------------ simple query
     def _query(self, sql: str) -> bytes:
-        en, how = self.index.take(("query", sql))
+        en, how = self.index.take(("query", sql), self.conn)
         if en is None:
             if self.tx == "T":
                 self.tx = "E"
@@ -203,11 +206,11 @@ class Player:
     def _parse(self, body: bytes) -> bytes:
         name, pos = _cstr(body, 0)
         sql, pos = _cstr(body, pos)
-        n = _I16.unpack_from(body, pos)[0]
+        n = _U16.unpack_from(body, pos)[0]
         oids = struct.unpack_from(f"!{n}I", body, pos + 2) if n else ()
         key = ("parse", sql, tuple(oids))
         if key in self.index.parse_keys:
-            en, how = self.index.take(key)
+            en, how = self.index.take(key, self.conn)
             if en is not None and en.data.get("error") is not None:
                 if en.tx:
                     self.group_tx = en.tx
@@ -231,10 +234,10 @@ class Player:
         st, err = self._statement(stmt)
         if st is None:
             return err
-        nf = _I16.unpack_from(body, pos)[0]
+        nf = _U16.unpack_from(body, pos)[0]
         pformats = struct.unpack_from(f"!{nf}h", body, pos + 2) if nf else ()
         pos += 2 + 2 * nf
-        n = _I16.unpack_from(body, pos)[0]
+        n = _U16.unpack_from(body, pos)[0]
         pos += 2
         params = []
         for _ in range(n):
@@ -245,10 +248,10 @@ class Player:
             else:
                 params.append(body[pos:pos + ln])
                 pos += ln
-        nr = _I16.unpack_from(body, pos)[0]
+        nr = _U16.unpack_from(body, pos)[0]
         rformats = struct.unpack_from(f"!{nr}h", body, pos + 2) if nr else ()
         key = ("bind", st[0], st[1], tuple(params), tuple(pformats), tuple(rformats))
-        en, how = self.index.take(key)
+        en, how = self.index.take(key, self.conn)
         if en is None:
             return self._ext_fail(self._missing("bind", st[0]))
         self._took(en, how, st[0])
@@ -266,7 +269,7 @@ class Player:
             st, err = self._statement(name)
             if st is None:
                 return err
-            en, how = self.index.take(("describe", st[0], st[1]))
+            en, how = self.index.take(("describe", st[0], st[1]), self.conn)
             if en is None:
                 return self._ext_fail(self._missing("describe", st[0]))
             self._took(en, how, st[0])
@@ -331,6 +334,7 @@ class ReplayEngine:
         self.connections = list(recording.get("connections") or ())
         self._conn_calls: dict[tuple, int] = {}
         self._pids = itertools.count(90000)
+        self._attempts = 0
         self._lock = threading.Lock()
         self.errors: list[str] = []
 
@@ -356,21 +360,29 @@ class ReplayEngine:
 
         return UpstreamURL(host="127.0.0.1", port=1, user=user, database=database)  # cancel: goes nowhere
 
-    def _connection(self, user: str, database: str) -> dict:
+    def _connection(self, user: str, database: str) -> tuple[dict, int]:
+        """The recorded connection this one replays and its number (attempts counted in order, as the
+        recorder counts them); raises UpstreamError for a refusal."""
         from ..protocol.errors import fatal
         from .upstream import UpstreamError
 
         with self._lock:
+            self._attempts += 1
+            number = self._attempts
             same = [c for c in self.connections if c.get("user") == user and c.get("database") == database]
             if not same:
                 if any(c.get("database") == database and "error" not in c for c in self.connections) or \
                         (not self.connections and database == self.acquire_database(None)):
-                    return {}
+                    return {}, number
                 err = fatal("3D000", f'database "{database}" does not exist')
                 raise UpstreamError(f"refused: {err.message}", err)
             i = self._conn_calls.get((user, database), 0)
             self._conn_calls[(user, database)] = i + 1
             c = same[min(i, len(same) - 1)]
+            if number <= len(self.connections):
+                at = self.connections[number - 1]  # the same place in the recorded order, if it fits
+                if at.get("user") == user and at.get("database") == database:
+                    c = at
         if c.get("error") is not None:
             from ..protocol.errors import PgError
 
@@ -379,11 +391,11 @@ class ReplayEngine:
                           severity=fields.get("severity", "FATAL"),
                           **{k: v for k, v in fields.items() if k in ("detail", "hint")})
             raise UpstreamError(f"refused: {err.message}", err)
-        return c
+        return c, number
 
     def open_session(self, user: str, database: str, startup: dict):
         """(worker thread) A Player on a thread behind a socket pair, as an upstream session."""
-        c = self._connection(user, database)
+        c, number = self._connection(user, database)
         params = dict((self.server.get("parameters") or {}))
         if self.server.get("version"):
             params.setdefault("server_version", self.server["version"])
@@ -392,7 +404,7 @@ class ReplayEngine:
             if k in startup and k not in (c.get("parameters") or {}):
                 params[k] = startup[k]
         params.setdefault("session_authorization", user)
-        return ReplaySession(self, Player(self.index, label=f"{user}@{database}: "), params,
+        return ReplaySession(self, Player(self.index, label=f"{user}@{database}: ", conn=number), params,
                              c.get("pid") or next(self._pids), c.get("key") or 0, self.upstream_url(user, database))
 
 
