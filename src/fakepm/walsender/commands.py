@@ -51,9 +51,13 @@ def _minor(version: str) -> int:
 
 
 def _plugin_error(config, plugin: str) -> PgError:
+    """A plugin other than pgoutput. One the default allowlist names ('pgoutput, test_decoding') is
+    answered as a server without that library answers."""
     major = config.major
     since = _PLUGIN_ALLOWLIST_SINCE.get(major)
-    if major > max(_PLUGIN_ALLOWLIST_SINCE) or (since is not None and _minor(config.version) >= since):
+    allowlisted = plugin == "test_decoding"
+    if not allowlisted and (major > max(_PLUGIN_ALLOWLIST_SINCE)
+                            or (since is not None and _minor(config.version) >= since)):
         return PgError("42501", f'library "{plugin}" may not be used as an output plugin',
                        hint='If it is safe for all REPLICATION users to use this library as an output plugin, '
                             'add it to "output_plugin_libraries" and reload the server configuration.')
