@@ -69,7 +69,8 @@ def test_long_key_roundtrip_and_cancel_by_key():
     target = h.session()
     feed(target, m.StartupMessage(m.PROTOCOL_3_2, {"user": "u"}).encode())
     assert isinstance(target.secret, bytes) and len(target.secret) == 32
-    for wrong in (target.secret[:4], target.secret[:-1], target.secret + b"\0", bytes(32), struct.unpack("!i", target.secret[:4])[0]):
+    key = target.secret
+    for wrong in (key[:4], key[:-1], key + b"\0", bytes(32), struct.unpack("!i", key[:4])[0]):
         assert h.hub.cancel(target.pid, wrong) is False
     assert h.hub.cancel(target.pid, target.secret) is True
 

@@ -53,7 +53,8 @@ def test_output_plugin_allowlist_by_minor_release(version, code):
     """output_plugin_libraries (default 'pgoutput, test_decoding') came with these minors: another
     plugin is refused with 42501 before its library is looked for; test_decoding, allowed but not
     implemented by fakepm, is answered as a server without the library (58P01)."""
-    got = answers(version, ["CREATE_REPLICATION_SLOT x LOGICAL wal2json", "CREATE_REPLICATION_SLOT y LOGICAL test_decoding"])
+    got = answers(version, ["CREATE_REPLICATION_SLOT x LOGICAL wal2json",
+                            "CREATE_REPLICATION_SLOT y LOGICAL test_decoding"])
     assert got["CREATE_REPLICATION_SLOT x LOGICAL wal2json"]["error"][0] == code
     assert got["CREATE_REPLICATION_SLOT y LOGICAL test_decoding"]["error"][0] == "58P01"
 
