@@ -482,6 +482,10 @@ class FakePostgres:
             problems.append(msg)
         for failure in self.rules.handler_failures:
             problems.append(failure)
+        replay = getattr(getattr(self.backend, "engine", None), "report", None)  # a recording replayed
+        if replay:
+            problems.extend(f"the replay left the recording: {line}" for line in replay
+                            if "not in the recording" in line)
         if self._loop is not None and self._loop.errors:
             problems.extend(f"fakepm internal error:\n{e}" for e in self._loop.errors)
         return problems

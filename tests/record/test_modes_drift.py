@@ -41,17 +41,20 @@ def test_modes_once_new_all(items, tmp_path):
                        timeout=60)
     assert r.returncode == 1 and "exists and the record mode is 'once'" in r.stderr
     _record(url, path, "new", [q1, q2])
-    rules = yaml.safe_load(path.read_text())["rules"]
-    assert [(r["params"], r["rows"]) for r in rules] == [([1], [["pen", "1.50"]]), ([2], [["ink", "7.25"]])]
+    binds = [e for e in yaml.safe_load(path.read_text())["recording"]["statements"] if "bind" in e]
+    # psycopg sends 1 and 2 as binary int2: the values are kept as sent
+    assert [(e["params"], e["rows"]) for e in binds] == [([b"\x00\x01"], [["pen", "1.50"]]),
+                                                         ([b"\x00\x01"], [["pen", "1.50"]]),
+                                                         ([b"\x00\x02"], [["ink", "7.25"]])]
     _record(url, path, "all", [q2])
-    rules = yaml.safe_load(path.read_text())["rules"]
-    assert [r["params"] for r in rules] == [[2]]
+    binds = [e for e in yaml.safe_load(path.read_text())["recording"]["statements"] if "bind" in e]
+    assert [e["params"] for e in binds] == [[b"\x00\x02"]]
 
 
 def test_drift_reports_every_difference(items, tmp_path):
     url, path = upstream_url(items), tmp_path / "drift.yaml"
     _record(url, path, "all", [("SELECT id, name, price FROM drift_items ORDER BY id", []),
-                               ("SELECT price FROM drift_items WHERE id = %s", [2])])
+                               ("SELECT price FROM drift_items WHERE id = %s::text::int", ["2"])])
     ok = subprocess.run([*FAKEPM, "drift", str(path), "--upstream", url], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     items.psql("UPDATE drift_items SET price = 8.00 WHERE id = 2; "
@@ -61,12 +64,12 @@ def test_drift_reports_every_difference(items, tmp_path):
                              timeout=60)
         assert bad.returncode == 1
         lines = bad.stdout.splitlines()
-        assert f"{path}: rule 1 (SELECT id, name, price FROM drift_items ORDER BY id): column 'name' type: " \
-               "recorded text, now varchar(20)" in lines
-        assert f"{path}: rule 1 (SELECT id, name, price FROM drift_items ORDER BY id): row 2 column 'price': " \
-               "recorded Decimal('7.25'), now Decimal('8.00')" in lines
-        assert f"{path}: rule 2 (SELECT price FROM drift_items WHERE id = $1): row 1 column 'price': " \
-               "recorded Decimal('7.25'), now Decimal('8.00')" in lines
+        first = [x for x in lines if "ORDER BY id" in x]
+        second = [x for x in lines if "WHERE id = $1" in x]
+        assert any(x.endswith("column 'name' type: recorded text, now varchar(20)") for x in first), lines
+        assert any(x.endswith("row 2 column 'price': recorded Decimal('7.25'), now Decimal('8.00')") for x in first)
+        assert any(x.endswith("row 1 column 'price': recorded Decimal('7.25'), now Decimal('8.00')")
+                   for x in second), lines
         assert len(lines) == 3, lines
     finally:
         items.psql("UPDATE drift_items SET price = 7.25 WHERE id = 2; "
@@ -86,7 +89,8 @@ def test_pytest_marker_records_then_replays(items, pytester, monkeypatch):
     monkeypatch.setenv("FAKEPM_UPSTREAM", upstream_url(items))
     pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     recorded = yaml.safe_load((pytester.path / "app.yaml").read_text())
-    assert recorded["rules"][0]["query"] == "SELECT name, price FROM drift_items WHERE id = $1"
+    assert [e["bind"] for e in recorded["recording"]["statements"] if "bind" in e] == \
+        ["SELECT name, price FROM drift_items WHERE id = $1"]
     monkeypatch.delenv("FAKEPM_UPSTREAM")  # no database: the same test replays the file
     pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
 
@@ -107,6 +111,7 @@ def test_cli_record_with_local_user_and_redaction(items, tmp_path):
         log = rec.stop()
     assert rec.proc.returncode == 0, log
     doc = yaml.safe_load(out.read_text())
-    assert doc["rules"] == [{"query": "SELECT name FROM drift_items WHERE name = '[REDACTED]'",
-                             "columns": {"name": "text"}, "rows": [["[REDACTED]"]], "tag": "SELECT 1"}]
+    stmts = [e for e in doc["recording"]["statements"] if e.get("query", "").startswith("SELECT name")]
+    assert [(e["query"], e["rows"], e["tag"]) for e in stmts] == [
+        ("SELECT name FROM drift_items WHERE name = '[REDACTED]'", [["[REDACTED]"]], "SELECT 1")]
     assert "local-pw" not in out.read_text()

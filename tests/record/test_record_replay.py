@@ -37,7 +37,7 @@ def test_recording_holds_no_secrets(recording):
     for _role, (_method, password) in ROLES.items():
         assert password not in text
     assert "SCRAM" not in text and "c=biws" not in text and not re.search(r"\bp=[A-Za-z0-9+/]{20,}", text)
-    assert "server:" in text and "rules:" in text
+    assert "server:" in text and "recording:" in text
 
 
 def test_replay_without_postgresql_gives_the_same_results(recording):

@@ -15,7 +15,7 @@ from fakepm.protocol.auth import AuthFailed, Authenticator, UserAuth
 from fakepm.protocol.errors import PgError
 from fakepm.protocol.types import REGISTRY
 from fakepm.proxy.copyfmt import parse_copy_data, parse_copy_options
-from fakepm.proxy.record import Recorder, to_yaml_value
+from fakepm.proxy.record import Recorder
 from fakepm.proxy.tracker import Tracker, type_name
 from fakepm.proxy.upstream import ClientAuth, UpstreamError, UpstreamURL
 
@@ -150,53 +150,89 @@ def test_copy_options_and_text_csv_binary_data():
     assert parse_copy_data(binary, "COPY t TO STDOUT (FORMAT binary)", cols) == [[7, None]]
 
 
-# ------------------------------------------------------------------ YAML values and the recorder
-@pytest.mark.parametrize("type_name_, value", [
-    ("int4", 5), ("numeric", Decimal("9.90")), ("float8", 0.1), ("float4", 1.2000000476837158), ("bool", True),
-    ("date", date(2024, 2, 29)), ("timestamptz", datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)),
-    ("interval", timedelta(days=1, seconds=3)), ("uuid", UUID(int=7)), ("bytea", b"\x00\xff"),
-    ("jsonb", {"a": [1, None]}), ("json", '"a JSON string"'), ("jsonb", 5), ("int4[]", [[1, 2], [3, None]]), ("text", "line\nbreak"),
-])
-def test_yaml_values_come_back_equal_through_the_type_registry(type_name_, value):
-    t, _ = REGISTRY.parse_type_spec(type_name_)
-    y = yaml.safe_load(yaml.safe_dump({"v": to_yaml_value(t.oid, value)}))["v"]
-    assert t.coerce(y) == value
-
-
-def _ex(sql, rows, tag, error=None, params=()):
-    from fakepm.proxy.tracker import Exchange
-
-    int4 = REGISTRY.by_name("int4")
-    fields = (m.FieldDescription("n", int4.oid),)
-    return Exchange(sql, "extended" if params else "simple", tuple(int4.encode_text(p) for p in params), (0,),
-                    (int4.oid,) * len(params), fields, True, [tuple(int4.encode_text(v) for v in r) for r in rows],
-                    tag, error)
-
-
-def test_recorder_sequences_redaction_and_no_password(tmp_path):
+# ------------------------------------------------------------------ the recorder's tap and the player
+def _tap(tmp_path, **kw):
     from fakepm.proxy.hooks import ConnInfo
 
-    rec = Recorder(tmp_path / "x.yaml", redact=[r"[\w.]+@example\.com"])
-    conn = ConnInfo(1, "app", "shop", {}, {"server_version": "15.4", "TimeZone": "UTC",
-                                           "session_authorization": "app"})
-    rec.on_connect(conn)
-    for ex in (_ex("SELECT count(*) AS n FROM t", [[1]], "SELECT 1"), _ex("SELECT count(*) AS n FROM t", [[1]],
-               "SELECT 1"), _ex("SELECT count(*) AS n FROM t", [[2]], "SELECT 1"), _ex("BEGIN", [], "BEGIN"),
-               _ex("ALTER ROLE app PASSWORD 'hunter2'", [], "ALTER ROLE"),
-               _ex("SELECT n FROM u WHERE mail = 'ada@example.com'", [], "SELECT 0"),
-               _ex("SELECT n FROM t WHERE n = $1", [], None, PgError("22012", "division by zero"), params=(0,))):
-        rec.on_exchange(ex, conn)
+    rec = Recorder(tmp_path / "x.yaml", **kw)
+    conn = ConnInfo(1, "app", "shop", {"user": "app", "database": "shop"},
+                    {"server_version": "15.4", "TimeZone": "UTC", "session_authorization": "app"}, pid=77, secret=5)
+    return rec, rec.open_tap(conn)
+
+
+def _say(tap, *msgs):
+    for msg in msgs:
+        raw = msg.encode() if not isinstance(msg, bytes) else msg
+        tap.server(raw[0], raw[5:])
+
+
+def _query(tap, sql, *replies):
+    raw = m.Query(sql).encode()
+    tap.client(raw[:1], raw[5:])
+    _say(tap, *replies)
+
+
+def _count(n):
+    return [m.RowDescription((m.FieldDescription("n", 23, 4, -1, 0, 0, 0),)), m.DataRow((str(n).encode(),)),
+            m.CommandComplete("SELECT 1"), m.ReadyForQuery("I")]
+
+
+def test_recorder_keeps_order_repeats_errors_and_redacts(tmp_path):
+    rec, tap = _tap(tmp_path, redact=[r"[\w.]+@example\.com"])
+    for n in (0, 0, 1, 2, 3):
+        _query(tap, "SELECT count(*) AS n FROM t", *_count(n))
+    _query(tap, "BEGIN", m.CommandComplete("BEGIN"), m.ReadyForQuery("T"))
+    _query(tap, "COMMIT", m.error_response(PgError("40001", "could not serialize")), m.ReadyForQuery("I"))
+    _query(tap, "COMMIT", m.CommandComplete("COMMIT"), m.ReadyForQuery("I"))
+    _query(tap, "ALTER ROLE app PASSWORD 'hunter2'", m.CommandComplete("ALTER ROLE"), m.ReadyForQuery("I"))
+    _query(tap, "SELECT n FROM u WHERE mail = 'ada@example.com'", m.CommandComplete("SELECT 0"),
+           m.ReadyForQuery("I"))
+    text = rec.dumps()
+    doc = yaml.safe_load(text)
+    assert doc["server"]["version"] == "15.4" and doc["server"]["database"] == "shop"
+    assert doc["recording"]["connections"] == [{"user": "app", "database": "shop", "pid": 77, "key": 5}]
+    stmts = doc["recording"]["statements"]
+    counts = [(e["rows"][0][0], e.get("repeat", 1)) for e in stmts if "rows" in e]
+    assert counts == [("0", 2), ("1", 1), ("2", 1), ("3", 1)]  # 0, 0, 1, 2, 3: repeats kept, in order
+    commits = [e for e in stmts if e.get("query") == "COMMIT"]
+    assert [("error" in e, e.get("tag")) for e in commits] == [(True, None), (False, "COMMIT")]  # failed once
+    assert [e["query"] for e in stmts][-2:] == ["ALTER ROLE app PASSWORD '[REDACTED]'",
+                                                 "SELECT n FROM u WHERE mail = '[REDACTED]'"]
+    assert "hunter2" not in text and "ada@" not in text
+
+
+def test_the_player_replays_in_order_then_repeats_the_last(tmp_path):
+    from fakepm.proxy.recording import Index
+    from fakepm.proxy.replay import Player
+
+    rec, tap = _tap(tmp_path)
+    for n in (0, 0, 1):
+        _query(tap, "SELECT count(*) AS n FROM t", *_count(n))
     doc = yaml.safe_load(rec.dumps())
-    assert doc["server"] == {"version": "15.4", "database": "shop", "parameters": {"TimeZone": "UTC"}}
-    assert doc["rules"][0] == {"query": "SELECT count(*) AS n FROM t", "sequence": [
-        {"columns": {"n": "int4"}, "rows": [[1]], "tag": "SELECT 1"},
-        {"columns": {"n": "int4"}, "rows": [[2]], "tag": "SELECT 1"}]}
-    assert [r["query"] for r in doc["rules"][1:]] == [
-        "ALTER ROLE app PASSWORD '[REDACTED]'", "SELECT n FROM u WHERE mail = '[REDACTED]'",
-        "SELECT n FROM t WHERE n = $1"]
-    assert doc["rules"][3] == {"query": "SELECT n FROM t WHERE n = $1", "params": [0], "param_types": ["int4"],
-                               "error": {"code": "22012", "message": "division by zero"}}
-    assert "hunter2" not in rec.dumps()
+    player = Player(Index(doc["recording"]["statements"]), conn=1)
+    got = [player.feed(m.Query("SELECT count(*) AS n FROM t").encode()) for _ in range(4)]
+    want = [b"".join(x.encode() for x in _count(n)) for n in (0, 0, 1, 1)]
+    assert got == want
+    # not recorded: FP000, and the report says so
+    out = player.feed(m.Query("SELECT 2").encode())
+    assert b"FP000" in out and out.endswith(m.ReadyForQuery("I").encode())
+    assert any("not in the recording" in line for line in player.index.report)
+
+
+def test_shape_matching_answers_what_differs_only_in_constants(tmp_path):
+    from fakepm.proxy.recording import Index
+    from fakepm.proxy.replay import Player
+
+    rec, tap = _tap(tmp_path)
+    _query(tap, "INSERT INTO m VALUES ('2024-01-01T10:00:00'::timestamptz)", m.CommandComplete("INSERT 0 1"),
+           m.ReadyForQuery("I"))
+    stmts = yaml.safe_load(rec.dumps())["recording"]["statements"]
+    shape = Player(Index(stmts, "shape"))
+    assert shape.feed(m.Query("INSERT INTO m VALUES ('2031-05-05T00:00:00'::timestamptz)").encode()) == \
+        m.CommandComplete("INSERT 0 1").encode() + m.ReadyForQuery("I").encode()
+    assert "matched by shape" in shape.index.report[0]
+    exact = Player(Index(stmts, "exact"))
+    assert b"FP000" in exact.feed(m.Query("INSERT INTO m VALUES ('2031-05-05T00:00:00'::timestamptz)").encode())
 
 
 def test_proxy_stops_at_once_with_a_client_stuck_in_startup():

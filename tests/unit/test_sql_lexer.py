@@ -132,21 +132,22 @@ def test_replace_literals():
 
 
 def test_the_recorder_redacts_every_password_spelling(tmp_path):
+    from fakepm.protocol import messages as m
     from fakepm.proxy.hooks import ConnInfo
     from fakepm.proxy.record import Recorder
-    from fakepm.proxy.tracker import Exchange
 
     rec = Recorder(tmp_path / "x.yaml")
-    conn = ConnInfo(1, "app", "shop", {}, {"server_version": "15.4"})
-    rec.on_connect(conn)
+    tap = rec.open_tap(ConnInfo(1, "app", "shop", {"user": "app"}, {"server_version": "15.4"}))
     spellings = ["'pw-std'", "E'pw-e\\''", "$$pw-dollar$$", "$tag$pw-tag$tag$", "U&'pw-u\\0021'",
                  "U&'pw-ue!0021' UESCAPE '!'"]
     for i, pw in enumerate(spellings):
-        rec.on_exchange(Exchange(f"ALTER ROLE r{i} PASSWORD {pw}", "simple", (), (), (), (), False, [],
-                                 "ALTER ROLE", None), conn)
+        tap.client(b"Q", m.Query(f"ALTER ROLE r{i} PASSWORD {pw}").encode()[5:])
+        for msg in (m.CommandComplete("ALTER ROLE"), m.ReadyForQuery("I")):
+            raw = msg.encode()
+            tap.server(raw[0], raw[5:])
     text = rec.dumps()
     assert "pw-" not in text
-    queries = [r["query"] for r in yaml.safe_load(text)["rules"]]
+    queries = [e["query"] for e in yaml.safe_load(text)["recording"]["statements"]]
     assert queries == [f"ALTER ROLE r{i} PASSWORD '[REDACTED]'" for i in range(len(spellings))]
 
 

@@ -1,7 +1,9 @@
 """`fakepm drift FILE --upstream URL`: replay a recording's queries against the real server, report differences.
 
-Each rule's query runs once with its recorded parameters inside BEGIN ... ROLLBACK (so
-writes leave no trace), through fakepm's own upstream connection and the extended protocol.
+Each recorded statement (a `recording:`'s distinct simple queries and Binds, as first answered;
+or each rule's query, in a hand-written file) runs once with its recorded parameters inside
+BEGIN ... ROLLBACK (so writes leave no trace), through fakepm's own upstream connection and the
+extended protocol. Transaction control, SET and the like are not run.
 The answer is compared with the rule's (its first answer for a `sequence:`): error code and
 message, column names and types, row values (compared as natural values), command tag; and
 the file's server version with the server's. COPY statements and `regex:` rules are not run.
@@ -10,8 +12,6 @@ the file's server version with the server's. COPY statements and `regex:` rules 
 from __future__ import annotations
 
 from typing import Any
-
-import yaml
 
 from ..protocol import messages as m
 from ..protocol.types import REGISTRY
@@ -57,17 +57,20 @@ def _bind_value(type_spec: str | None, v: Any) -> bytes | None:
     return str(v).encode()
 
 
-def _run(up: Upstream, sql: str, params: list, types: list) -> dict:
-    oids = []
-    for t in types:
-        try:
-            oids.append(REGISTRY.parse_type_spec(t)[0].oid)
-        except Exception:  # noqa: BLE001
-            oids.append(0)
-    bound = tuple(_bind_value(types[i] if i < len(types) else None, v) for i, v in enumerate(params))
+def _run(up: Upstream, sql: str, params: list, types: list, raw: tuple | None = None, oids: tuple = ()) -> dict:
+    if raw is None:
+        oids = []
+        for t in types:
+            try:
+                oids.append(REGISTRY.parse_type_spec(t)[0].oid)
+            except Exception:  # noqa: BLE001
+                oids.append(0)
+        bound = tuple(_bind_value(types[i] if i < len(types) else None, v) for i, v in enumerate(params))
+    else:  # a recording's Bind: the values as they were sent (text format)
+        bound = raw
     up.send(m.Query("BEGIN"))
     _drain(up)
-    up.send(m.Parse("", sql, tuple(oids)), m.Bind("", "", (), bound, ()), m.Describe("P", ""),
+    up.send(m.Parse("", sql, tuple(oids)), m.Bind("", "", (), tuple(bound), ()), m.Describe("P", ""),
             m.Execute("", 0), m.Sync())
     out: dict = {"fields": None, "rows": [], "tag": None, "error": None}
     while True:
@@ -141,10 +144,59 @@ def compare(rule: dict, got: dict) -> list[str]:
     return diffs
 
 
+_SKIP = frozenset({"BEGIN", "START", "COMMIT", "ROLLBACK", "ROLLBACK TO", "SAVEPOINT", "RELEASE", "SET", "RESET",
+                   "LISTEN", "UNLISTEN", "NOTIFY", "DISCARD", "DEALLOCATE", "CLOSE", "COPY", "PREPARE TRANSACTION",
+                   "COMMIT PREPARED", "ROLLBACK PREPARED"})
+
+
+def _recorded_statements(doc: dict) -> list[tuple]:
+    """(number, sql, raw params, declared oids, expected answer in the rules' format) of each distinct
+    statement of a `recording:` (the first time it was answered)."""
+    from ..sql import classify, split_statements
+    from .recording import unflatten, value_in
+
+    stmts = (doc.get("recording") or {}).get("statements") or []
+    described = {}
+    for e in stmts:
+        if "describe" in e:
+            described.setdefault((e["describe"], tuple(e.get("types") or ())), e)
+    out, seen = [], set()
+    for i, e in enumerate(stmts):
+        if "query" in e:
+            sql, params, oids, cols = e["query"], (), (), None
+        elif "bind" in e and not any(e.get("param_formats") or ()):  # binary values: not run
+            sql, oids = e["bind"], tuple(e.get("types") or ())
+            params = tuple(value_in(p) for p in e.get("params") or ())
+            d = described.get((sql, oids))
+            cols = d.get("columns") if d is not None else None
+        else:
+            continue
+        if len(split_statements(sql)) != 1 or classify(sql) in _SKIP or (sql, params) in seen:
+            continue
+        seen.add((sql, params))
+        parts = {k: v for p in unflatten(e) for k, v in p.items()}
+        if "steps" in e and e["steps"]:
+            parts = {k: v for p in unflatten(e["steps"][-1]) for k, v in p.items()}
+        cols = parts.get("columns", cols)
+        exp: dict = {"tag": parts.get("tag"), "error": parts.get("error")}
+        if cols:
+            fields = []
+            for c in cols:
+                ty = c.get("type", "text")
+                oid = ty if isinstance(ty, int) else REGISTRY.by_name(ty).oid
+                fields.append((c.get("name"), oid, c.get("typmod", -1)))
+            exp["columns"] = [{"name": n, "type": type_name(o, tm)} for n, o, tm in fields]
+            exp["rows"] = [[decode_value(o, 0, value_in(v)) for (_, o, _), v in zip(fields, row)]
+                           for row in parts.get("rows") or []]
+        out.append((i + 1, sql, params, oids, exp))
+    return out
+
+
 def drift(path: str, upstream: str) -> list[str]:
     """Every difference as one line "FILE: rule N (query): what differs"; [] when none."""
-    with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f) or {}
+    from ..scenario.loader import read_plain
+
+    doc = read_plain(path) or {}
     up = Upstream(UpstreamURL.parse(upstream), {"application_name": "fakepm-drift"}).connect()
     report = []
     try:
@@ -152,6 +204,11 @@ def drift(path: str, upstream: str) -> list[str]:
         now = up.parameters.get("server_version", "")
         if recorded and recorded != now:
             report.append(f"{path}: server_version: recorded {recorded!r}, now {now!r}")
+        for n, sql, raw, oids, exp in _recorded_statements(doc):
+            got = _run(up, sql, [], [], raw=raw, oids=oids)
+            short = " ".join(sql.split())
+            short = short if len(short) <= 60 else short[:57] + "..."
+            report += [f"{path}: statement {n} ({short}): {d}" for d in compare(exp, got)]
         for i, rule in enumerate(doc.get("rules") or []):
             sql = rule.get("query")
             if not sql or sql.lstrip()[:4].upper() == "COPY":

@@ -346,8 +346,9 @@ class Recorder(ProxyHooks):
                 params.pop("session_authorization", None)  # follows the connecting user
                 params.pop("application_name", None)  # the client's own setting
                 server = {"version": params.pop("server_version", "")}
-                if conn.database:
-                    server["database"] = conn.database
+                client_db = conn.parameters.get("database") or conn.parameters.get("user") or conn.database
+                if client_db:
+                    server["database"] = client_db  # the name clients asked for (replay's DSN names it)
                 server["parameters"] = params
                 self.server = server
             self._conn_index[conn.id] = len(self.connections)
