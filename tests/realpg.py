@@ -278,9 +278,12 @@ def real_postgres(
         os.chown(tmp, pw.pw_uid, pw.pw_gid)
     os.chmod(tmp, 0o700)
     guard: _Guard | None = None
-    env = dict(os.environ, LC_ALL="C", LANG="C")
-    for k in [k for k in env if k.startswith("PG")]:
-        del env[k]  # the user's PGHOST/PGPORT/... do not leak into the server
+    # a small environment of its own: the user's PG* variables do not leak into the server, and the
+    # guard's command line (visible in ps) carries no more than this
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C",
+           "HOME": "/" if runas is not None else os.environ.get("HOME", "/")}
+    if "TZ" in os.environ:
+        env["TZ"] = os.environ["TZ"]
     try:
         subprocess.run(
             [os.path.join(bindir, "initdb"), "-D", datadir, "-U", user, "--auth=trust",
