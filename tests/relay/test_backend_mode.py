@@ -410,3 +410,24 @@ def test_recording_in_backend_mode_replays_in_pure_mode(engine, tmp_path):
         assert type(replay.backend.engine).__name__ == "ReplayEngine"
         with psycopg.connect(replay.dsn, autocommit=True) as c:
             assert c.execute("SELECT id, name FROM t WHERE id = %s", [2]).fetchall() == live == [(2, "bob")]
+
+
+def test_protocol_32_clients_get_the_engines_long_cancel_key(engine):
+    """libpq 18 asking for 3.2 through backend mode on a PostgreSQL 18 engine: the engine's own
+    BackendKeyData (a 32-byte key) reaches the client, and cancel with it works."""
+    if not str(engine.version).startswith(("18", "19", "2")):
+        pytest.skip(f"the engine is PostgreSQL {engine.version}: 3.2 needs 18+")
+    if psycopg.pq.version() < 180000:
+        pytest.skip("libpq older than 18 cannot ask for protocol 3.2")
+    with FakePostgres(backend=engine) as pg:
+        with psycopg.connect(pg.dsn + "?max_protocol_version=3.2", autocommit=True) as c:
+            assert c.pgconn.protocol_version == 3 and c.info.pgconn.full_protocol_version == 30002
+            pid = c.info.backend_pid
+            assert c.execute("SELECT pg_backend_pid()").fetchone() == (pid,)
+            keys = pg._call(lambda: [s.secret for s in pg.hub.sessions.values()])
+            assert [len(k) for k in keys] == [32]  # the engine's own key, as PostgreSQL 18 makes it
+            t0 = time.monotonic()
+            threading.Timer(0.3, c.cancel_safe).start()
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                c.execute("SELECT pg_sleep(10)")
+            assert time.monotonic() - t0 < 5

@@ -66,16 +66,25 @@ class Backend:
         self.errors: list[str] = []  # sessions the engine refused, hooks that failed (Proxy.errors)
         self._hooked: dict[int, object] = {}  # session id -> HookedSession
 
+    @property
+    def protocol_minor(self) -> int:
+        """The newest protocol 3.x minor the engine speaks (2 from PostgreSQL 18): a client granted
+        3.2 gets the engine's own long cancel key."""
+        version = str(getattr(self.engine, "version", "") or "")
+        major = version.split(".")[0]
+        return 2 if major.isdigit() and int(major) >= 18 else 0
+
     # ------------------------------------------------------------------ the upstream session
-    def connect(self, user: str, database: str, parameters: dict) -> Upstream:
-        """(worker thread) Open an upstream session as `user` on the engine."""
+    def connect(self, user: str, database: str, parameters: dict, protocol_minor: int = 0) -> Upstream:
+        """(worker thread) Open an upstream session as `user` on the engine, with the protocol
+        minor the client was granted (its `_pq_.` options were answered by fakepm already)."""
         db = self.database if database == self.dsn_database else database
+        startup = {k: v for k, v in parameters.items() if k not in ("user", "database") and not k.startswith("_pq_.")}
         opener = getattr(self.engine, "open_session", None)
         if opener is not None:  # an engine that is not a server (proxy/replay.py: a recording)
-            return opener(user, db, {k: v for k, v in parameters.items() if k not in ("user", "database")})
+            return opener(user, db, startup)
         url = self.engine.upstream_url(user, db, password=self.passwords.get(user))
-        startup = {k: v for k, v in parameters.items() if k not in ("user", "database")}
-        return Upstream(url, startup).connect()
+        return Upstream(url, startup, protocol_minor=protocol_minor).connect()
 
     def cancel(self, upstream: Upstream) -> None:
         """(worker thread) Forward a client's CancelRequest to the engine, with the engine's key."""
@@ -85,10 +94,10 @@ class Backend:
         """Generator, after the client authenticated: the upstream session, then what the engine
         says at startup (ParameterStatus, BackendKeyData). False when the engine refused."""
         params = dict(s.startup_parameters)
-        user, database = s.user, s.database
+        user, database, minor = s.user, s.database, s.protocol_minor
         token = s.new_token()
-        value = yield Await(Deferred(compute=lambda: self.connect(user, database, params), label="engine session"),
-                            token)
+        value = yield Await(Deferred(compute=lambda: self.connect(user, database, params, minor),
+                                     label="engine session"), token)
         if not isinstance(value, Upstream):
             self.errors.append(f"connection #{s.id}: {value}")
             del self.errors[:-1000]  # bounded: a client retrying against a refusing engine

@@ -29,6 +29,7 @@ from ..protocol.messages import (
     ReadyForQuery,
     StartupMessage,
     PROTOCOL_3_0,
+    NegotiateProtocolVersion,
     decode_backend,
 )
 from ..protocol.errors import PgError
@@ -192,9 +193,11 @@ class Upstream:
     (BackendKeyData) and `sock` in blocking mode, positioned after the first ReadyForQuery.
     """
 
-    def __init__(self, url: UpstreamURL, startup: dict | None = None, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, url: UpstreamURL, startup: dict | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 protocol_minor: int = 0):
         self.url = url
         self.timeout = timeout
+        self.protocol_minor = protocol_minor  # 3.x asked for (2: PostgreSQL 18's 3.2, longer cancel keys)
         params = {"user": url.user}
         if url.database:
             params["database"] = url.database
@@ -217,7 +220,7 @@ class Upstream:
             where = self.url.unix_path if self.url.is_unix else f"{self.url.host}:{self.url.port}"
             raise UpstreamError(f"cannot connect to upstream {where}: {e}") from None
         try:
-            self.sock.sendall(StartupMessage(PROTOCOL_3_0, self.startup).encode())
+            self.sock.sendall(StartupMessage(PROTOCOL_3_0 | self.protocol_minor, self.startup).encode())
             auth = ClientAuth(self.url.user, self.url.password)
             while True:
                 msg = self.read_message()
@@ -231,6 +234,8 @@ class Upstream:
                     self.parameters[msg.name] = msg.value
                 elif isinstance(msg, BackendKeyData):
                     self.pid, self.secret = msg.pid, msg.secret
+                elif isinstance(msg, NegotiateProtocolVersion):  # an older server: the minor it speaks
+                    self.protocol_minor = min(self.protocol_minor, msg.newest_minor & 0xFFFF)
                 elif isinstance(msg, ReadyForQuery):
                     return self
         except BaseException:
