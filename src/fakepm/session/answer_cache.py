@@ -65,8 +65,8 @@ def serve(session, text: str) -> bool:
         return False
     ruleset = session.responder.rules
     if entry.rules is not ruleset.rules or session.tx != "I" or session.replication is not None \
-            or not _no_faults(session):
-        del cache[text]
+            or not _no_faults(session) or session.text_style is not None:
+        del cache[text]  # (entries are made with the default text style: SET DateStyle & co. change the bytes)
         return False
     session.cancel_requested = False
     if entry.rule is not None:
@@ -81,7 +81,8 @@ def serve(session, text: str) -> bool:
 
 def _static_answer(session, sql: str, result: Result, protocol: str, statement: str | None):
     """(rule, label, params) when this just-journaled answer can be replayed; None otherwise."""
-    if session.tx != "I" or session.replication is not None or not _no_faults(session):
+    if session.tx != "I" or session.replication is not None or not _no_faults(session) \
+            or session.text_style is not None:
         return None
     if not result.static or result.error is not None or result.notices or result.notify or result.delay \
             or result.copy is not None or result.fault is not None or result.set_parameters or result.empty:
@@ -227,7 +228,8 @@ def serve_group(session, data: bytes) -> bool:
         return False
     st = entry.statement
     if entry.rules is not session.responder.rules.rules or session.tx != "I" or session.replication is not None \
-            or not _no_faults(session) or (entry.parsed is None and session.statements.get(st.name) is not st):
+            or not _no_faults(session) or (entry.parsed is None and session.statements.get(st.name) is not st) \
+            or session.text_style is not None:
         del session.group_cache[data]
         return False
     if entry.parsed is not None:

@@ -14,6 +14,7 @@ import re
 
 from ..answers.result import Column, Result
 from ..protocol.errors import PgError
+from ..protocol.textstyle import parse_datestyle, style_of
 from ..protocol.types import REGISTRY
 from ..sql.lexer import Token, tokens
 from ..sql.tags import classify
@@ -129,18 +130,22 @@ def init_settings(session) -> None:
     for k, v in session.startup_parameters.items():
         if k not in ("user", "database", "replication", "options") and not k.startswith("_pq_."):
             s[k.lower()] = _clean_value(k.lower(), literal(v))
+    session.text_style = style_of(s)
 
 
-def _clean_value(lname: str, value: str) -> str:
+def _clean_value(lname: str, value: str, current: tuple | None = None) -> str:
     if lname == "client_encoding" and value.replace("-", "").replace("_", "").upper() in ("UTF8", "UNICODE"):
         return "UTF8"
     if lname == "datestyle":
-        parts = [p.strip().upper() for p in value.split(",")]
-        fmt = next((p for p in parts if p in ("ISO", "SQL", "POSTGRES", "GERMAN")), "ISO")
-        order = next((p for p in parts if p in ("MDY", "DMY", "YMD", "US", "EUROPEAN", "NONEURO")), "MDY")
-        order = {"US": "MDY", "NONEURO": "MDY", "EUROPEAN": "DMY"}.get(order, order)
-        return f"{fmt.title() if fmt not in ('ISO', 'SQL') else fmt}, {order}"
+        try:
+            fmt, order = parse_datestyle(value, current or ("ISO", "MDY"))
+        except ValueError:
+            return value
+        return f"{fmt}, {order}"
     return value
+
+
+_STYLE_SETTINGS = frozenset({"datestyle", "intervalstyle", "timezone", "extra_float_digits", "bytea_output"})
 
 
 def set_setting(session, name: str, value: str | None, local: bool = False) -> dict:
@@ -154,7 +159,13 @@ def set_setting(session, name: str, value: str | None, local: bool = False) -> d
     if value is None:
         value = _default_of(session, lname)
     else:
-        value = _clean_value(lname, value)
+        current = None
+        if lname == "datestyle":  # 'DMY' alone keeps the style, 'German' alone the order (or DMY)
+            try:
+                current = parse_datestyle(session.settings.get("datestyle", "ISO, MDY"))
+            except ValueError:
+                current = None
+        value = _clean_value(lname, value, current)
     if session.tx != "I":
         # lname -> [value before the transaction, value after COMMIT]
         undo = session.__dict__.setdefault("settings_undo", {})
@@ -167,8 +178,12 @@ def set_setting(session, name: str, value: str | None, local: bool = False) -> d
 def _apply_setting(session, lname: str, value: str | None) -> dict:
     if value is None:
         session.settings.pop(lname, None)
+        if lname in _STYLE_SETTINGS:
+            session.text_style = style_of(session.settings)
         return {}
     session.settings[lname] = value
+    if lname in _STYLE_SETTINGS:
+        session.text_style = style_of(session.settings)
     canonical = REPORTED_NAMES.get(lname)
     if canonical is not None and canonical in session.reported and session.reported[canonical] != value:
         session.reported[canonical] = value
@@ -777,7 +792,7 @@ def execute_cursor_portal(session, portal, max_rows: int):
     res = Result(columns=portal.result.columns, rows=rows, tag=f"FETCH {len(rows)}")
     from .encode import encode_row, row_encoders
 
-    encs = row_encoders(res.columns, portal.formats)
+    encs = row_encoders(res.columns, portal.formats, getattr(session, "text_style", None))
     for r in rows:
         session.send(encode_row(encs, r, res.columns))
     from ..protocol import messages as msgs

@@ -40,6 +40,7 @@ _TEXT = REGISTRY.by_name("text")
 
 
 class Session:
+    text_style = None  # protocol/textstyle.py: the session's text settings when not the defaults
     # fault injection (faults/): the server sets `faults`; a plan may shape the output bytes
     # (`wire_shaper`, served by the loop) or ask the loop to end with RST (`abort_with_rst`)
     faults = None
@@ -715,10 +716,11 @@ class Session:
                     self.statement_failed(err)
                     return False
             if result.static and (portal is None or max_rows <= 0) and not (fx is not None and fx.stmt):
-                rows = static_rows(result, formats)
+                style = self.text_style  # SET DateStyle & co. (protocol/textstyle.py); None: the defaults
+                rows = static_rows(result, formats, style)
                 start = portal.sent if portal is not None else 0
                 if start == 0:
-                    self.send(static_rows_joined(result, formats))
+                    self.send(static_rows_joined(result, formats, style))
                 else:
                     self.send(b"".join(rows[start:]))
                 count = len(rows) - start
@@ -753,11 +755,11 @@ class Session:
         if portal is not None:
             if portal.rows is None:
                 portal.rows = result.iter_rows()
-                portal.encoders = row_encoders(columns, formats)
+                portal.encoders = row_encoders(columns, formats, self.text_style)
             rows = portal.rows
         else:
             rows = result.iter_rows()
-        batcher = RowBatchEncoder(columns, formats)
+        batcher = RowBatchEncoder(columns, formats, self.text_style)
         count = 0
         send = self.send
         marks = self.faults.row_mark if self.faults is not None else None

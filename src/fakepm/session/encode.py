@@ -49,8 +49,15 @@ def row_description(result: Result, formats: tuple[int, ...]) -> bytes:
     return cached
 
 
-def row_encoders(columns: Sequence[Column], formats: Sequence[int]) -> list:
-    return [c.type.encode_binary if f else c.type.encode_text for c, f in zip(columns, formats)]
+def row_encoders(columns: Sequence[Column], formats: Sequence[int], style=None) -> list:
+    """Each column's encoder for its format; `style` (protocol/textstyle.py, the session's DateStyle,
+    IntervalStyle, TimeZone, extra_float_digits, bytea_output) changes text where PostgreSQL's does."""
+    if style is None:
+        return [c.type.encode_binary if f else c.type.encode_text for c, f in zip(columns, formats)]
+    from ..protocol.textstyle import styled
+
+    return [c.type.encode_binary if f else (styled(c.type, style) or c.type.encode_text)
+            for c, f in zip(columns, formats)]
 
 
 def encode_row(encoders: list, row: Sequence, columns: Sequence[Column]) -> bytes:
@@ -76,21 +83,21 @@ def _find_bad_column(encoders, row, columns) -> str:
     return f"row {row!r}"
 
 
-def static_rows(result: Result, formats: tuple[int, ...]) -> list[bytes]:
-    """DataRow bytes for a static answer, encoded once per format vector."""
-    key = ("D", formats)
+def static_rows(result: Result, formats: tuple[int, ...], style=None) -> list[bytes]:
+    """DataRow bytes for a static answer, encoded once per format vector (and text style)."""
+    key = ("D", formats) if style is None else ("D", formats, style)
     cached = result.wire_cache.get(key)
     if cached is None:
-        encs = row_encoders(result.columns, formats)
+        encs = row_encoders(result.columns, formats, style)
         cached = [encode_row(encs, r, result.columns) for r in result.rows]
         result.wire_cache[key] = cached
     return cached
 
 
-def static_rows_joined(result: Result, formats: tuple[int, ...]) -> bytes:
-    key = ("J", formats)
+def static_rows_joined(result: Result, formats: tuple[int, ...], style=None) -> bytes:
+    key = ("J", formats) if style is None else ("J", formats, style)
     cached = result.wire_cache.get(key)
     if cached is None:
-        cached = b"".join(static_rows(result, formats))
+        cached = b"".join(static_rows(result, formats, style))
         result.wire_cache[key] = cached
     return cached

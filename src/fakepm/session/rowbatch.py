@@ -121,9 +121,9 @@ class RowBatchEncoder:
 
     __slots__ = ("columns", "encoders", "_raw", "_column_encoders", "_n", "_framer")
 
-    def __init__(self, columns: Sequence[Column], formats: Sequence[int]):
+    def __init__(self, columns: Sequence[Column], formats: Sequence[int], style=None):
         self.columns = columns
-        self.encoders = row_encoders(columns, formats)  # the registry's, with coerce()
+        self.encoders = row_encoders(columns, formats, style)  # the registry's, with coerce()
         self._raw = [getattr(e, "__wrapped__", e) for e in self.encoders]  # without coerce()
         # the registry's whole-column encoders where a type has one (None: not for this column)
         self._column_encoders = [getattr(r, "column", None) for r in self._raw]
