@@ -34,13 +34,13 @@ import sys
 import threading
 import time
 import traceback
-import urllib.parse
 from types import SimpleNamespace
 from typing import Any, Callable
 
 from .admin.client import AdminClient, AdminRequestError
 from .admin.values import from_json, to_json
 from .answers.result import ConnectionInfo, Query, Result
+from .dsn import conninfo, libpq_url
 from .protocol.errors import PgError
 
 START_TIMEOUT = 60.0  # the child prints its DSN within this (an import of fakepm takes ~0.15 s)
@@ -724,25 +724,12 @@ class ChildPostgres:
     def url(self, user: str | None = None, password: str | None = None, database: str | None = None,
             **params: str) -> str:
         self._require_started()
-        user = user or self.user
-        database = database or self.config.database or "postgres"
-        auth = urllib.parse.quote(user, safe="")
-        if password is not None:
-            auth += ":" + urllib.parse.quote(password, safe="")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.config.tls and "sslmode" not in params:
-            params = {"sslmode": "require", **params}
-        query = ("?" + urllib.parse.urlencode(params)) if params else ""
-        return f"postgresql://{auth}@{host}:{self.port}/{urllib.parse.quote(database, safe='')}{query}"
+        return libpq_url(self.host, self.port, user or self.user, database or self.config.database or "postgres",
+                         password, tls=self.config.tls, **params)
 
     def conninfo(self, **kw) -> str:
         self._require_started()
-        parts = {"host": self.host, "port": str(self.port), "user": self.user,
-                 "dbname": self.config.database or "postgres"}
-        if self.config.tls:
-            parts["sslmode"] = "require"
-        parts.update({k: str(v) for k, v in kw.items()})
-        return " ".join(f"{k}={_kv(v)}" for k, v in parts.items())
+        return conninfo(self.host, self.port, self.user, self.config.database or "postgres", tls=self.config.tls, **kw)
 
     @property
     def ca_file(self) -> str | None:
@@ -1047,12 +1034,6 @@ def _start_error(info: dict) -> Exception:
     kind = info.get("kind")
     exc = {"ValueError": ValueError, "OSError": OSError, "TypeError": TypeError}.get(kind, RuntimeError)
     return exc(info.get("error"))
-
-
-def _kv(v: str) -> str:
-    if v == "" or any(c.isspace() or c in "'\\" for c in v):
-        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return v
 
 
 __all__ = ["ChildPostgres", "RemoteRule", "RemoteChannel"]

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import inspect
 import os
-import re
 import shutil
 import tempfile
 import threading
 import time
-import urllib.parse
 from typing import Any, Callable
 
 from .answers.builtin import Builtins
 from .answers.catalog import Catalog, Table
 from .answers.responder import Responder
 from .answers.result import Column, Query, Result, make_columns
+from .dsn import conninfo, libpq_url
 from .answers.rules import Rule, RuleSet, RuleState, reply_result
 from .faults import FaultPlan, FaultSet, SessionFaults, parse_fault, parse_faults
 from .loop import Loop, listen_tcp, listen_unix
@@ -366,26 +365,13 @@ class FakePostgres:
     def url(self, user: str | None = None, password: str | None = None, database: str | None = None,
             **params: str) -> str:
         self._require_started()
-        user = user or self.user
-        database = database or self.config.database or "postgres"
-        auth = urllib.parse.quote(user, safe="")
-        if password is not None:
-            auth += ":" + urllib.parse.quote(password, safe="")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.config.tls and "sslmode" not in params:
-            params = {"sslmode": "require", **params}
-        query = ("?" + urllib.parse.urlencode(params)) if params else ""
-        return f"postgresql://{auth}@{host}:{self.port}/{urllib.parse.quote(database, safe='')}{query}"
+        return libpq_url(self.host, self.port, user or self.user, database or self.config.database or "postgres",
+                         password, tls=self.config.tls, **params)
 
     def conninfo(self, **kw) -> str:
         """Key/value form (host=... port=...), for tools that prefer it."""
         self._require_started()
-        parts = {"host": self.host, "port": str(self.port), "user": self.user,
-                 "dbname": self.config.database or "postgres"}
-        if self.config.tls:
-            parts["sslmode"] = "require"
-        parts.update({k: str(v) for k, v in kw.items()})
-        return " ".join(f"{k}={_kv(v)}" for k, v in parts.items())
+        return conninfo(self.host, self.port, self.user, self.config.database or "postgres", tls=self.config.tls, **kw)
 
     @property
     def ca_file(self) -> str | None:
@@ -623,10 +609,6 @@ def _read(path) -> str:
         return fh.read()
 
 
-def _kv(v: str) -> str:
-    if v == "" or re.search(r"[\s'\\]", v):
-        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return v
 
 
 __all__ = ["FakePostgres", "RuleBuilder", "Column", "Result"]

@@ -24,9 +24,9 @@ proxy/link.py, on the server's I/O loop):
 from __future__ import annotations
 
 import os
-import urllib.parse
 from typing import Iterable
 
+from ..dsn import libpq_url
 from ..protocol.auth import user_auths
 from .hooks import ProxyHooks
 from .upstream import UpstreamURL
@@ -143,9 +143,5 @@ class Proxy:
         return self.url()
 
     def url(self, user: str | None = None, password: str | None = None, **params) -> str:
-        auth = urllib.parse.quote(user or self.upstream.user, safe="")
-        if password is not None:
-            auth += ":" + urllib.parse.quote(password, safe="")
-        q = ("?" + urllib.parse.urlencode(params)) if params else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"postgresql://{auth}@{host}:{self.port}/{self.upstream.database or self.upstream.user}{q}"
+        return libpq_url(self.host, self.port, user or self.upstream.user, self.upstream.database or self.upstream.user,
+                         password, **params)

@@ -1,0 +1,35 @@
+"""Connection strings clients are given: the libpq URI and the key/value form, in one place
+(FakePostgres, the child-process server and the proxy all hand them out)."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+
+def libpq_url(host: str, port: int, user: str, database: str, password: str | None = None, /, *,
+              tls: bool = False, **params: str) -> str:
+    """postgresql://user[:password]@host:port/database[?params] (sslmode=require when tls)."""
+    auth = urllib.parse.quote(user, safe="")
+    if password is not None:
+        auth += ":" + urllib.parse.quote(password, safe="")
+    where = f"[{host}]" if ":" in host else host
+    if tls and "sslmode" not in params:
+        params = {"sslmode": "require", **params}
+    query = ("?" + urllib.parse.urlencode(params)) if params else ""
+    return f"postgresql://{auth}@{where}:{port}/{urllib.parse.quote(database, safe='')}{query}"
+
+
+def conninfo(host: str, port: int, user: str, database: str, /, *, tls: bool = False, **kw) -> str:
+    """The key/value form (host=... port=...), for tools that prefer it; `kw` adds or overrides keys."""
+    parts = {"host": host, "port": str(port), "user": user, "dbname": database}
+    if tls:
+        parts["sslmode"] = "require"
+    parts.update({k: str(v) for k, v in kw.items()})
+    return " ".join(f"{k}={_kv(v)}" for k, v in parts.items())
+
+
+def _kv(v: str) -> str:
+    if v == "" or re.search(r"[\s'\\]", v):
+        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return v
