@@ -238,7 +238,7 @@ def test_the_cycle_finder_finds_cycles():
 # Patterns with a quote, `--` or `/*` that are not about SQL text: (file, a piece of the pattern) -> why
 _NOT_SQL = {
     ("session/commands.py", "(?:-c\\s*|--)"): "libpq's `options` startup parameter: -c name=value / --name=value switches",
-    ("server.py", "[\\s'\\\\]"): "a libpq connection-string value that needs quoting (the DSN fakepm prints)",
+    ("dsn.py", "[\\s'\\\\]"): "a libpq connection-string value that needs quoting (the DSN fakepm prints)",
     ("protocol/types.py", "[{}\",\\\\\\s]"): "array_out's characters that make an array element quoted",
     ("scenario/loader.py", "'[^'\\n]{2,}'"): "the quoted fragments of a YAML parser's message (elided from errors)",
 }
