@@ -329,7 +329,8 @@ class _Conversation:
         engine as it came. Returns what it left for the conversation (from the first frame it
         does not handle, or a frame cut at the end of the read)."""
         s, link = self.s, self.link
-        if self.hk is not None or s.skip_until_sync or (s.faults is not None and s.faults.fs.plans):
+        hk = self.hk
+        if (hk is not None and not hk.taps_only) or s.skip_until_sync or (s.faults is not None and s.faults.fs.plans):
             return data
         rules = self.rules.rules
         local_stmts, local_portals = s.statements, s.portals  # names the session answers itself
@@ -400,6 +401,8 @@ class _Conversation:
         if not pos:
             return data
         link.forward(data if pos == n else data[:pos])
+        if hk is not None:  # hooks that only read raw frames (the recorder) see what was relayed
+            hk.client_frames(data, pos)
         link.unflushed = last not in (81, 83, 72, 100, 99, 102)
         return data[pos:] if pos < n else b""
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import struct
+
 from ..answers.result import Result
 from ..protocol import messages as m
 from ..protocol import pgoutput as po
@@ -19,6 +21,9 @@ from ..protocol.errors import PgError
 from ..protocol.replication import XLogData, decode_replication_message
 from .hooks import ColumnInfo, ConnInfo
 from .tracker import Tracker, decode_value, encode_value, type_name
+
+
+_HDR = struct.Struct("!Bi")
 
 
 class HookError(Exception):
@@ -43,6 +48,8 @@ class HookedSession:
         self._decode = self._rows or self._changes or any(_overrides(h, "on_exchange") for h in decoded)
         self.tracker = Tracker(self._exchange) if self._decode else None
         self._queries = any(_overrides(h, "on_query") for h in hooks)
+        # only raw-frame taps: the relay's fast path may run, handing them the frames it relayed
+        self.taps_only = not self._decode and not self._queries
 
     # ------------------------------------------------------------------ lifecycle
     def connected(self) -> None:
@@ -86,6 +93,21 @@ class HookedSession:
                             "(see fakepm.proxy.answer) or a PgError")
         return None, sql
 
+    def client_frames(self, data: bytes, end: int) -> None:
+        """Frames data[:end] the relay's fast path forwarded (whole frames), for the taps."""
+        pos = 0
+        unpack = _HDR.unpack_from
+        while pos < end:
+            kind, length = unpack(data, pos)
+            nxt = pos + 1 + length
+            body = data[pos + 5:nxt]
+            for tap in self.taps:
+                try:
+                    tap.client(data[pos:pos + 1], body)
+                except Exception as e:  # noqa: BLE001
+                    self._tap_failed(tap, e)
+            pos = nxt
+
     def client(self, t: bytes, body: bytes) -> None:
         """A message forwarded to the upstream, as the taps and the Tracker must see it."""
         for tap in self.taps:
@@ -107,7 +129,7 @@ class HookedSession:
         for tap in self.taps:
             try:
                 tap.server(kind, body)
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001 - a recorder's bug must not break the relay
                 self._tap_failed(tap, e)
         if not self._decode:
             if kind == 90:

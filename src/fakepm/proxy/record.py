@@ -88,6 +88,7 @@ class Tap:
         self.group: list[_Rec] = []  # entries finished since the last ReadyForQuery
         self.copy: _Rec | None = None
         self.orphans: list = []  # frames before any pending op (async notices, notifications)
+        self._rows_to: list | None = None  # where the next DataRow goes (the current reply)
 
     # ------------------------------------------------------------------ client
     def client(self, t: bytes, body: bytes) -> None:
@@ -173,6 +174,12 @@ class Tap:
             self._pop()
 
     def server(self, kind: int, body: bytes) -> None:
+        if kind == 68:  # DataRow: the common case goes where the statement's last message went
+            to = self._rows_to
+            if to is not None:
+                to.append((kind, body))
+                return
+        self._rows_to = None
         front = self._front()
         op = front[0] if front is not None else None
         r = front[1] if front is not None else None
@@ -255,6 +262,7 @@ class Tap:
                 return
             step = self._step(r)
             step.append((kind, body))
+            self._rows_to = step
             if kind == 71:  # CopyInResponse: Syncs the client sent before it are ignored by the server
                 self.copy = r
                 rest = [x for x in self.pending[self.head + 1:] if x[0] != "S"]
@@ -269,6 +277,7 @@ class Tap:
             return
         if op in ("Q", "F"):
             r.frames.append((kind, body))
+            self._rows_to = r.frames
             if kind == 71:
                 r.copy_at = len(r.frames) - 1
                 self.copy = r
@@ -408,13 +417,20 @@ class Recorder(ProxyHooks):
         parts = frames_to_parts(frames, formats)
         if self.redact:
             parts = self._scrub(parts)
-        # a large result or COPY seen again is written once and referred to (a YAML alias)
+        # a large result or COPY seen again is written once and referred to (a YAML alias), and so is
+        # a row repeated within a large result
         for p in parts:
             for key in ("rows", "copy_data"):
                 v = p.get(key)
                 if v is not None and len(v) >= 8:
                     sig = (key, _signature(v))
-                    p[key] = self._shared.setdefault(sig, v)
+                    shared = self._shared.get(sig)
+                    if shared is None:
+                        if key == "rows":
+                            seen: dict = {}
+                            v[:] = [seen.setdefault(tuple(map(_hashable, row)), row) for row in v]
+                        shared = self._shared[sig] = v
+                    p[key] = shared
         return parts
 
     def _entry(self, r: _Rec) -> dict | None:
@@ -514,8 +530,8 @@ class Recorder(ProxyHooks):
         text += "  connections:\n" + "".join("  " + line + "\n" for line in _dump(rec["connections"]).splitlines()) \
             if rec["connections"] else "  connections: []\n"
         text += "  statements:\n" if rec["statements"] else "  statements: []\n"
-        for e in rec["statements"]:
-            text += "".join("  " + line + "\n" for line in _dump([e]).splitlines())
+        if rec["statements"]:  # one dump: shared results become aliases
+            text += "".join("  " + line + "\n" for line in _dump(rec["statements"]).splitlines())
         return text
 
     def save(self) -> str:
@@ -528,6 +544,10 @@ class Recorder(ProxyHooks):
 
     def close(self) -> None:
         pass
+
+
+def _hashable(v):
+    return v if not isinstance(v, list) else tuple(v)
 
 
 def _signature(values: list):
