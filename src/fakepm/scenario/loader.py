@@ -167,19 +167,39 @@ def _fast_yaml(text: str):
     return data
 
 
-def _refuse_shared(data) -> None:
-    """The recorder writes no anchors; a list or mapping used twice (an alias) could stand for
-    billions of values once the replay walks it (an alias bomb): refused, so the caller falls
-    back to the located parser, which says where (scenario/nodes.py MAX_ALIAS_EXPANSION)."""
-    seen: set[int] = set()
-    stack = [data]
+# values a recording may stand for once its aliases are expanded (the recorder writes a large result
+# seen again, and a row repeated within one, as aliases: pg8000's suite expands to ~5 million)
+MAX_RECORDING_EXPANSION = 50_000_000
+
+
+def _refuse_shared(data, limit: int = MAX_RECORDING_EXPANSION) -> None:
+    """Aliases (a list or mapping used more than once) are how the recorder shares repeated
+    results; nested ones could stand for billions of values once the replay walks them (an
+    alias bomb). The expanded size is counted without expanding (each shared value once):
+    beyond `limit` the tail is refused, so the caller falls back to the located parser, which
+    says where (scenario/nodes.py MAX_ALIAS_EXPANSION)."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()  # on the current path: seen again there means a cycle
+    stack: list = [(data, False)]
     while stack:
-        x = stack.pop()
-        if isinstance(x, (list, dict)):
-            if id(x) in seen:
-                raise yaml.YAMLError("a value is used twice (an alias): recordings have none")
-            seen.add(id(x))
-            stack.extend(x.values() if isinstance(x, dict) else x)
+        x, done = stack.pop()
+        if not isinstance(x, (list, dict)) or (id(x) in sizes and not done):
+            continue
+        kids = list(x.values()) if isinstance(x, dict) else x
+        if not done:
+            if id(x) in open_:
+                raise yaml.YAMLError("a value contains itself (a recursive alias)")
+            open_.add(id(x))
+            stack.append((x, True))
+            stack.extend((k, False) for k in kids if isinstance(k, (list, dict)) and id(k) not in sizes)
+            continue
+        total = 1
+        for k in kids:
+            total += sizes.get(id(k), 1) if isinstance(k, (list, dict)) else 1
+            if total > limit:
+                raise yaml.YAMLError(f"aliases expand this recording beyond {limit} values")
+        sizes[id(x)] = total
+        open_.discard(id(x))
 
 
 def read_plain(path) -> dict | None:
