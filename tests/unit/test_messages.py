@@ -171,11 +171,11 @@ def test_copy_data_property_large(data):
 @pytest.mark.parametrize("type_byte, body, problem", [
     (b"Q", b"SELECT 1", "invalid Query message format: missing string terminator"),
     (b"Q", b"SELECT 1\x00junk", "invalid Query message format: 4 extra bytes"),
-    (b"P", b"\x00SELECT 1\x00\xff\xff", "invalid Parse message format: negative parameter count -1"),
+    (b"P", b"\x00SELECT 1\x00\xff\xff", "invalid Parse message format: body ends early"),  # 65535 (unsigned)
     (b"P", b"\x00SELECT $1\x00\x00\x01\x00\x00", "invalid Parse message format: body ends early"),
     (b"B", b"\x00\x00\x00\x00\x00\x01\x00\x00\x00\x05ab", "invalid Bind message format: body ends early"),
     (b"B", b"\x00\x00\x00\x00\x00\x01\xff\xff\xff\xfe\x00\x00", "invalid Bind message format: negative length -2"),
-    (b"B", b"\x00\x00\xff\xff", "invalid Bind message format: negative format count -1"),
+    (b"B", b"\x00\x00\xff\xff", "invalid Bind message format: body ends early"),  # 65535 formats
     (b"D", b"X\x00", "invalid DESCRIBE message subtype 88"),
     (b"C", b"Z\x00", "invalid CLOSE message subtype 90"),
     (b"E", b"\x00\x00\x00", "invalid Execute message format: body ends early"),

@@ -26,7 +26,7 @@ import itertools
 import logging
 import re
 import uuid
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from ..bounded import SHORT_KEY_CHARS, BoundedCache, short_key
 from ..protocol.errors import PgError
@@ -326,17 +326,25 @@ def _compile(e):
     if isinstance(e, exp.Null):
         return TEXT, _const(None, TEXT), "?column?"
     if isinstance(e, exp.Neg):
-        if isinstance(e.this, exp.Literal) and not e.this.is_string:
-            # PostgreSQL folds the sign into a numeric literal: -2147483648 is an int4
-            return _number_literal("-" + e.this.this)
+        inner, signs = e.this, 1
+        while isinstance(inner, exp.Neg):  # - -9223372036854775808: each minus folds into the text
+            inner, signs = inner.this, signs + 1
+        if isinstance(inner, exp.Literal) and not inner.is_string:
+            # PostgreSQL folds the sign into a numeric literal (doNegate): -2147483648 is an int4,
+            # - -9223372036854775808 the numeric 9223372036854775808
+            return _number_literal(("-" if signs % 2 else "") + inner.this)
         inner = _compile(e.this)
         if inner is None or inner[0] not in (INT4, INT8, NUMERIC, FLOAT8):
             return None
         t, fn, _ = inner
 
-        def neg(b, q, fn=fn):
+        def neg(b, q, fn=fn, t=t):
             v, pure, d = fn(b, q)
-            return (None if v is None else -v), pure, d
+            if v is None:
+                return None, pure, d
+            v = v.copy_negate() if isinstance(v, Decimal) else -v  # exact: no rounding to 28 digits
+            _check_range(t, v)
+            return v, pure, d
 
         return t, neg, "?column?"
     if isinstance(e, (exp.Placeholder, exp.Parameter)) or (isinstance(e, exp.Var) and str(e.name).startswith("$")):
@@ -368,6 +376,11 @@ def _compile(e):
             if v is None:
                 return None, pure, d
             try:
+                if not isinstance(v, str) and t.category == "S" and isinstance(src, _ParamType):
+                    # a bound date (say) cast to text: its text output, by the type the client declared
+                    pt = q.param_types[src.idx] if src.idx < len(q.param_types) else None
+                    if pt is not None and not isinstance(pt, _ParamType):
+                        v = pt.encode_text(pt.coerce(v)).decode()
                 if not isinstance(v, str) and t.category == "S" and not isinstance(src, _ParamType):
                     v = src.encode_text(v).decode()  # now()::text is the timestamp's text output
                 elif t is DATE and isinstance(v, dt.datetime):
@@ -398,17 +411,24 @@ def _compile(e):
         left, right = _compile(e.this), _compile(e.expression)
         if left is None or right is None:
             return None
-        t = _arith_type(left[0], right[0])
+        op = type(e).__name__
+        t = _arith_type(left[0], right[0], op)
         if t is None:
             return None
-        op = type(e).__name__
 
         def arith(b, q, lf=left[1], rf=right[1], op=op, t=t):
             a, p1, d1 = lf(b, q)
             c, p2, d2 = rf(b, q)
             if a is None or c is None:
                 return None, p1 and p2, d1 + d2
+            if isinstance(a, dt.date) or isinstance(c, dt.date):  # date +/- integer (a bound date)
+                return _date_arith(a, c, op), p1 and p2, d1 + d2
             a, c = _num(a), _num(c)
+            if isinstance(a, Decimal) or isinstance(c, Decimal):
+                with localcontext() as ctx:  # numeric is exact: no rounding to 28 digits
+                    ctx.prec = 1000
+                    v = _arith(a, c, op)
+                return v, p1 and p2, d1 + d2
             if op == "Add":
                 v = a + c
             elif op == "Sub":
@@ -424,8 +444,8 @@ def _compile(e):
                         v += 1  # PostgreSQL truncates toward zero
                 else:
                     v = a % c
-            if t is INT4 and not -(2**31) <= v < 2**31:
-                raise PgError("22003", "integer out of range")
+            if not isinstance(t, _ParamArith):
+                _check_range(t, v)
             return v, p1 and p2, d1 + d2
 
         return t, arith, "?column?"
@@ -467,10 +487,61 @@ def _num(v):
     return v
 
 
-def _arith_type(a, b):
+def _check_range(t, v) -> None:
+    if t is INT4 and isinstance(v, int) and not -(2**31) <= v < 2**31:
+        raise PgError("22003", "integer out of range")
+    if t is INT8 and isinstance(v, int) and not -(2**63) <= v < 2**63:
+        raise PgError("22003", "bigint out of range")
+
+
+def _arith(a, c, op: str):
+    if op == "Add":
+        return a + c
+    if op == "Sub":
+        return a - c
+    if op == "Mul":
+        return a * c
+    if c == 0:
+        raise PgError("22012", "division by zero")
+    if op == "Div":
+        return a / c
+    return a % c
+
+
+def _date_arith(a, c, op: str):
+    """date + integer, integer + date, date - integer (days), date - date (an integer)."""
+    if op == "Add" and isinstance(a, dt.date) and isinstance(c, int):
+        return a + dt.timedelta(days=c)
+    if op == "Add" and isinstance(c, dt.date) and isinstance(a, int):
+        return c + dt.timedelta(days=a)
+    if op == "Sub" and isinstance(a, dt.date) and isinstance(c, int):
+        return a - dt.timedelta(days=c)
+    if op == "Sub" and isinstance(a, dt.date) and isinstance(c, dt.date):
+        return (a - c).days
+    raise PgError("42883", f"operator does not exist: {type(a).__name__} {op} {type(c).__name__}")
+
+
+class _ParamArith:
+    """The type of `$n <op> <number>`: per query, from the type the client declared for $n
+    (date + integer is a date, as in PostgreSQL); `other` when it declared none."""
+
+    def __init__(self, idx: int, other, op: str):
+        self.idx, self.other, self.op = idx, other, op
+
+    def resolve(self, query: Query):
+        pt = query.param_types[self.idx] if self.idx < len(query.param_types) else None
+        if pt is DATE and self.other in (INT4, INT8) and self.op in ("Add", "Sub"):
+            return DATE
+        if pt is not None and not isinstance(pt, _ParamType):
+            return _arith_type(pt, self.other) or self.other
+        return self.other
+
+
+def _arith_type(a, b, op: str = "Add"):
     if isinstance(a, _ParamType) or isinstance(b, _ParamType):
         other = b if isinstance(a, _ParamType) else a
-        return other if other in (INT4, INT8, NUMERIC, FLOAT8) else None
+        idx = a.idx if isinstance(a, _ParamType) else b.idx
+        return _ParamArith(idx, other, op) if other in (INT4, INT8, NUMERIC, FLOAT8) else None
     if a in (INT4, INT8) and b in (INT4, INT8):
         return INT8 if INT8 in (a, b) else INT4
     if FLOAT8 in (a, b) and {a, b} <= {INT4, INT8, NUMERIC, FLOAT8}:
@@ -715,6 +786,8 @@ def resolve_param_types(columns: tuple[Column, ...], query: Query) -> tuple[Colu
             idx = c.type.idx
             t = query.param_types[idx] if idx < len(query.param_types) and query.param_types[idx] else TEXT
             out.append(Column(c.name, t))
+        elif isinstance(c.type, _ParamArith):
+            out.append(Column(c.name, c.type.resolve(query)))
         else:
             out.append(c)
     return tuple(out)

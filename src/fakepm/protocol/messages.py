@@ -307,7 +307,7 @@ class Parse(Message):
         return (
             cstr(self.name)
             + cstr(self.sql)
-            + _I16.pack(len(self.param_oids))
+            + _U16.pack(len(self.param_oids))  # counts are unsigned: up to 65535 parameters
             + b"".join(_U32.pack(o) for o in self.param_oids)
         )
 
@@ -315,9 +315,7 @@ class Parse(Message):
     def _decode(cls, r):
         name = r.cstring()
         sql = r.cstring()
-        n = r.i16()
-        if n < 0:
-            raise ProtocolViolation(f"invalid Parse message format: negative parameter count {n}")
+        n = r.u16()
         return cls(name, sql, tuple(r.u32() for _ in range(n)))
 
 
@@ -331,12 +329,12 @@ class Bind(Message):
     result_formats: tuple = ()
 
     def encode_body(self) -> bytes:
-        parts = [cstr(self.portal), cstr(self.statement), _I16.pack(len(self.param_formats))]
+        parts = [cstr(self.portal), cstr(self.statement), _U16.pack(len(self.param_formats))]
         parts += [_I16.pack(f) for f in self.param_formats]
-        parts.append(_I16.pack(len(self.params)))
+        parts.append(_U16.pack(len(self.params)))
         for p in self.params:
             parts.append(_I32.pack(-1) if p is None else _I32.pack(len(p)) + p)
-        parts.append(_I16.pack(len(self.result_formats)))
+        parts.append(_U16.pack(len(self.result_formats)))
         parts += [_I16.pack(f) for f in self.result_formats]
         return b"".join(parts)
 
@@ -344,17 +342,11 @@ class Bind(Message):
     def _decode(cls, r):
         portal = r.cstring()
         stmt = r.cstring()
-        nf = r.i16()
-        if nf < 0:
-            raise ProtocolViolation(f"invalid Bind message format: negative format count {nf}")
+        nf = r.u16()
         pf = tuple(r.i16() for _ in range(nf))
-        npar = r.i16()
-        if npar < 0:
-            raise ProtocolViolation(f"invalid Bind message format: negative parameter count {npar}")
+        npar = r.u16()
         params = tuple(r.value() for _ in range(npar))
-        nr = r.i16()
-        if nr < 0:
-            raise ProtocolViolation(f"invalid Bind message format: negative result format count {nr}")
+        nr = r.u16()
         rf = tuple(r.i16() for _ in range(nr))
         return cls(portal, stmt, pf, params, rf)
 
@@ -368,11 +360,11 @@ class Bind(Message):
             portal = body[:e1].decode("utf-8")
             stmt = body[e1 + 1 : e2].decode("utf-8")
             pos = e2 + 1
-            (nf,) = _I16.unpack_from(body, pos)
+            (nf,) = _U16.unpack_from(body, pos)
             pos += 2
             pf = struct.unpack_from(f"!{nf}h", body, pos)
             pos += 2 * nf
-            (npar,) = _I16.unpack_from(body, pos)
+            (npar,) = _U16.unpack_from(body, pos)
             pos += 2
             if npar < 0:
                 raise ValueError
@@ -387,7 +379,7 @@ class Bind(Message):
                     pos += n
                 else:
                     raise ValueError
-            (nr,) = _I16.unpack_from(body, pos)
+            (nr,) = _U16.unpack_from(body, pos)
             pos += 2
             rf = struct.unpack_from(f"!{nr}h", body, pos)
             pos += 2 * nr
@@ -713,12 +705,12 @@ class ParameterDescription(Message):
     type_oids: tuple = ()
 
     def encode_body(self) -> bytes:
-        return _I16.pack(len(self.type_oids)) + b"".join(_U32.pack(o) for o in self.type_oids)
+        return _U16.pack(len(self.type_oids)) + b"".join(_U32.pack(o) for o in self.type_oids)
 
     @classmethod
     def _decode(cls, r):
-        n = r.i16()
-        return cls(tuple(r.u32() for _ in range(max(0, n))))
+        n = r.u16()
+        return cls(tuple(r.u32() for _ in range(n)))
 
 
 @_message

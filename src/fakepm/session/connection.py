@@ -39,6 +39,10 @@ _ROW_BATCH = 512  # rows encoded together by a streamed result (bounded by the o
 _TEXT = REGISTRY.by_name("text")
 
 
+_TX_CONTROL = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "ROLLBACK TO",
+                         "PREPARE TRANSACTION", "COMMIT PREPARED", "ROLLBACK PREPARED"})
+
+
 class Session:
     text_style = None  # protocol/textstyle.py: the session's text settings when not the defaults
     # fault injection (faults/): the server sets `faults`; a plan may shape the output bytes
@@ -1087,6 +1091,11 @@ class Session:
         portal = self.portals.get(msg.name)
         if portal is None:
             self._ext_error(PgError("34000", f'portal "{msg.name}" does not exist'))
+            return
+        if portal.result is None and classify(portal.sql) in _TX_CONTROL:
+            # Describe does not run a statement: COMMIT described in a pipeline must not end the
+            # transaction (and drop this very portal) before its Execute
+            self.send(m.NO_DATA)
             return
         if portal.result is None:
             portal.result = yield from self.evaluate(
