@@ -160,6 +160,9 @@ def test_rules_faults_state_reset_and_the_journal():
                 cp.write_row([1, "a"])
         assert rule.calls == 1
         assert pg.copies[-1].rows == [(1, "a")] and pg.copies[-1].table == "items"
+        deadline = time.monotonic() + 10  # the child sees the client's Terminate a moment after close()
+        while pg.connections and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert [c.database for c in pg.connections] == []
         assert len(pg.unmatched) == 1
         pg.remove_fault(plan)
