@@ -252,3 +252,19 @@ def test_proxy_stops_at_once_with_a_client_stuck_in_startup():
         assert s.recv(10) == b""  # the proxy closed its side
     finally:
         s.close()
+
+
+def test_a_replayed_connection_follows_the_recorded_one_that_began_alike():
+    """Connections are matched by place in the connection order, corrected when the replay opened
+    more or fewer connections than the recording (benchmarks calibrate their rounds)."""
+    from fakepm.proxy.recording import Index
+
+    entries = [{"query": "BEGIN", "c": 1}, {"query": "BEGIN", "c": 2}, {"query": "BEGIN", "c": 3},
+               {"query": "SELECT pid", "c": 4}, {"query": "BEGIN", "c": 5}]
+    index = Index(entries)
+    assert index.claim(("query", "BEGIN"), 1) == 1
+    # the replay opened one connection fewer before this one: the shift is found once ...
+    assert index.claim(("query", "SELECT pid"), 3) == 4
+    # ... and kept for the next
+    assert index.claim(("query", "BEGIN"), 4) == 5
+    assert index.claim(("query", "nothing like it"), 5) is None

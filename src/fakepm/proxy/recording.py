@@ -495,12 +495,17 @@ class Index:
         self.parse_keys: set = set()
         self.lock = threading.Lock()
         self.report: list[str] = []  # where a replay left the recorded path (bounded)
+        self.foreign = 0  # answers taken from another connection's recording
+        self.first_key: dict[int, tuple] = {}  # recorded connection -> the key of its first entry
+        self.claimed: set[int] = set()
+        self.offset = 0  # recorded connection number - replayed connection number, as last seen
         for en in self.entries:
             key = entry_key(en.data)
             times = max(1, int(en.data.get("repeat", 1)))  # `repeat: N`: answered N times in a row
             self.exact.setdefault(key, []).extend([en] * times)
             if en.data.get("c") is not None:
                 self.by_conn.setdefault((en.data["c"], key), []).extend([en] * times)
+                self.first_key.setdefault(en.data["c"], key)
             if key[0] == "parse":
                 self.parse_keys.add(key)
             elif match == "shape":
@@ -509,6 +514,29 @@ class Index:
     def note(self, text: str) -> None:
         if len(self.report) < 1000:
             self.report.append(text)
+
+    def claim(self, key: tuple, attempt: int | None) -> int | None:
+        """The recorded connection a replayed one follows, chosen at its first statement: the one
+        in the same place of the connection order (`attempt`, corrected by the shift seen so far)
+        when it began with the same statement, else the nearest unclaimed one that did -- so a run
+        that opens more or fewer connections than the recorded one (benchmarks calibrate their
+        rounds) shifts the numbering once, not every later connection's answers."""
+        with self.lock:
+            if attempt is None:
+                return None
+            want = attempt + self.offset
+            best = None
+            for d in range(0, 64):
+                for n in ((want + d, want - d) if d else (want,)):
+                    if n not in self.claimed and self.first_key.get(n) == key:
+                        best = n
+                        break
+                if best is not None:
+                    break
+            if best is not None:
+                self.claimed.add(best)
+                self.offset = best - attempt
+            return best
 
     def take(self, key: tuple, conn: int | None = None) -> tuple[Entry | None, str]:
         """The next recorded answer for `key`: (entry, how) with how "exact", "shape" or "missing".
@@ -525,7 +553,8 @@ class Index:
                     en.used = True
                     return en, "exact"
             found = self.exact.get(key)
-            if found:
+            if found and conn is not None and self.by_conn:
+                self.foreign += 1  # answered from another connection's recording (this one left its path)
                 i = self.calls.get(key, 0)
                 self.calls[key] = i + 1
                 en = found[min(i, len(found) - 1)]

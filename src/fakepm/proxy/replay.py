@@ -65,9 +65,11 @@ def _cstr(body: bytes, pos: int) -> tuple[str, int]:
 class Player:
     """One replayed session: frontend bytes in, the recorded backend bytes out."""
 
-    def __init__(self, index: Index, label: str = "", conn: int | None = None):
+    def __init__(self, index: Index, label: str = "", conn: int | None = None, attempt: int | None = None):
         self.index = index
-        self.conn = conn  # the recorded connection this one replays (by number)
+        self._conn = conn  # the recorded connection this one replays (by number), bound at first use
+        self._bound = conn is not None
+        self._attempt = attempt  # this connection's place in the replay's connection order
         self.label = label
         self.buf = bytearray()
         self.statements: dict[str, tuple] = {}  # name -> (sql, declared oids)
@@ -77,6 +79,12 @@ class Player:
         self.skipping = False
         self.copy_in: tuple | None = None  # (entry, after parts, simple?) while the client sends COPY data
         self.closed = False
+
+    def _bind_conn(self, key: tuple) -> int | None:
+        if not self._bound:
+            self._bound = True
+            self._conn = self.index.claim(key, self._attempt)
+        return self._conn
 
     # ------------------------------------------------------------------ input
     def feed(self, data: bytes) -> bytes:
@@ -140,7 +148,7 @@ class Player:
         if k == "H":
             return b""
         if k == "F":
-            en, how = self.index.take(("call", body), self.conn)
+            en, how = self.index.take(("call", body), self._bind_conn(("call", body)))
             if en is None:
                 self.index.note(f"{self.label}function call not in the recording")
                 return _error("FP000", "fakepm replay: this function call is not in the recording") + _ready(self.tx)
@@ -169,7 +177,10 @@ class Player:
         return err
 
     def _emit(self, parts: list, simple: bool, en: Entry) -> bytes:
-        """Parts up to a CopyInResponse are sent; the rest waits for the client's CopyDone."""
+        """Parts up to a CopyInResponse are sent; the rest waits for the client's CopyDone. After a
+        FATAL the session ends (PostgreSQL closes the connection)."""
+        if any((p.get("error") or {}).get("severity") in ("FATAL", "PANIC") for p in parts):
+            self.closed = True
         for i, p in enumerate(parts):
             if "copy_in" in p:
                 after = en.data.get("after") or parts[i + 1:]
@@ -190,7 +201,7 @@ class Player:
 
     # ------------------------------------------------------------------ simple query
     def _query(self, sql: str) -> bytes:
-        en, how = self.index.take(("query", sql), self.conn)
+        en, how = self.index.take(("query", sql), self._bind_conn(("query", sql)))
         if en is None:
             if self.tx == "T":
                 self.tx = "E"
@@ -210,7 +221,7 @@ class Player:
         oids = struct.unpack_from(f"!{n}I", body, pos + 2) if n else ()
         key = ("parse", sql, tuple(oids))
         if key in self.index.parse_keys:
-            en, how = self.index.take(key, self.conn)
+            en, how = self.index.take(key, self._bind_conn(key))
             if en is not None and en.data.get("error") is not None:
                 if en.tx:
                     self.group_tx = en.tx
@@ -251,7 +262,7 @@ class Player:
         nr = _U16.unpack_from(body, pos)[0]
         rformats = struct.unpack_from(f"!{nr}h", body, pos + 2) if nr else ()
         key = ("bind", st[0], st[1], tuple(params), tuple(pformats), tuple(rformats))
-        en, how = self.index.take(key, self.conn)
+        en, how = self.index.take(key, self._bind_conn(key))
         if en is None:
             return self._ext_fail(self._missing("bind", st[0]))
         self._took(en, how, st[0])
@@ -269,7 +280,7 @@ class Player:
             st, err = self._statement(name)
             if st is None:
                 return err
-            en, how = self.index.take(("describe", st[0], st[1]), self.conn)
+            en, how = self.index.take(("describe", st[0], st[1]), self._bind_conn(("describe", st[0], st[1])))
             if en is None:
                 return self._ext_fail(self._missing("describe", st[0]))
             self._took(en, how, st[0])
@@ -404,7 +415,7 @@ class ReplayEngine:
             if k in startup and k not in (c.get("parameters") or {}):
                 params[k] = startup[k]
         params.setdefault("session_authorization", user)
-        return ReplaySession(self, Player(self.index, label=f"{user}@{database}: ", conn=number), params,
+        return ReplaySession(self, Player(self.index, label=f"{user}@{database}: ", attempt=number), params,
                              c.get("pid") or next(self._pids), c.get("key") or 0, self.upstream_url(user, database))
 
 
