@@ -7,9 +7,11 @@ times to bench/RESULTS.md (issue 13's "done means").
     python bench/pg8000_suite.py -k native          # a subset (passed on to pytest)
     python bench/pg8000_suite.py --no-write         # print, do not touch RESULTS.md
 
-The tests come from pg8000's source distribution at the installed version (the tag's files;
-`pip download --no-binary :all: pg8000==X`, cached in ~/.cache/fakepm-bench/), or --tests.
-They need pytest-mock, pytest-benchmark and pytz (`pip install -e ".[bench]"`).
+The tests are pg8000's own at the installed version's tag: from a clone of its repository
+(--git DIR: `git archive <version> test`), else from its source distribution, which carries the
+tag's test/ directory (`pip download --no-binary :all: pg8000==X`, cached in ~/.cache/fakepm-bench/;
+pg8000 moved from GitHub to Codeberg after 1.31.4, so a GitHub snapshot may lack the tag), or
+--tests DIR. They need pytest-mock, pytest-benchmark and pytz (`pip install -e ".[bench]"`).
 
 The numbers:
 1. A: tests passing directly; B: tests passing through the recorder; every test of A must be in B;
@@ -53,6 +55,18 @@ def pg8000_version() -> str:
     return version("pg8000")
 
 
+def tests_from_git(repo: str, version: str) -> str:
+    """test/ of a pg8000 clone at the tag `version` (into the cache)."""
+    dest = os.path.join(CACHE, f"pg8000-{version}-git")
+    if not os.path.isdir(os.path.join(dest, "test")):
+        os.makedirs(dest, exist_ok=True)
+        archive = subprocess.run(["git", "-C", repo, "archive", version, "test"], check=True, capture_output=True,
+                                 timeout=120).stdout
+        with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tf:
+            tf.extractall(dest, filter="data")
+    return dest
+
+
 def fetch_tests(version: str) -> str:
     """pg8000's source tree (holding test/) at `version`, from its sdist (cached)."""
     dest = os.path.join(CACHE, f"pg8000-{version}")
@@ -91,8 +105,9 @@ def outcomes(xml_path: str) -> dict[str, tuple[str, str]]:
 def run_pytest(src: str, port: int, xml: str, extra: list[str], timeout: float) -> float:
     env = dict(os.environ, PGHOST="127.0.0.1", PGPORT=str(port), PGUSER="postgres", PGPASSWORD="pw")
     env.pop("PGDATABASE", None)
+    targets = [] if any(not x.startswith("-") for x in extra) else ["test"]  # files or directories given
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:fakepm", "-p", "no:cacheprovider", "-o",
-           "addopts=", "-o", "timeout=60", f"--junitxml={xml}", "test", *[f"--ignore={p}" for p in IGNORE],
+           "addopts=", "-o", "timeout=60", f"--junitxml={xml}", *targets, *[f"--ignore={p}" for p in IGNORE],
            *extra]
     t0 = time.monotonic()
     subprocess.run(cmd, cwd=src, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout)
@@ -129,6 +144,7 @@ class Fakepm:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tests", help="pg8000's source tree (with test/); default: its sdist at the installed version")
+    ap.add_argument("--git", metavar="REPO", help="a clone of pg8000's repository: its test/ at the installed version's tag")
     ap.add_argument("--keep", help="directory for the recording, the JUnit XML files and the logs")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds one pytest run may take")
@@ -136,22 +152,37 @@ def main(argv=None) -> int:
     args, extra = ap.parse_known_args(argv)
     extra = [*args.pytest_args, *extra]
     version = pg8000_version()
-    src = args.tests or fetch_tests(version)
+    src = args.tests or (tests_from_git(args.git, version) if args.git else fetch_tests(version))
     work = args.keep or tempfile.mkdtemp(prefix="fakepm-pg8000-")
+    res = measure(src, work, extra, args.timeout)
+    print("\n".join(res["lines"]))
+    for name in res["lost_b"]:
+        print(f"  lost through the recorder: {name}: {res['b'].get(name, ('missing', ''))}")
+    for name in res["lost_c"]:
+        print(f"  lost on replay: {name}: {res['c'].get(name, ('missing', ''))}")
+    print(f"# files in {work}")
+    if not args.no_write and not extra:
+        write_results(res["lines"], res["lost_b"], res["lost_c"], res["c"])
+    return 0 if not res["lost_b"] and res["ratio_c"] >= 0.95 else 1
+
+
+def measure(src: str, work: str, extra: list, timeout: float = 1800) -> dict:
+    """Run the three ways; the numbers, the lost tests and the per-test outcomes."""
+    version = pg8000_version()
     os.makedirs(work, exist_ok=True)
     rec_file = os.path.join(work, "pg8000.yaml")
     if os.path.exists(rec_file):
         os.remove(rec_file)
     with real_postgres(version="15") as pg:
         pg.psql("CREATE EXTENSION hstore")
-        t_a = run_pytest(src, pg.port, os.path.join(work, "a.xml"), extra, args.timeout)
+        t_a = run_pytest(src, pg.port, os.path.join(work, "a.xml"), extra, timeout)
         # B: a fresh server, so the recording starts from the state A started from
     with real_postgres(version="15") as pg:
         pg.psql("CREATE EXTENSION hstore")
         rec = Fakepm("record", "--upstream", f"postgresql://postgres@127.0.0.1:{pg.port}/postgres", "--out",
                      rec_file, "--mode", "all", log=os.path.join(work, "record.log"))
         try:
-            t_b = run_pytest(src, rec.port, os.path.join(work, "b.xml"), extra, args.timeout)
+            t_b = run_pytest(src, rec.port, os.path.join(work, "b.xml"), extra, timeout)
         finally:
             t_save = rec.stop()
     size = os.path.getsize(rec_file) if os.path.exists(rec_file) else 0
@@ -159,7 +190,7 @@ def main(argv=None) -> int:
     srv = Fakepm("serve", rec_file, "-q", log=os.path.join(work, "serve.log"))
     t_load = time.monotonic() - t0
     try:
-        t_c = run_pytest(src, srv.port, os.path.join(work, "c.xml"), extra, args.timeout)
+        t_c = run_pytest(src, srv.port, os.path.join(work, "c.xml"), extra, timeout)
     finally:
         srv.stop(30)
     a, b, c = (outcomes(os.path.join(work, f"{x}.xml")) for x in "abc")
@@ -177,15 +208,8 @@ def main(argv=None) -> int:
         f"C replay:         {len(pb & pc)} of B's {len(pb)} pass ({100 * ratio_c:.1f}%) in {t_c:.1f} s "
         f"(loading: {t_load:.1f} s)",
     ]
-    print("\n".join(lines))
-    for name in lost_b:
-        print(f"  lost through the recorder: {name}: {b.get(name, ('missing', ''))}")
-    for name in lost_c:
-        print(f"  lost on replay: {name}: {c.get(name, ('missing', ''))}")
-    print(f"# files in {work}")
-    if not args.no_write and not extra:
-        write_results(lines, lost_b, lost_c, c)
-    return 0 if not lost_b and ratio_c >= 0.95 else 1
+    return {"lines": lines, "lost_b": lost_b, "lost_c": lost_c, "a": a, "b": b, "c": c, "passed": (pa, pb, pb & pc),
+            "ratio_c": ratio_c, "times": (t_a, t_b, t_c)}
 
 
 def write_results(lines, lost_b, lost_c, c) -> None:
