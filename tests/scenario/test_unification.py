@@ -92,3 +92,24 @@ def test_insert_and_update_returning_derive_their_tags(fakepm):
     with psycopg2.connect(fakepm.dsn) as c2, c2.cursor() as cur:
         cur.execute("INSERT INTO notes (body) VALUES (%s) RETURNING id", ("x",))
         assert cur.statusmessage == "INSERT 0 2"
+
+
+def test_casts_are_part_of_the_match_and_an_exact_rule_wins():
+    """`select $1::int2` is not answered by the rule for `select $1::int` (its answer is typed int4), and
+    `select '0001-01-01'::timestamp` gets its own rule even when a looser `select $1` rule comes first."""
+    from fakepm import FakePostgres
+
+    with FakePostgres() as pg:
+        pg.on("select $1::int").reply(columns=[("int4", "int4")], rows=[[1]])
+        pg.on("select $1::int2").reply(columns=[("int2", "int2")], rows=[[2]])
+        pg.on("select $1").reply(columns=[("any", "text")], rows=[["loose"]])
+        pg.on("select '0001-01-01'::timestamp").reply(columns=[("ts", "timestamp")], rows=[["0001-01-01 00:00:00"]])
+        with psycopg.connect(pg.dsn, autocommit=True) as c:
+            cur = c.execute("select %s::int2", [0])
+            assert (cur.description[0].type_code, cur.fetchall()) == (21, [(2,)])
+            cur = c.execute("select %s::int", [0])
+            assert (cur.description[0].type_code, cur.fetchall()) == (23, [(1,)])
+            cur = psycopg.ClientCursor(c).execute("select '0001-01-01'::timestamp")
+            assert cur.description[0].type_code == 1114
+            assert str(cur.fetchall()[0][0]) == "0001-01-01 00:00:00"
+            assert c.execute("select %s", ["x"]).fetchall() == [("loose",)]

@@ -199,6 +199,8 @@ NEGATIVE = [
     ("SELECT $1", "SELECT @ 1", ()),  # `@` is PostgreSQL's absolute value, not a parameter
     ("SELECT $1", "SELECT @1", ()),
     ("SELECT @ 1", "SELECT $1", [1]),
+    ("SELECT $1::int", "SELECT $1::int2", ["0"]),  # both casts written: the answer's type differs
+    ("SELECT $1::int", "SELECT 5::int2", ()),
 ]
 
 

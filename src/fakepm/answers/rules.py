@@ -281,10 +281,23 @@ class RuleSet:
         return sorted(exact + loose, key=lambda r: r.order)
 
     def find(self, query: Query, *, consume: bool = True) -> Match | None:
-        """The first matching rule and the parameters it sees; counts the call when consume."""
+        """The first matching rule and the parameters it sees; counts the call when consume.
+        A rule written exactly as the query (whitespace aside) beats one that only unifies with
+        it (`select '0001-01-01'::timestamp` has its own rule even after a `select $1` rule)."""
         if not self._rules:
             return None
-        for rule in self._candidates(query):
+        candidates = self._candidates(query)
+        if len(candidates) > 1:
+            text = " ".join(query.sql.split())
+            exact = [r for r in candidates if r.query is not None and " ".join(r.query.split()) == text]
+            if exact and len(exact) < len(candidates):
+                found = self._first(exact, query, consume)
+                if found is not None:
+                    return found
+        return self._first(candidates, query, consume)
+
+    def _first(self, candidates, query: Query, consume: bool) -> Match | None:
+        for rule in candidates:
             if rule.exhausted() or not rule.fits_connection(query) or not self._state_fits(rule, query):
                 continue
             bound = rule.match_text(query)

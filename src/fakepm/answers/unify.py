@@ -82,6 +82,8 @@ def unify(rule: Shape, query: Shape, params: Sequence = ()) -> list | None:
     out: list = [_UNSET] * n
     lp = len(params)
     for rs, qs in zip(rule.slots, query.slots):
+        if rs.cast is not None and qs.cast is not None and rs.cast != qs.cast:
+            return None  # both say which type: `$1::int2` is not `$1::int4` (the answer's type differs)
         qk = qs.kind
         if qk == "literal":
             v = qs.value
