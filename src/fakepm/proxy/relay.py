@@ -23,12 +23,14 @@ proxy/link.py, on the server's I/O loop):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Iterable
 
 from ..dsn import libpq_url
 from ..protocol.auth import user_auths
 from .hooks import ProxyHooks
+from .secrets import pgpass_password
 from .upstream import UpstreamURL
 
 
@@ -62,8 +64,6 @@ class PassThrough:
         pass
 
     def upstream_url(self, user: str, database: str, password: str | None = None) -> UpstreamURL:
-        import dataclasses
-
         url = self.url
         if user in self.user_map:
             user, password = self.user_map[user]
@@ -74,10 +74,8 @@ class PassThrough:
         if password is None and user == url.user:
             password = url.password
         if password is None:
-            from .secrets import pgpass_password as _pgpass_password
-
             env = dict(os.environ, PGPASSFILE=self.passfile) if self.passfile else os.environ
-            password = _pgpass_password(url.host, url.port, database or user, user, env)
+            password = pgpass_password(url.host, url.port, database or user, user, env)
         return dataclasses.replace(url, user=user, password=password, database=database or url.database)
 
 
@@ -142,6 +140,7 @@ class Proxy:
         """Where clients connect: postgresql://<upstream user>@host:port/<upstream db>."""
         return self.url()
 
-    def url(self, user: str | None = None, password: str | None = None, **params) -> str:
-        return libpq_url(self.host, self.port, user or self.upstream.user, self.upstream.database or self.upstream.user,
-                         password, **params)
+    def url(self, user: str | None = None, password: str | None = None, database: str | None = None,
+            **params) -> str:
+        return libpq_url(self.host, self.port, user or self.upstream.user,
+                         database or self.upstream.database or self.upstream.user, password, **params)
