@@ -5,6 +5,7 @@ numeric, U+0085 in text, more than 32,767 parameters."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pg8000.native
@@ -73,3 +74,43 @@ def test_more_than_32767_parameters(real_pg):
     with FakePostgres() as pg:
         pg.on(regex=r"^select 1 where 1 in \(\$1,").reply(columns={"?column?": "int4"}, rows=[[1]])
         assert _many(pg.port) == _many(real_pg.port) == [[1]]
+
+
+FAR = [  # (value bound, its type OID): BC, after year 9999, and PostgreSQL's limits
+    (b"10000-01-01", 1082), (b"0044-03-15 BC", 1082), (b"4714-11-24 BC", 1082), (b"4714-11-23 BC", 1082),
+    (b"5874897-12-31", 1082), (b"5874898-01-01", 1082), (b"0000-01-01", 1082), (b"0001-02-29 BC", 1082),
+    (b"0002-02-29 BC", 1082),
+    (b"10000-01-01 12:30:00.5", 1114), (b"294276-12-31 23:59:59.999999", 1114), (b"294277-01-01 00:00:00", 1114),
+    (b"0001-01-01 00:00:00 BC", 1184), (b"0001-01-01 00:00:00+02 BC", 1184), (b"20000-06-01 00:00:00+02", 1184),
+    (b"4714-11-24 00:00:00+00 BC", 1184), (b"12345-01-01 00:00:00-07:30", 1184),
+]
+
+
+def _far_answers(dsn: str, settings: tuple) -> list:
+    out = []
+    # a timestamptz bound without a zone is read in the session's zone by PostgreSQL, in UTC by
+    # fakepm (a known limit): under another TimeZone only values that carry their zone
+    values = [(v, oid) for v, oid in FAR if oid != 1184 or re.search(rb":\d\d[+-]\d\d", v) or not any(
+        "TimeZone" in s for s in settings)]
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for s in settings:
+            c.execute(s)
+        for value, oid in values:
+            for fmt in (0, 1):  # the value comes back in text, then in binary
+                r = c.pgconn.exec_params(b"select $1", [value], [oid], result_format=fmt)
+                out.append((value, fmt, r.error_field(ord("C")), r.get_value(0, 0) if r.ntuples else None))
+            # as a parameter in binary: what PostgreSQL's binary form of it decodes to
+            r = c.pgconn.exec_params(b"select $1", [value], [oid], result_format=1)
+            if r.ntuples:
+                back = c.pgconn.exec_params(b"select $1::text", [r.get_value(0, 0)], [oid], [1])
+                out.append((value, "bin-in", back.error_field(ord("C")), back.get_value(0, 0) if back.ntuples else None))
+    return out
+
+
+@pytest.mark.parametrize("settings", [(), ("SET DateStyle = 'German'",), ("SET DateStyle = 'SQL, DMY'",),
+                                      ("SET DateStyle = 'Postgres'", "SET TimeZone = 'America/New_York'")])
+def test_bound_dates_bc_and_after_9999_as_postgresql(real_pg, settings):
+    """PostgreSQL's dates run from 4714-11-24 BC to 5874897 and its timestamps to 294276: bound in text
+    or binary, they are accepted and answered as PostgreSQL answers them (22008 past its limits)."""
+    with FakePostgres() as pg:
+        assert _far_answers(pg.dsn, settings) == _far_answers(real_pg.dsn, settings)

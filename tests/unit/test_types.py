@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakepm.protocol import types as T
+from fakepm.protocol.fardates import MAX_DATE_DAYS, MIN_DAYS, FarDateTime, days_of, weekday, ymd
 from fakepm.protocol.types import (
     INFINITY as INF,
     NEG_INFINITY as NINF,
@@ -483,18 +484,39 @@ def test_bad_text_input(spec, cases):
         assert (text, ei.value.sqlstate, str(ei.value)) == (text, sqlstate, message)
 
 
-def test_python_range_limits():
-    with pytest.raises(InvalidValue, match="after year 9999") as ei:
-        REGISTRY.by_name("timestamp").decode_text(b"10000-01-01 00:00:00")
-    assert ei.value.sqlstate == "22008"
-    with pytest.raises(InvalidValue, match="BC"):
-        REGISTRY.by_name("date").decode_text(b"0044-03-15 BC")
-    with pytest.raises(InvalidValue, match="outside Python's years 1-9999"):
-        REGISTRY.by_name("date").decode_binary(bytes.fromhex("ff000000"))
-    with pytest.raises(InvalidValue, match="years 1-9999"):
-        REGISTRY.by_name("timestamptz").decode_binary(bytes.fromhex("7ff0000000000000"))
+def test_dates_beyond_python_are_far_datetimes():
+    """BC and after year 9999: PostgreSQL's own range, kept as FarDateTime, text and binary round trip."""
+    date_t, ts_t, tstz_t = (REGISTRY.by_name(n) for n in ("date", "timestamp", "timestamptz"))
+    for t, text in [(ts_t, b"10000-01-01 00:00:00"), (date_t, b"0044-03-15 BC"), (date_t, b"4714-11-24 BC"),
+                    (date_t, b"5874897-12-31"), (tstz_t, b"0001-01-01 00:00:00.25+00 BC"),
+                    (ts_t, b"294276-12-31 23:59:59.999999")]:
+        v = t.decode_text(text)
+        assert isinstance(v, FarDateTime) and str(v) == text.decode()
+        assert t.encode_text(v) == text
+        assert t.decode_binary(t.encode_binary(v)) == v
+    assert str(tstz_t.decode_text(b"20000-06-01 00:00:00+02")) == "20000-05-31 22:00:00+00"
+    for t, text, message in [(date_t, b"4714-11-23 BC", "date out of range"),
+                             (date_t, b"5874898-01-01", "date out of range"),
+                             (ts_t, b"294277-01-01 00:00:00", "timestamp out of range"),
+                             (date_t, b"0002-02-29 BC", "date/time field value out of range")]:
+        with pytest.raises(InvalidValue, match=message) as ei:
+            t.decode_text(text)
+        assert ei.value.sqlstate == "22008"
+    with pytest.raises(InvalidValue, match="date out of range"):
+        date_t.decode_binary(bytes.fromhex("ff000000"))
+    with pytest.raises(InvalidValue, match="timestamp out of range"):
+        tstz_t.decode_binary(bytes.fromhex("7fffffff00000000"))
     with pytest.raises(InvalidValue, match="24:00:00 is not representable"):
         REGISTRY.by_name("time").decode_text(b"24:00:00")
+
+
+@given(st.integers(min_value=MIN_DAYS, max_value=MAX_DATE_DAYS))
+def test_far_calendar_is_the_gregorian_calendar(days):
+    y, m, d = ymd(days)
+    assert days_of(y, m, d) == days
+    if 1 <= y <= 9999:  # where Python has the calendar, the same date
+        assert date(y, m, d).toordinal() - date(2000, 1, 1).toordinal() == days
+        assert weekday(y, m, d) == date(y, m, d).weekday()
 
 
 def test_bad_utf8_text():

@@ -31,6 +31,7 @@ from decimal import Decimal, localcontext
 from ..bounded import SHORT_KEY_CHARS, BoundedCache, short_key
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY
+from ..protocol.textstyle import style_of, styled
 from .catalog import FIRST_USER_OID
 from .result import Column, Query, Result
 from .selectlist import conform, quote_ident, select_items
@@ -309,6 +310,13 @@ def _const(value, t):
     return lambda b, q: (value, True, 0.0)
 
 
+def _text_output(t, v, settings: dict) -> str:
+    """`v::text`: type t's text output in the session's style (DateStyle, TimeZone ...)."""
+    style = style_of(settings) if settings else None
+    enc = (styled(t, style) if style is not None else None) or t.encode_text
+    return enc(v).decode()
+
+
 def _compile(e):
     """(PgType, fn, default column name) or None."""
     from sqlglot import exp
@@ -380,9 +388,9 @@ def _compile(e):
                     # a bound date (say) cast to text: its text output, by the type the client declared
                     pt = q.param_types[src.idx] if src.idx < len(q.param_types) else None
                     if pt is not None and not isinstance(pt, _ParamType):
-                        v = pt.encode_text(pt.coerce(v)).decode()
+                        v = _text_output(pt, pt.coerce(v), q.settings)
                 if not isinstance(v, str) and t.category == "S" and not isinstance(src, _ParamType):
-                    v = src.encode_text(v).decode()  # now()::text is the timestamp's text output
+                    v = _text_output(src, v, q.settings)  # now()::text is the timestamp's text output
                 elif t is DATE and isinstance(v, dt.datetime):
                     v = v.date()  # now()::date
                 if isinstance(v, str):

@@ -20,6 +20,8 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Callable, NamedTuple
 
+from .fardates import FarDateTime, weekday
+
 _DEFAULTS = {"datestyle": "iso, mdy", "intervalstyle": "postgres", "timezone": "utc", "extra_float_digits": "1",
              "bytea_output": "hex"}
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -173,6 +175,12 @@ def _datetime(default, name: str, style: TextStyle, zone):
                 abbrev = offset  # zones without an abbreviation: PostgreSQL prints the offset
             v = local.replace(tzinfo=None)
             text = v.isoformat(" ").encode()
+        elif name == "timestamptz" and v.__class__ is FarDateTime:
+            secs, abbrev = v.zone_at(zone)
+            offset = _offset_text(timedelta(seconds=secs))
+            if not abbrev or abbrev.startswith(("+", "-")):
+                abbrev = offset
+            text = FarDateTime(v.us + secs * 1_000_000, "timestamp").text().encode()
         else:
             text = default(v)
         m = _ISO.match(text)
@@ -190,7 +198,7 @@ def _datetime(default, name: str, style: TextStyle, zone):
             return f"{y}-{mo}-{d} {clock}{offset or ''}{bc}".encode()
         tz = f" {abbrev}" if abbrev else ""
         if s == "Postgres":
-            wd = _DAYS[date(int(y), int(mo), int(d)).weekday()] if len(y) == 4 and not bc else ""
+            wd = _DAYS[weekday(1 - int(y) if bc else int(y), int(mo), int(d))]
             mon = _MONTHS[int(mo) - 1]
             mid = f"{d} {mon}" if style.order == "DMY" else f"{mon} {d}"
             return f"{wd} {mid} {clock} {y}{tz}{bc}".lstrip().encode()

@@ -74,6 +74,8 @@ from operator import attrgetter
 from typing import Any, Callable
 from uuid import UUID
 
+from .fardates import MAX_DATE_DAYS, MAX_TIMESTAMP_US, MIN_DAYS, FarDateTime, days_of
+
 __all__ = [
     "PgType",
     "TypeRegistry",
@@ -1034,10 +1036,9 @@ def _parse_datetime(data, display: str, keep_tz: bool):
     era = m["era"]
     if tz and tz.upper() in ("BC", "AD"):
         era, tz = tz, None
-    if era and era.upper() == "BC":
-        raise InvalidValue(f'{display} "{s}" is BC: Python dates cover years 1-9999 only', _DT_RANGE)
-    if y > 9999:
-        raise InvalidValue(f'{display} "{s}" is after year 9999: Python dates cover years 1-9999 only', _DT_RANGE)
+    bc = bool(era) and era.upper() == "BC"
+    if (bc and y > 0) or y > 9999:
+        return _far_datetime(m, s, display, 1 - y if bc else y, mo, d, tz)
     try:
         base = datetime(y, mo, d)
         if m["time"]:
@@ -1053,15 +1054,49 @@ def _parse_datetime(data, display: str, keep_tz: bool):
     return base, off
 
 
+def _far_datetime(m, s: str, display: str, year: int, month: int, day: int, tz) -> tuple:
+    """_parse_datetime's answer for a BC date or a year after 9999: (FarDateTime, offset)."""
+    try:
+        days = days_of(year, month, day)
+        us = days * _DAY_US + (_time_us(m["time"]) if m["time"] else 0)
+    except ValueError:
+        raise InvalidValue(f'date/time field value out of range: "{s}"', _DT_RANGE) from None
+    off = None
+    if tz:
+        try:
+            off = _parse_tz(tz)
+        except ValueError:
+            raise _syntax(display, s.encode(), _DT_FORMAT) from None
+    if display == "date":
+        if not MIN_DAYS <= days <= MAX_DATE_DAYS:
+            raise InvalidValue(f'date out of range: "{s}"', _DT_RANGE)
+    elif not MIN_DAYS * _DAY_US <= us - (off or 0) * 1_000_000 <= MAX_TIMESTAMP_US:
+        raise InvalidValue(f'timestamp out of range: "{s}"', _DT_RANGE)
+    return FarDateTime(us, "timestamp"), off
+
+
+def _far(v: FarDateTime, kind: str) -> FarDateTime:
+    """A far value read as date/timestamp/timestamptz, within that type's range."""
+    v = v.as_kind(kind)
+    top = MAX_DATE_DAYS * _DAY_US if kind == "date" else MAX_TIMESTAMP_US
+    if not MIN_DAYS * _DAY_US <= v.us <= top:
+        raise InvalidValue(f"{'date' if kind == 'date' else 'timestamp'} out of range", _DT_RANGE)
+    return v
+
+
 def _date_text(d) -> bytes:
     if d.__class__ is date:
         return d.isoformat().encode()
+    if d.__class__ is FarDateTime and d.kind == "date":
+        return d.text().encode()
     return _DATE_SPECIAL_TEXT[d]  # KeyError for anything else -> coerce
 
 
 def _date_bin(d) -> bytes:
     if d.__class__ is date:
         return _I32.pack(d.toordinal() - _PG_EPOCH_ORD)
+    if d.__class__ is FarDateTime and d.kind == "date":
+        return _I32.pack(d.us // _DAY_US)
     return _DATE_SPECIAL_BIN[d]
 
 
@@ -1072,6 +1107,8 @@ def _date_untext(data):
         except ValueError:
             pass
     v, _ = _parse_datetime(data, "date", False)
+    if v.__class__ is FarDateTime:
+        return v.as_kind("date")
     return v if v.__class__ is float else v.date()
 
 
@@ -1087,8 +1124,9 @@ def _date_unbin(data):
     try:
         return date.fromordinal(n + _PG_EPOCH_ORD)
     except (ValueError, OverflowError):
-        raise InvalidValue(f"date out of range: {n} days from 2000-01-01 is outside Python's years 1-9999",
-                           _DT_RANGE) from None
+        if not MIN_DAYS <= n <= MAX_DATE_DAYS:
+            raise InvalidValue("date out of range", _DT_RANGE) from None
+        return FarDateTime(n * _DAY_US, "date")
 
 
 def _date_codec() -> Codec:
@@ -1105,6 +1143,8 @@ def _date_codec() -> Codec:
             return v
         if isinstance(v, str):
             return _coerce_via_text("date", _date_untext, v)
+        if v.__class__ is FarDateTime:
+            return _far(v, "date")
         raise _bad_type(v, "date")
 
     return Codec(_date_text, _date_untext, _date_bin, _date_unbin, coerce, array_safe=True, name="date")
@@ -1184,6 +1224,8 @@ def _parse_time(data, display: str):
             raise _syntax(display, data, _DT_FORMAT) from None
         if v.__class__ is float:
             raise _syntax(display, data, _DT_FORMAT)
+        if v.__class__ is FarDateTime:
+            return v.us % _DAY_US, off
         return _time_to_us(v.time()), off
     try:
         us = _time_us(m["time"])
@@ -1305,6 +1347,8 @@ def _ts_text(dt) -> bytes:
         if dt.microsecond:
             return _clock_text(dt, b"")
         return (_DAY_TEXT.get(dt.toordinal()) or _day_text(dt)) + _HH_MM[dt.hour * 60 + dt.minute] + _SS[dt.second]
+    if dt.__class__ is FarDateTime and dt.kind == "timestamp":
+        return dt.text().encode()
     return _DATE_SPECIAL_TEXT[dt]  # KeyError (aware, date, str...) -> coerce
 
 
@@ -1319,6 +1363,8 @@ def _tstz_text(dt) -> bytes:
             return _clock_text(dt, b"+00")
         return ((_DAY_TEXT.get(dt.toordinal()) or _day_text(dt)) + _HH_MM[dt.hour * 60 + dt.minute]
                 + _SS_UTC[dt.second])
+    if dt.__class__ is FarDateTime and dt.kind == "timestamptz":
+        return dt.text().encode()
     return _DATE_SPECIAL_TEXT[dt]
 
 
@@ -1345,6 +1391,8 @@ def _ts_bin(dt) -> bytes:
     try:
         return _I64.pack((dt - _EPOCH_TS) // _US)  # TypeError for aware/date/inf
     except TypeError:
+        if dt.__class__ is FarDateTime and dt.kind == "timestamp":
+            return _I64.pack(dt.us)
         return _TS_SPECIAL_BIN[dt]
 
 
@@ -1352,6 +1400,8 @@ def _tstz_bin(dt) -> bytes:
     try:
         return _I64.pack((dt - _EPOCH_TSTZ) // _US)  # TypeError for naive/date/inf
     except TypeError:
+        if dt.__class__ is FarDateTime and dt.kind == "timestamptz":
+            return _I64.pack(dt.us)
         return _TS_SPECIAL_BIN[dt]
 
 
@@ -1390,6 +1440,8 @@ def _tstz_untext(data):
     v, off = _parse_datetime(data, "timestamp with time zone", True)
     if v.__class__ is float:
         return v
+    if v.__class__ is FarDateTime:
+        return FarDateTime(v.us - (off or 0) * 1_000_000, "timestamptz")
     try:
         return (v - timedelta(seconds=off or 0)).replace(tzinfo=_UTC)
     except OverflowError:
@@ -1397,6 +1449,7 @@ def _tstz_untext(data):
 
 
 def _ts_unbin_factory(epoch: datetime):
+    kind = "timestamp" if epoch.tzinfo is None else "timestamptz"
     def dec(data):
         try:
             n = _I64.unpack(data)[0]
@@ -1409,7 +1462,9 @@ def _ts_unbin_factory(epoch: datetime):
                 return INFINITY
             if n == _INT64_MIN:
                 return NEG_INFINITY
-            raise InvalidValue("timestamp out of range for a Python datetime (years 1-9999)", _DT_RANGE) from None
+            if not MIN_DAYS * _DAY_US <= n <= MAX_TIMESTAMP_US:
+                raise InvalidValue("timestamp out of range", _DT_RANGE) from None
+            return FarDateTime(n, kind)
 
     def from_micros(col):
         # bulk paths: dec over the unpacked int64 microseconds of a column at C speed; OverflowError
@@ -1476,6 +1531,8 @@ def _timestamp_codec(with_tz: bool) -> Codec:
             return v
         if isinstance(v, str):
             return _coerce_via_text(display, dec_text, v)
+        if v.__class__ is FarDateTime:
+            return _far(v, "timestamptz" if with_tz else "timestamp")
         raise _bad_type(v, display)
 
     if with_tz:
