@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import asyncpg
 import pg8000.dbapi
+import pg8000.native
 import psycopg
 import psycopg2
 import pytest
@@ -113,3 +114,35 @@ def test_casts_are_part_of_the_match_and_an_exact_rule_wins():
             assert cur.description[0].type_code == 1114
             assert str(cur.fetchall()[0][0]) == "0001-01-01 00:00:00"
             assert c.execute("select %s", ["x"]).fetchall() == [("loose",)]
+
+
+def test_describe_and_execute_of_one_statement_never_disagree():
+    """pg8000 and asyncpg decode rows by the statement's Describe: when the bound values pick a rule
+    with other column types, the client gets PostgreSQL's 0A000, never rows it would misread."""
+    from fakepm import FakePostgres
+
+    with FakePostgres() as pg:
+        pg.on("select $1::int4", params=[1]).reply(columns={"a": "int4"}, rows=[[1]])
+        pg.on("select $1::int4", params=[2]).reply(columns={"b": "int4[]"}, rows=[[[1, 2, 3]]])
+        pg.on("select $1::int4", params=[3]).reply(columns={"c": "int4"}, rows=[[3]])  # same types: fine
+        con = pg8000.native.Connection("postgres", host="127.0.0.1", port=pg.port)
+        try:
+            with pytest.raises(pg8000.native.DatabaseError, match="cached plan must not change result type"):
+                con.run("select :v::int4", v=2)
+            assert con.run("select :v::int4", v=1) == [[1]]
+            assert con.run("select :v::int4", v=3) == [[3]]
+        finally:
+            con.close()
+
+        async def run():
+            c = await asyncpg.connect(pg.dsn)
+            try:
+                with pytest.raises(asyncpg.exceptions.FeatureNotSupportedError, match="described as \\(a int4\\)"):
+                    await c.fetch("select $1::int4", 2)
+                return await c.fetch("select $1::int4", 1)
+            finally:
+                await c.close()
+
+        assert [tuple(r) for r in asyncio.run(run())] == [(1,)]
+        with psycopg.connect(pg.dsn) as c:  # Describe of the portal: each answer with its own columns
+            assert c.execute("select %s::int4", [2]).fetchall() == [([1, 2, 3],)]

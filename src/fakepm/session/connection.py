@@ -1135,11 +1135,34 @@ class Session:
         fmts = portal.result_formats
         if portal.formats is not None:
             fmts = portal.formats
+        elif res.columns and res.error is None and portal.sent == 0:
+            changed = self._result_type_changed(portal, res)
+            if changed is not None:
+                self._ext_error(changed)
+                return
         status = yield from self.emit_result(res, portal.sql, fmts, portal, msg.max_rows)
         if status is False:
             self.skip_until_sync = True
         elif status is not SUSPENDED:
             portal.done = True
+
+    def _result_type_changed(self, portal, res) -> PgError | None:
+        """The client decodes an undescribed portal by its statement's Describe: an answer with
+        other column types (a rule chosen by the bound values, a handler) would be misread, so it
+        is refused as PostgreSQL refuses a plan whose result type changed."""
+        st = self.statements.get(portal.statement) if portal.statement is not None else None
+        described = st.columns if st is not None else None
+        if not described:
+            return None
+        if len(described) == len(res.columns) and all(
+                a.type.oid == b.type.oid for a, b in zip(described, res.columns)):
+            return None
+        shown = lambda cols: ", ".join(f"{c.name} {c.type.name}" for c in cols)  # noqa: E731
+        return PgError("0A000", "cached plan must not change result type",
+                       detail=f"fakepm: the statement was described as ({shown(described)}); the answer chosen "
+                              f"for these parameters has ({shown(res.columns)})",
+                       hint="Give the rules of one statement the same columns: a client decodes rows by the "
+                            "statement's Describe.")
 
     def on_close(self, msg: m.Close):
         if msg.kind == "S":
