@@ -121,3 +121,39 @@ def test_replay_gives_the_same_bytes(recorded):
         assert locked_copy(srv.dsn)[0] == real_locked
     finally:
         srv.stop()
+
+
+def terminate_another(dsn: str) -> list:
+    """One connection ends another's backend by the pid it reported (pg8000's test_broken_pipe_read)."""
+    seen = []
+    victim = psycopg.connect(dsn, user="rec_scram", autocommit=True, connect_timeout=10)
+    try:
+        pid = victim.info.backend_pid
+        with psycopg.connect(dsn, user="rec_scram", autocommit=True, connect_timeout=10) as killer:
+            seen.append(killer.execute("select pg_terminate_backend(%s)", [pid]).fetchone())
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                victim.execute("select 1")
+                time.sleep(0.05)
+            seen.append("still alive")
+        except psycopg.OperationalError as e:
+            seen.append("terminating connection due to administrator command" in str(e))
+    finally:
+        victim.close()
+    return seen
+
+
+def test_pg_terminate_backend_ends_the_replayed_session_it_names(upstream_pg, tmp_path):
+    out = str(tmp_path / "terminate.yaml")
+    rec = Served("record", "--upstream", upstream_url(upstream_pg), "--out", out, "--mode", "all")
+    try:
+        real = terminate_another(rec.dsn)
+    finally:
+        rec.stop()
+    assert real == [(True,), True]
+    srv = Served("serve", out)
+    try:
+        assert terminate_another(srv.dsn) == real
+    finally:
+        srv.stop()

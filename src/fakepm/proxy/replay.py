@@ -30,7 +30,10 @@ import socket
 import struct
 import threading
 
+from ..protocol.errors import fatal
 from ..protocol.framing import FrameReader
+from ..protocol.messages import error_response
+from ..sql import iter_tokens
 from .recording import Entry, Index, RecordingError, parts_to_bytes, part_to_bytes
 from .upstream import Upstream
 
@@ -43,6 +46,29 @@ _BIND_COMPLETE = b"2\x00\x00\x00\x04"
 _CLOSE_COMPLETE = b"3\x00\x00\x00\x04"
 _NO_DATA = b"n\x00\x00\x00\x04"
 _MAX_BUFFER = 1 << 30
+_TERMINATED = error_response(fatal("57P01", "terminating connection due to administrator command"))
+
+
+def _terminated_pids(sql: str, params: list) -> list[int]:
+    """The pids `pg_terminate_backend(...)` names in `sql`: a number written in the call, or the
+    parameter it takes ($n, bound as text or as a binary int2/int4/int8)."""
+    if "pg_terminate_backend" not in sql.lower():
+        return []
+    toks = list(iter_tokens(sql))
+    pids = []
+    for i, t in enumerate(toks[:-2]):
+        if not t.is_word("pg_terminate_backend") or toks[i + 1].value != "(":
+            continue
+        arg = toks[i + 2]
+        if arg.kind == "n" and arg.value.isdigit():
+            pids.append(int(arg.value))
+        elif arg.kind == "p" and 0 < arg.value <= len(params) and params[arg.value - 1] is not None:
+            raw = params[arg.value - 1]
+            if raw.isdigit():
+                pids.append(int(raw))
+            elif len(raw) in (2, 4, 8):
+                pids.append(int.from_bytes(raw, "big", signed=True))
+    return pids
 
 
 def _ready(tx: str) -> bytes:
@@ -79,6 +105,8 @@ class Player:
         self.skipping = False
         self.copy_in: tuple | None = None  # (entry, after parts, simple?) while the client sends COPY data
         self.closed = False
+        self.terminate = None  # callable(pids): pg_terminate_backend ends those replayed sessions
+        self._terminations: dict[str, list[int]] = {}  # portal -> pids its Execute terminates
 
     def _bind_conn(self, key: tuple) -> int | None:
         if not self._bound:
@@ -208,6 +236,9 @@ class Player:
             return self._missing("query", sql) + _ready(self.tx)
         self._took(en, how, sql)
         out = self._emit(en.parts(), True, en)
+        pids = _terminated_pids(sql, [])
+        if pids and self.terminate is not None:
+            self.terminate(pids)
         if self.copy_in is not None:
             return out
         self.tx = en.tx or "I"
@@ -272,6 +303,9 @@ class Player:
             self.portals.pop(portal, None)
             return self._ext_fail(part_to_bytes({"error": en.data["bind_error"]}))
         self.portals[portal] = [en, 0]
+        pids = _terminated_pids(st[0], params)
+        if pids:
+            self._terminations[portal] = pids
         return _BIND_COMPLETE
 
     def _describe(self, body: bytes) -> bytes:
@@ -316,6 +350,9 @@ class Player:
                 parts = []
         p[1] = i + 1
         out = self._emit(parts, False, en)
+        pids = self._terminations.pop(name, None)
+        if pids and self.terminate is not None:
+            self.terminate(pids)
         if any("error" in x for x in parts):
             self.skipping = True
             if self.tx == "T":
@@ -347,6 +384,7 @@ class ReplayEngine:
         self._pids = itertools.count(90000)
         self._attempts = 0
         self._lock = threading.Lock()
+        self._live: dict[int, ReplaySession] = {}  # pid -> open session: pg_terminate_backend's targets
         self.errors: list[str] = []
 
     @property
@@ -415,8 +453,25 @@ class ReplayEngine:
             if k in startup and k not in (c.get("parameters") or {}):
                 params[k] = startup[k]
         params.setdefault("session_authorization", user)
-        return ReplaySession(self, Player(self.index, label=f"{user}@{database}: ", attempt=number), params,
-                             c.get("pid") or next(self._pids), c.get("key") or 0, self.upstream_url(user, database))
+        player = Player(self.index, label=f"{user}@{database}: ", attempt=number)
+        session = ReplaySession(self, player, params, c.get("pid") or next(self._pids), c.get("key") or 0,
+                                self.upstream_url(user, database))
+        player.terminate = lambda pids: self.terminate(pids, session)
+        with self._lock:
+            self._live[session.pid] = session
+        return session
+
+    def terminate(self, pids: list[int], caller) -> None:
+        """pg_terminate_backend replayed: those sessions end with PostgreSQL's FATAL 57P01."""
+        with self._lock:
+            victims = [self._live.pop(pid) for pid in pids if pid in self._live and self._live[pid] is not caller]
+        for victim in victims:
+            victim.terminated()
+
+    def forget(self, session) -> None:
+        with self._lock:
+            if self._live.get(session.pid) is session:
+                del self._live[session.pid]
 
 
 class ReplaySession(Upstream):
@@ -433,8 +488,9 @@ class ReplaySession(Upstream):
         self.startup = {"user": url.user, "database": url.database}
         self.reader = FrameReader()
         self.reader.expect_tagged()
-        self.sock, far = socket.socketpair()
-        self._thread = threading.Thread(target=self._run, args=(far,), name="fakepm-replay", daemon=True)
+        self.sock, self._far = socket.socketpair()
+        self._send_lock = threading.Lock()  # the Player's answers and a termination never interleave
+        self._thread = threading.Thread(target=self._run, args=(self._far,), name="fakepm-replay", daemon=True)
         self._thread.start()
 
     def _run(self, sock: socket.socket) -> None:
@@ -446,11 +502,24 @@ class ReplaySession(Upstream):
                         break
                     out = self.player.feed(data)
                     if out:
-                        sock.sendall(out)
+                        with self._send_lock:
+                            sock.sendall(out)
         except OSError:
             pass
         except Exception as e:  # noqa: BLE001 - a bug here must not hang the client: report, close
             self.engine.errors.append(f"replay: {type(e).__name__}: {e}")
+        finally:
+            self.engine.forget(self)
+
+    def terminated(self) -> None:
+        """(another session's thread) As a backend told to terminate: FATAL 57P01, then the end."""
+        self.player.closed = True
+        try:
+            with self._send_lock:
+                self._far.sendall(_TERMINATED)
+            self._far.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def close(self) -> None:
         try:
