@@ -106,7 +106,13 @@ class Player:
         self.copy_in: tuple | None = None  # (entry, after parts, simple?) while the client sends COPY data
         self.closed = False
         self.terminate = None  # callable(pids): pg_terminate_backend ends those replayed sessions
+        self.told_pids: set[int] = set()  # what its `pg_backend_pid()` answered: how clients name it
         self._terminations: dict[str, list[int]] = {}  # portal -> pids its Execute terminates
+
+    @property
+    def recorded_connection(self) -> int | None:
+        """The recorded connection (number) this session follows, once bound."""
+        return self._conn if self._bound else None
 
     def _bind_conn(self, key: tuple) -> int | None:
         if not self._bound:
@@ -186,6 +192,14 @@ class Player:
         return _error("08P01", f"fakepm replay: unexpected message type {k!r}")
 
     # ------------------------------------------------------------------ helpers
+    def _note_pid(self, sql: str, parts: list) -> None:
+        if "pg_backend_pid" in sql.lower():
+            for p in parts:
+                for row in p.get("rows") or ():
+                    for v in row:
+                        if isinstance(v, str) and v.isdigit():
+                            self.told_pids.add(int(v))
+
     def _took(self, en: Entry, how: str, what: str) -> None:
         if how == "shape":
             rec = en.data
@@ -235,7 +249,9 @@ class Player:
                 self.tx = "E"
             return self._missing("query", sql) + _ready(self.tx)
         self._took(en, how, sql)
-        out = self._emit(en.parts(), True, en)
+        parts = en.parts()
+        out = self._emit(parts, True, en)
+        self._note_pid(sql, parts)
         pids = _terminated_pids(sql, [])
         if pids and self.terminate is not None:
             self.terminate(pids)
@@ -350,6 +366,7 @@ class Player:
                 parts = []
         p[1] = i + 1
         out = self._emit(parts, False, en)
+        self._note_pid(en.data.get("bind") or "", parts)
         pids = self._terminations.pop(name, None)
         if pids and self.terminate is not None:
             self.terminate(pids)
@@ -463,10 +480,22 @@ class ReplayEngine:
 
     def terminate(self, pids: list[int], caller) -> None:
         """pg_terminate_backend replayed: those sessions end with PostgreSQL's FATAL 57P01."""
+        wanted = set(pids)
         with self._lock:
-            victims = [self._live.pop(pid) for pid in pids if pid in self._live and self._live[pid] is not caller]
+            victims = [s for s in self._live.values() if s is not caller and wanted & self._pids_of(s)]
+            for victim in victims:
+                del self._live[victim.pid]
         for victim in victims:
             victim.terminated()
+
+    def _pids_of(self, session) -> set:
+        """The pids a client may know a replayed session by: the one its startup reported, what its
+        `pg_backend_pid()` answered, and the recorded pid of the connection it follows."""
+        pids = {session.pid, *session.player.told_pids}
+        n = session.player.recorded_connection
+        if n is not None and 0 < n <= len(self.connections) and self.connections[n - 1].get("pid"):
+            pids.add(self.connections[n - 1]["pid"])
+        return pids
 
     def forget(self, session) -> None:
         with self._lock:
