@@ -5,7 +5,6 @@ numeric, U+0085 in text, more than 32,767 parameters."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import Decimal
 
 import pg8000.native
@@ -83,19 +82,18 @@ FAR = [  # (value bound, its type OID): BC, after year 9999, and PostgreSQL's li
     (b"10000-01-01 12:30:00.5", 1114), (b"294276-12-31 23:59:59.999999", 1114), (b"294277-01-01 00:00:00", 1114),
     (b"0001-01-01 00:00:00 BC", 1184), (b"0001-01-01 00:00:00+02 BC", 1184), (b"20000-06-01 00:00:00+02", 1184),
     (b"4714-11-24 00:00:00+00 BC", 1184), (b"12345-01-01 00:00:00-07:30", 1184),
+    # within Python's years too: a timestamptz without a zone is local time in the session's TimeZone
+    (b"2020-01-01 00:00:00", 1184), (b"2020-07-01 12:00:00", 1184), (b"1800-01-01 00:00:00", 1184),
+    (b"2020-01-01 00:00:00+05:30", 1184),
 ]
 
 
 def _far_answers(dsn: str, settings: tuple) -> list:
     out = []
-    # a timestamptz bound without a zone is read in the session's zone by PostgreSQL, in UTC by
-    # fakepm (a known limit): under another TimeZone only values that carry their zone
-    values = [(v, oid) for v, oid in FAR if oid != 1184 or re.search(rb":\d\d[+-]\d\d", v) or not any(
-        "TimeZone" in s for s in settings)]
     with psycopg.connect(dsn, autocommit=True) as c:
         for s in settings:
             c.execute(s)
-        for value, oid in values:
+        for value, oid in FAR:
             for fmt in (0, 1):  # the value comes back in text, then in binary
                 r = c.pgconn.exec_params(b"select $1", [value], [oid], result_format=fmt)
                 out.append((value, fmt, r.error_field(ord("C")), r.get_value(0, 0) if r.ntuples else None))
@@ -108,9 +106,26 @@ def _far_answers(dsn: str, settings: tuple) -> list:
 
 
 @pytest.mark.parametrize("settings", [(), ("SET DateStyle = 'German'",), ("SET DateStyle = 'SQL, DMY'",),
-                                      ("SET DateStyle = 'Postgres'", "SET TimeZone = 'America/New_York'")])
+                                      ("SET DateStyle = 'Postgres'", "SET TimeZone = 'America/New_York'"),
+                                      ("SET TimeZone = 'Europe/Paris'",), ("SET TimeZone = 'Asia/Kolkata'",)])
 def test_bound_dates_bc_and_after_9999_as_postgresql(real_pg, settings):
     """PostgreSQL's dates run from 4714-11-24 BC to 5874897 and its timestamps to 294276: bound in text
     or binary, they are accepted and answered as PostgreSQL answers them (22008 past its limits)."""
     with FakePostgres() as pg:
         assert _far_answers(pg.dsn, settings) == _far_answers(real_pg.dsn, settings)
+
+
+def _zoned_literals(dsn: str) -> list:
+    out = []
+    queries = ["select '2020-01-01 00:00:00'::timestamptz", "select timestamptz '2020-07-01 12:00'",
+               "select '2020-01-01'::timestamptz::text", "select '0044-03-15 12:00 BC'::timestamptz"]
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for zone in ("UTC", "America/New_York", "Asia/Kolkata", "UTC"):  # the same texts again, per zone
+            c.execute(f"SET TimeZone = '{zone}'")
+            out += [c.pgconn.exec_(q.encode()).get_value(0, 0) for q in queries]
+    return out
+
+
+def test_a_timestamptz_literal_without_a_zone_is_local_time_in_the_sessions_zone(real_pg):
+    with FakePostgres() as pg:
+        assert _zoned_literals(pg.dsn) == _zoned_literals(real_pg.dsn)

@@ -31,7 +31,7 @@ from decimal import Decimal, localcontext
 from ..bounded import SHORT_KEY_CHARS, BoundedCache, short_key
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY
-from ..protocol.textstyle import style_of, styled
+from ..protocol.textstyle import style_of, styled, styled_input
 from .catalog import FIRST_USER_OID
 from .result import Column, Query, Result
 from .selectlist import conform, quote_ident, select_items
@@ -317,6 +317,13 @@ def _text_output(t, v, settings: dict) -> str:
     return enc(v).decode()
 
 
+def _text_input(t, text: str, settings: dict):
+    """`'text'::t`, read in the session's settings (a zoneless timestamptz is local time there)."""
+    style = style_of(settings) if settings else None
+    dec = styled_input(t, style) if style is not None else None
+    return (dec or t.decode_text)(text.encode())
+
+
 def _compile(e):
     """(PgType, fn, default column name) or None."""
     from sqlglot import exp
@@ -389,12 +396,15 @@ def _compile(e):
                     pt = q.param_types[src.idx] if src.idx < len(q.param_types) else None
                     if pt is not None and not isinstance(pt, _ParamType):
                         v = _text_output(pt, pt.coerce(v), q.settings)
+                        pure = False  # the text depends on the session's DateStyle & co.
                 if not isinstance(v, str) and t.category == "S" and not isinstance(src, _ParamType):
                     v = _text_output(src, v, q.settings)  # now()::text is the timestamp's text output
+                    pure = False
                 elif t is DATE and isinstance(v, dt.datetime):
                     v = v.date()  # now()::date
                 if isinstance(v, str):
-                    v = t.decode_text(v.encode())
+                    v = _text_input(t, v, q.settings)
+                    pure = pure and t.name != "timestamptz"  # read in the session's TimeZone
                 else:
                     v = t.coerce(v)
             except (TypeError, ValueError) as err:

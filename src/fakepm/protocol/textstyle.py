@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Callable, NamedTuple
 
 from .fardates import FarDateTime, weekday
+from .types import timestamptz_in_zone
 
 _DEFAULTS = {"datestyle": "iso, mdy", "intervalstyle": "postgres", "timezone": "utc", "extra_float_digits": "1",
              "bytea_output": "hex"}
@@ -109,6 +110,17 @@ def styled(t, style: TextStyle) -> Callable | None:
 
 
 # ------------------------------------------------------------------------------ floats, bytea
+def styled_input(t, style: TextStyle) -> Callable | None:
+    """The text decoder of type `t` under `style`, or None when the default is right: a
+    timestamptz written without a zone is local time in the session's TimeZone."""
+    if t.name != "timestamptz":
+        return None
+    zone = _zone(style.timezone)
+    if zone is timezone.utc:
+        return None
+    return lambda data: timestamptz_in_zone(data, zone)
+
+
 def _float(default, digits: int):
     def enc(v) -> bytes:
         if isinstance(v, float) and math.isfinite(v):

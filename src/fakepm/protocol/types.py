@@ -1448,6 +1448,23 @@ def _tstz_untext(data):
         raise InvalidValue(f'timestamp out of range: "{_show(data)}"', _DT_RANGE) from None
 
 
+def timestamptz_in_zone(data, zone):
+    """timestamptz text input as PostgreSQL reads it in a session whose TimeZone is `zone` (a
+    tzinfo): a value written without a zone is local time there; one with a zone is that instant."""
+    v, off = _parse_datetime(data, "timestamp with time zone", True)
+    if off is not None or v.__class__ is float:
+        return _tstz_untext(data)
+    if v.__class__ is FarDateTime:
+        local = v.us
+        secs, _ = FarDateTime(local, "timestamptz").zone_at(zone)
+        secs, _ = FarDateTime(local - secs * 1_000_000, "timestamptz").zone_at(zone)
+        return _far(FarDateTime(local - secs * 1_000_000, "timestamptz"), "timestamptz")
+    try:
+        return _to_utc(v.replace(tzinfo=zone))
+    except OverflowError:
+        raise InvalidValue(f'timestamp out of range: "{_show(data)}"', _DT_RANGE) from None
+
+
 def _ts_unbin_factory(epoch: datetime):
     kind = "timestamp" if epoch.tzinfo is None else "timestamptz"
     def dec(data):

@@ -23,6 +23,7 @@ from ..protocol import messages as m
 from ..protocol.auth import AuthFailed, Authenticator
 from ..protocol.errors import PgError, fatal
 from ..protocol.framing import FrameReader, malformed_message_error
+from ..protocol.textstyle import styled_input
 from ..protocol.types import REGISTRY
 from ..sql import classify, count_params, default_tag, insert_values_rows, split_statements
 from . import answer_cache, commands
@@ -1032,12 +1033,17 @@ class Session:
             self._ext_error(e)
             return
         values = []
+        style = self.text_style  # None at the default settings: the registry's decoders
         for i, (raw, fmt, t) in enumerate(zip(msg.params, pformats, types)):
             if raw is None:
                 values.append(None)
                 continue
             try:
-                values.append(t.decode_binary(raw) if fmt else t.decode_text(raw))
+                if fmt:
+                    values.append(t.decode_binary(raw))
+                else:
+                    dec = styled_input(t, style) if style is not None else None
+                    values.append(dec(raw) if dec is not None else t.decode_text(raw))
             except (ValueError, TypeError, UnicodeDecodeError) as e:
                 if fmt:
                     err = PgError("22P03", f"incorrect binary data format in bind parameter {i + 1}")
