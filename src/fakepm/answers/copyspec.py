@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..protocol.copyformat import CopyOptionError, CopyOptions
+from ..protocol.copyformat import CopyOptionError, CopyOptions, option_error_as
 from ..protocol.errors import PgError
 from ..protocol.types import REGISTRY, PgType
 from ..sql.lexer import Token, tokens
@@ -420,6 +420,11 @@ def builtin_copy(query: Query, catalog) -> Result | None:
     """The builtin answer to a COPY statement; None = nothing to say (COPY TO an undeclared table)."""
     st, err = _parse_or_error(query.sql)
     if err is not None:
+        e = err.error
+        major = int(query.settings.get("server_version_num") or 150000) // 10000
+        code, message = option_error_as(major, e.code, e.message)
+        if (code, message) != (e.code, e.message):
+            err = Result(error=PgError(code, message))
         return err
     if st.endpoint in ("file", "program"):
         return _server_file_error(st)
