@@ -401,7 +401,7 @@ class ReplayEngine:
         self._pids = itertools.count(90000)
         self._attempts = 0
         self._lock = threading.Lock()
-        self._live: dict[int, ReplaySession] = {}  # pid -> open session: pg_terminate_backend's targets
+        self._live: set[ReplaySession] = set()  # open sessions: pg_terminate_backend's targets
         self.errors: list[str] = []
 
     @property
@@ -475,16 +475,15 @@ class ReplayEngine:
                                 self.upstream_url(user, database))
         player.terminate = lambda pids: self.terminate(pids, session)
         with self._lock:
-            self._live[session.pid] = session
+            self._live.add(session)
         return session
 
     def terminate(self, pids: list[int], caller) -> None:
         """pg_terminate_backend replayed: those sessions end with PostgreSQL's FATAL 57P01."""
         wanted = set(pids)
         with self._lock:
-            victims = [s for s in self._live.values() if s is not caller and wanted & self._pids_of(s)]
-            for victim in victims:
-                del self._live[victim.pid]
+            victims = [s for s in self._live if s is not caller and wanted & self._pids_of(s)]
+            self._live.difference_update(victims)
         for victim in victims:
             victim.terminated()
 
@@ -499,8 +498,7 @@ class ReplayEngine:
 
     def forget(self, session) -> None:
         with self._lock:
-            if self._live.get(session.pid) is session:
-                del self._live[session.pid]
+            self._live.discard(session)
 
 
 class ReplaySession(Upstream):
