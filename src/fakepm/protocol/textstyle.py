@@ -6,8 +6,9 @@ The type registry's text encoders (protocol/types.py) write the defaults (ISO, M
 postgres; UTC; 1; hex). `style_of(settings)` is None for those (the fast path stays as it
 is); otherwise `styled(pgtype, style)` gives the encoder to use instead for the types whose
 text the settings change (date, timestamp, timestamptz, interval, float4, float8, bytea), or
-None when the type's text does not depend on them. Sans-I/O, no state: the session keeps the
-style it last computed (session/commands.py) and session/encode.py asks here.
+None when the type's text does not depend on them. Input too: `styled_input(pgtype, style)` reads
+a timestamptz written without a zone in the session's TimeZone. Sans-I/O, no state: the session
+keeps the style it last computed (session/commands.py) and session/encode.py asks here.
 
 Not covered: values inside arrays and records keep the default text.
 """
@@ -109,7 +110,6 @@ def styled(t, style: TextStyle) -> Callable | None:
     return None
 
 
-# ------------------------------------------------------------------------------ floats, bytea
 def styled_input(t, style: TextStyle) -> Callable | None:
     """The text decoder of type `t` under `style`, or None when the default is right: a
     timestamptz written without a zone is local time in the session's TimeZone."""
@@ -121,6 +121,7 @@ def styled_input(t, style: TextStyle) -> Callable | None:
     return lambda data: timestamptz_in_zone(data, zone)
 
 
+# ------------------------------------------------------------------------------ floats, bytea
 def _float(default, digits: int):
     def enc(v) -> bytes:
         if isinstance(v, float) and math.isfinite(v):
