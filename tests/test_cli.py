@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from fakepm.cli import build_parser
+from realpg import missing
 
 FAKEPM = [sys.executable, "-m", "fakepm.cli"]
 
@@ -134,7 +135,7 @@ def test_parser_defaults_and_help():
 def test_console_script_is_installed():
     exe = shutil.which("fakepm", path=os.path.dirname(sys.executable))
     if exe is None:
-        pytest.skip("the fakepm console script is not installed next to this Python")
+        missing("the fakepm console script is not installed next to this Python (pip install -e .)")
     r = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True, timeout=20)
     assert r.returncode == 0
     assert "--port" in r.stdout

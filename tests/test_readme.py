@@ -21,14 +21,13 @@ def test_the_30_second_tour_runs_as_written():
 
 
 def test_the_backend_mode_example_runs_as_written():
-    import pytest
-
     from fakepm.engine import EngineError, resolve_engine
+    from realpg import missing
 
     try:
         resolve_engine("postgres").start()
     except EngineError as e:
-        pytest.skip(f"no PostgreSQL for backend mode: {e}")
+        missing(f"no PostgreSQL for backend mode: {e}")
     code = _python_block_after("## Backend mode: a real PostgreSQL behind the script")
     namespace: dict = {}
     exec(compile(code, "README.md (backend mode)", "exec"), namespace)  # noqa: S102 - our own README

@@ -17,6 +17,7 @@ from fakepm.engine import DatabaseSetup, EngineError, EngineSQLError, ManagedEng
 from fakepm.engine import engine as engine_mod
 from fakepm.engine.client import AdminConnection
 from fakepm.proxy.upstream import Upstream
+from realpg import missing
 
 pytestmark = pytest.mark.realpg
 
@@ -363,7 +364,7 @@ def test_postgres_15_managed(dirs):
     try:
         b15 = find_binaries("15")
     except EngineError:
-        pytest.skip("PostgreSQL 15 binaries not installed")
+        missing("PostgreSQL 15 binaries not installed (Debian: postgresql-15)")
     eng = ManagedEngine(b15, cache_root=dirs.cache, data_root=dirs.data)
     try:
         assert eng.version.startswith("15.")
