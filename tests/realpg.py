@@ -167,6 +167,16 @@ def missing(what: str) -> None:
     pytest.skip(what)
 
 
+def need_program(name: str, install: str = "") -> str:
+    """The path of program `name` on PATH, or `missing` (skip; fail under CI)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        missing(f"{name} is not installed" + (f" ({install})" if install else ""))
+    return path
+
+
 def skip_unless_postgres(version: str | None = None) -> str:
     """Return the bin dir, or skip (fail under CI: `missing`) when PostgreSQL (that major) is absent."""
     bindir = find_bindir(version)

@@ -9,6 +9,7 @@ import psycopg2
 import pytest
 
 from fakepm import FakePostgres
+from realpg import need_program
 
 
 @pytest.fixture
@@ -183,11 +184,9 @@ def test_asyncpg_prepared_statement_repeats(pg):
 
 @pytest.mark.parametrize("mode", ["extended", "prepared"])
 def test_pgbench_transactions_are_all_journaled(pg, mode, tmp_path):
-    import shutil
     import subprocess
 
-    if shutil.which("pgbench") is None:
-        pytest.skip("pgbench is not installed")
+    need_program("pgbench", "Debian: postgresql-contrib")
     script = tmp_path / "one.sql"
     script.write_text("SELECT name FROM users WHERE id = 1;\n")
     pg.on("SELECT name FROM users WHERE id = 1", expect=200).reply(columns={"name": "text"}, rows=[["ada"]])

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from fakepm.cli import build_parser
-from realpg import missing
+from realpg import missing, need_program
 
 FAKEPM = [sys.executable, "-m", "fakepm.cli"]
 
@@ -60,8 +60,8 @@ def test_serve_demo_then_signal_stops_with_status_0(sig):
         kill(proc)
 
 
-@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
 def test_psql_queries_the_demo():
+    need_program("psql", "Debian: postgresql-client")
     proc = serve()
     try:
         dsn = read_line(proc)

@@ -1,7 +1,7 @@
 """The control API from Go (pgx), Node (node-postgres) and Java (pgjdbc), all against one
 `fakepm serve --admin` process: each program resets the server, adds a rule and a fault over
 HTTP, runs its driver (a parameterized SELECT, a COMMIT the fault fails with 40001), verifies
-and reads the journal. A missing toolchain skips its test with the reason (.ci/run installs
+and reads the journal. A missing toolchain skips its test with the reason (fails under CI=true: .ci/run installs
 golang-go + golang-github-jackc-pgx-v4-dev, nodejs + npm's pg, default-jdk-headless + pgjdbc)."""
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import subprocess
 import sys
 
 import pytest
+
+from realpg import missing, need_program
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_DIR = os.path.join(HERE, "..", "clients", "node")
@@ -48,9 +50,10 @@ def run(cmd, **kw):
     return r.stdout.splitlines()
 
 
-@pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed (.ci/run installs golang-go)")
-@pytest.mark.skipif(not os.path.isdir(PGX), reason=f"{PGX} is absent (.ci/run installs golang-github-jackc-pgx-v4-dev)")
 def test_go_pgx(served, tmp_path):
+    need_program("go", ".ci/run installs golang-go")
+    if not os.path.isdir(PGX):
+        missing(f"{PGX} is absent (.ci/run installs golang-github-jackc-pgx-v4-dev)")
     dsn, admin = served
     pkg = tmp_path / "src" / "fakepmgo"
     pkg.mkdir(parents=True)
@@ -63,20 +66,21 @@ def test_go_pgx(served, tmp_path):
     assert out[5] == "journal [7] rule admin API"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (.ci/run installs nodejs)")
-@pytest.mark.skipif(not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "pg")),
-                    reason="node_modules/pg is absent: run `npm install` in tests/clients/node (.ci/run does)")
 def test_node_postgres(served):
+    need_program("node", ".ci/run installs nodejs")
+    if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "pg")):
+        missing("node_modules/pg is absent: run `npm install` in tests/clients/node (.ci/run does)")
     dsn, admin = served
     out = run(["node", "admin.js", dsn, admin], cwd=NODE_DIR)
     assert out[:5] == EXPECTED
     assert out[5] == "journal [7] rule admin API"
 
 
-@pytest.mark.skipif(shutil.which("javac") is None or shutil.which("java") is None,
-                    reason="java/javac are not installed (.ci/run installs default-jdk-headless)")
-@pytest.mark.skipif(not os.path.exists(JAR), reason=f"{JAR} is absent (.ci/run installs libpostgresql-jdbc-java)")
 def test_java_pgjdbc(served, tmp_path):
+    need_program("javac", ".ci/run installs default-jdk-headless")
+    need_program("java", ".ci/run installs default-jdk-headless")
+    if not os.path.exists(JAR):
+        missing(f"{JAR} is absent (.ci/run installs libpostgresql-jdbc-java)")
     dsn, admin = served
     run(["javac", "-cp", JAR, "-d", str(tmp_path), os.path.join(HERE, "java", "FakepmAdmin.java")])
     port = dsn.rsplit(":", 1)[1].split("/", 1)[0]

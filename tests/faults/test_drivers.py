@@ -3,7 +3,6 @@ driver does (exception class, SQLSTATE or message), so users can see their drive
 The README "Faults" table is written from these tests."""
 
 import asyncio
-import shutil
 import subprocess
 
 import asyncpg
@@ -13,7 +12,7 @@ import psycopg2
 import pytest
 
 from fakepm import FakePostgres
-from realpg import missing
+from realpg import need_program
 
 SQL = "SELECT y FROM t"
 ROWS = [["a"], ["b"], ["c"]]
@@ -359,8 +358,7 @@ def test_startup_fault(fresh, name):
 
 
 def test_startup_fault_psql(fresh):
-    if shutil.which("psql") is None:
-        missing("psql not installed (Debian: postgresql-client)")
+    need_program("psql", "Debian: postgresql-client")
     for plan, text in [({"too_many_clients": True}, "FATAL:  sorry, too many clients already"),
                        ({"auth": "unsupported_method"}, "authentication method 99 not supported"),
                        ({"close": True, "at": "startup"}, LOST)]:
@@ -372,8 +370,7 @@ def test_startup_fault_psql(fresh):
 
 
 def test_query_faults_psql(fresh):
-    if shutil.which("psql") is None:
-        missing("psql not installed (Debian: postgresql-client)")
+    need_program("psql", "Debian: postgresql-client")
     for plan, text in [({"close": True}, "server closed the connection unexpectedly"),
                        ({"fatal": "57P01", "after_rows": 1}, "FATAL:  terminating connection due to administrator"),
                        ({"error": "40P01", "after_rows": 1}, "ERROR:  deadlock detected")]:

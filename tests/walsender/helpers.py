@@ -1,18 +1,15 @@
 """Shared bits for the walsender client tests."""
 
-import shutil
 import subprocess
 
-import pytest
 
 from fakepm.protocol.replication import format_lsn
+from realpg import need_program
 
 
 def need(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        pytest.skip(f"{binary} is not installed")
-    return path
+    """The program's path; skip without it (fail under CI: realpg.missing)."""
+    return need_program(binary)
 
 
 def run(cmd, timeout=15, **kw):

@@ -15,6 +15,7 @@ import pytest
 from fakepm import FakePostgres
 from fakepm.protocol import pgoutput as po
 from fakepm.walsender.encoder import PgoutputWriter, Publications
+from realpg import missing
 
 from .helpers import lsn, run, standby_updates, stop
 
@@ -35,7 +36,7 @@ def _binary(major: str) -> str | None:
 def pg(request):
     binary = _binary(request.param)
     if binary is None:
-        pytest.skip(f"pg_recvlogical {request.param} is not installed")
+        missing(f"pg_recvlogical {request.param} is not installed")
     with FakePostgres(version=VERSIONS[request.param]) as server:
         server.wal.configure(wal_sender_timeout=2, keepalive_interval=0.5)
         server.table("public.t_def", {"id": "int4", "a": "text", "b": "int4", "big": "text"}, key=["id"])
