@@ -29,9 +29,10 @@ from typing import Any, Iterable
 
 import yaml
 
+from ..protocol import messages as m
 from ..sql import redact_passwords, replace_literals
 from .hooks import ConnInfo, ProxyHooks
-from .recording import FlowList, FlowMap, _Flow, flatten, frames_to_parts, value_out
+from .recording import FlowList, FlowMap, flatten, frames_to_parts, value_out
 from .upstream import UpstreamURL
 
 MODES = ("once", "new", "all", "none")
@@ -97,36 +98,16 @@ class Tap:
             r = _Rec("query", body[:-1].decode("utf-8", "replace"), conn=self.conn)
             self.pending.append(("Q", r))
         elif k == 80:  # Parse
-            name, pos = _cstr(body, 0)
-            sql, pos = _cstr(body, pos)
-            n = _U16.unpack_from(body, pos)[0]
-            oids = struct.unpack_from(f"!{n}I", body, pos + 2) if n else ()
-            self.statements[name] = (sql, tuple(oids))
-            self.pending.append(("P", _Rec("parse", sql, tuple(oids), self.conn)))
+            p = m.Parse.decode(bytes(body))
+            self.statements[p.name] = (p.sql, p.param_oids)
+            self.pending.append(("P", _Rec("parse", p.sql, p.param_oids, self.conn)))
         elif k == 66:  # Bind
-            portal, pos = _cstr(body, 0)
-            stmt, pos = _cstr(body, pos)
-            sql, oids = self.statements.get(stmt, ("", ()))
+            b = m.Bind.decode(bytes(body))
+            sql, oids = self.statements.get(b.statement, ("", ()))
             r = _Rec("bind", sql, oids, self.conn)
-            nf = _U16.unpack_from(body, pos)[0]
-            r.pformats = struct.unpack_from(f"!{nf}h", body, pos + 2) if nf else ()
-            pos += 2 + 2 * nf
-            n = _U16.unpack_from(body, pos)[0]
-            pos += 2
-            params = []
-            for _ in range(n):
-                ln = _I32.unpack_from(body, pos)[0]
-                pos += 4
-                if ln < 0:
-                    params.append(None)
-                else:
-                    params.append(body[pos:pos + ln])
-                    pos += ln
-            r.params = tuple(params)
-            nr = _U16.unpack_from(body, pos)[0]
-            r.rformats = struct.unpack_from(f"!{nr}h", body, pos + 2) if nr else ()
+            r.pformats, r.params, r.rformats = tuple(b.param_formats), tuple(b.params), tuple(b.result_formats)
             r.steps = []
-            self.portals[portal] = r
+            self.portals[b.portal] = r
             self.pending.append(("B", r))
         elif k == 68:  # Describe
             name, _ = _cstr(body, 1)

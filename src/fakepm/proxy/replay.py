@@ -32,6 +32,7 @@ import threading
 
 from ..protocol.errors import fatal
 from ..protocol.framing import FrameReader
+from ..protocol import messages as m
 from ..protocol.messages import error_response
 from ..sql import iter_tokens
 from .recording import Entry, Index, RecordingError, parts_to_bytes, part_to_bytes
@@ -262,10 +263,8 @@ class Player:
 
     # ------------------------------------------------------------------ extended protocol
     def _parse(self, body: bytes) -> bytes:
-        name, pos = _cstr(body, 0)
-        sql, pos = _cstr(body, pos)
-        n = _U16.unpack_from(body, pos)[0]
-        oids = struct.unpack_from(f"!{n}I", body, pos + 2) if n else ()
+        p = m.Parse.decode(body)
+        name, sql, oids = p.name, p.sql, p.param_oids
         key = ("parse", sql, tuple(oids))
         if key in self.index.parse_keys:
             en, how = self.index.take(key, self._bind_conn(key))
@@ -287,28 +286,12 @@ class Player:
         return st, b""
 
     def _bind(self, body: bytes) -> bytes:
-        portal, pos = _cstr(body, 0)
-        stmt, pos = _cstr(body, pos)
-        st, err = self._statement(stmt)
+        b = m.Bind.decode(body)
+        portal, params = b.portal, list(b.params)
+        st, err = self._statement(b.statement)
         if st is None:
             return err
-        nf = _U16.unpack_from(body, pos)[0]
-        pformats = struct.unpack_from(f"!{nf}h", body, pos + 2) if nf else ()
-        pos += 2 + 2 * nf
-        n = _U16.unpack_from(body, pos)[0]
-        pos += 2
-        params = []
-        for _ in range(n):
-            ln = _I32.unpack_from(body, pos)[0]
-            pos += 4
-            if ln < 0:
-                params.append(None)
-            else:
-                params.append(body[pos:pos + ln])
-                pos += ln
-        nr = _U16.unpack_from(body, pos)[0]
-        rformats = struct.unpack_from(f"!{nr}h", body, pos + 2) if nr else ()
-        key = ("bind", st[0], st[1], tuple(params), tuple(pformats), tuple(rformats))
+        key = ("bind", st[0], st[1], tuple(params), tuple(b.param_formats), tuple(b.result_formats))
         en, how = self.index.take(key, self._bind_conn(key))
         if en is None:
             return self._ext_fail(self._missing("bind", st[0]))
