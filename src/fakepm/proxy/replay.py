@@ -30,7 +30,7 @@ import socket
 import struct
 import threading
 
-from ..protocol.errors import fatal
+from ..protocol.errors import PgError, fatal
 from ..protocol.framing import FrameReader
 from ..protocol import messages as m
 from ..protocol.messages import error_response
@@ -39,13 +39,6 @@ from .recording import Entry, Index, RecordingError, parts_to_bytes, part_to_byt
 from .upstream import Upstream
 
 _HDR = struct.Struct("!Bi")
-_I16 = struct.Struct("!h")
-_U16 = struct.Struct("!H")  # counts: PostgreSQL takes up to 65535 parameters
-_I32 = struct.Struct("!i")
-_PARSE_COMPLETE = b"1\x00\x00\x00\x04"
-_BIND_COMPLETE = b"2\x00\x00\x00\x04"
-_CLOSE_COMPLETE = b"3\x00\x00\x00\x04"
-_NO_DATA = b"n\x00\x00\x00\x04"
 _MAX_BUFFER = 1 << 30
 _TERMINATED = error_response(fatal("57P01", "terminating connection due to administrator command"))
 
@@ -73,15 +66,11 @@ def _terminated_pids(sql: str, params: list) -> list[int]:
 
 
 def _ready(tx: str) -> bytes:
-    return b"Z\x00\x00\x00\x05" + tx.encode()
+    return m.READY[tx]
 
 
 def _error(code: str, message: str, hint: str | None = None) -> bytes:
-    body = b"SERROR\x00VERROR\x00C" + code.encode() + b"\x00M" + message.encode("utf-8", "replace") + b"\x00"
-    if hint:
-        body += b"H" + hint.encode("utf-8", "replace") + b"\x00"
-    body += b"\x00"
-    return b"E" + _I32.pack(len(body) + 4) + body
+    return error_response(PgError(code, message, hint=hint, file=None))
 
 
 def _cstr(body: bytes, pos: int) -> tuple[str, int]:
@@ -179,7 +168,7 @@ class Player:
         if k == "C":
             name, _ = _cstr(body, 1)
             (self.statements if body[:1] == b"S" else self.portals).pop(name, None)
-            return _CLOSE_COMPLETE
+            return m.CLOSE_COMPLETE
         if k == "H":
             return b""
         if k == "F":
@@ -275,7 +264,7 @@ class Player:
                     self.statements.pop("", None)
                 return self._ext_fail(en.reply())
         self.statements[name] = (sql, tuple(oids))
-        return _PARSE_COMPLETE
+        return m.PARSE_COMPLETE
 
     def _statement(self, name: str):
         st = self.statements.get(name)
@@ -305,7 +294,7 @@ class Player:
         pids = _terminated_pids(st[0], params)
         if pids:
             self._terminations[portal] = pids
-        return _BIND_COMPLETE
+        return m.BIND_COMPLETE
 
     def _describe(self, body: bytes) -> bytes:
         name, _ = _cstr(body, 1)
@@ -331,7 +320,7 @@ class Player:
             return parts_to_bytes(parts)
         # not described when recorded: the columns the recorded Execute sent, if any
         head = [x for x in parts or () if "columns" in x][:1]
-        return parts_to_bytes(head) if head else _NO_DATA
+        return parts_to_bytes(head) if head else m.NO_DATA
 
     def _execute(self, body: bytes) -> bytes:
         name, _ = _cstr(body, 0)
@@ -412,7 +401,7 @@ class ReplayEngine:
     def _connection(self, user: str, database: str) -> tuple[dict, int]:
         """The recorded connection this one replays and its number (attempts counted in order, as the
         recorder counts them); raises UpstreamError for a refusal."""
-        from ..protocol.errors import fatal
+        from ..protocol.errors import PgError, fatal
         from .upstream import UpstreamError
 
         with self._lock:
