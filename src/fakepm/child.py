@@ -40,7 +40,7 @@ from typing import Any, Callable
 from .admin.client import AdminClient, AdminRequestError
 from .admin.values import from_json, to_json
 from .answers.result import ConnectionInfo, Query, Result
-from .dsn import conninfo, libpq_url
+from .dsn import Addresses
 from .protocol.errors import PgError
 
 START_TIMEOUT = 60.0  # the child prints its DSN within this (an import of fakepm takes ~0.15 s)
@@ -564,7 +564,7 @@ class RemoteWal:
 
 
 # ---------------------------------------------------------------------------------- the server
-class ChildPostgres:
+class ChildPostgres(Addresses):
     """FakePostgres's API over a server running in a child process (see the module docstring)."""
 
     def __init__(self, scenario=None, *, python: str | None = None, **kwargs):
@@ -716,20 +716,6 @@ class ChildPostgres:
     def pid(self) -> int | None:
         """The child process's id."""
         return self._proc.pid if self._proc is not None else None
-
-    @property
-    def dsn(self) -> str:
-        return self.url()
-
-    def url(self, user: str | None = None, password: str | None = None, database: str | None = None,
-            **params: str) -> str:
-        self._require_started()
-        return libpq_url(self.host, self.port, user or self.user, database or self.config.database or "postgres",
-                         password, tls=self.config.tls, **params)
-
-    def conninfo(self, **kw) -> str:
-        self._require_started()
-        return conninfo(self.host, self.port, self.user, self.config.database or "postgres", tls=self.config.tls, **kw)
 
     @property
     def ca_file(self) -> str | None:

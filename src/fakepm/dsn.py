@@ -33,3 +33,24 @@ def _kv(v: str) -> str:
     if v == "" or re.search(r"[\s'\\]", v):
         return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return v
+
+
+class Addresses:
+    """`dsn`, `url()` and `conninfo()` for a started server that has `host`, `port`, `user`,
+    `config` (its `database` and `tls`) and `_require_started()` (FakePostgres, ChildPostgres)."""
+
+    @property
+    def dsn(self) -> str:
+        """A libpq URI every driver accepts (postgresql://user@127.0.0.1:port/db)."""
+        return self.url()
+
+    def url(self, user: str | None = None, password: str | None = None, database: str | None = None,
+            **params: str) -> str:
+        self._require_started()
+        return libpq_url(self.host, self.port, user or self.user, database or self.config.database or "postgres",
+                         password, tls=self.config.tls, **params)
+
+    def conninfo(self, **kw) -> str:
+        """Key/value form (host=... port=...), for tools that prefer it."""
+        self._require_started()
+        return conninfo(self.host, self.port, self.user, self.config.database or "postgres", tls=self.config.tls, **kw)

@@ -20,7 +20,7 @@ from .answers.builtin import Builtins
 from .answers.catalog import Catalog, Table
 from .answers.responder import Responder
 from .answers.result import Column, Query, Result, make_columns
-from .dsn import conninfo, libpq_url
+from .dsn import Addresses
 from .answers.rules import Rule, RuleSet, RuleState, reply_result
 from .faults import FaultPlan, FaultSet, SessionFaults, parse_fault, parse_faults
 from .loop import Loop, listen_tcp, listen_unix
@@ -146,7 +146,7 @@ def _caller_source() -> str:
 _WAL_LOCK = threading.Lock()
 
 
-class FakePostgres:
+class FakePostgres(Addresses):
     """A fake PostgreSQL server on 127.0.0.1 (free port), ready when `start()`/`with` returns.
 
     `subprocess=True` runs the same server in a child process driven through the control API
@@ -356,23 +356,7 @@ class FakePostgres:
                 hook(s)
         return s
 
-    # ------------------------------------------------------------------ addresses
-    @property
-    def dsn(self) -> str:
-        """A libpq URI every driver accepts (postgresql://user@127.0.0.1:port/db)."""
-        return self.url()
-
-    def url(self, user: str | None = None, password: str | None = None, database: str | None = None,
-            **params: str) -> str:
-        self._require_started()
-        return libpq_url(self.host, self.port, user or self.user, database or self.config.database or "postgres",
-                         password, tls=self.config.tls, **params)
-
-    def conninfo(self, **kw) -> str:
-        """Key/value form (host=... port=...), for tools that prefer it."""
-        self._require_started()
-        return conninfo(self.host, self.port, self.user, self.config.database or "postgres", tls=self.config.tls, **kw)
-
+    # ------------------------------------------------------------------ addresses (dsn, url, conninfo: Addresses)
     @property
     def ca_file(self) -> str | None:
         return self.certificates.ca_file if self.certificates else None
