@@ -16,6 +16,19 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_install(reason): realpg.needs_install: skip, or fail under CI, "
+                                       "when what the test needs is not installed")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs_install"):
+        if mark.args and mark.args[0]:
+            from realpg import missing
+
+            missing(mark.args[0])
+
+
 ORACLE_SETTINGS = {"wal_level": "logical", "max_wal_senders": "20", "max_replication_slots": "20",
                    "max_prepared_transactions": "10", "wal_retrieve_retry_interval": "200ms"}
 

@@ -167,6 +167,14 @@ def missing(what: str) -> None:
     pytest.skip(what)
 
 
+def needs_install(absent: bool, reason: str):
+    """A mark for a test that needs something installed (skipif's replacement): when `absent`, the
+    test goes to `missing(reason)` at setup (tests/conftest.py) -- skipped here, failed under CI."""
+    import pytest
+
+    return pytest.mark.needs_install(reason if absent else None)
+
+
 def need_program(name: str, install: str = "") -> str:
     """The path of program `name` on PATH, or `missing` (skip; fail under CI)."""
     import shutil

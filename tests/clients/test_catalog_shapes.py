@@ -21,9 +21,10 @@ import pytest
 
 from fakepm import FakePostgres
 from fakepm.answers.selectlist import quote_ident
+from realpg import needs_install
 
 pytestmark = [pytest.mark.realpg,
-              pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")]
+              needs_install(shutil.which("psql") is None, reason="psql is not installed")]
 
 SCENARIO = Path(__file__).parents[2] / "scenarios" / "psql.yaml"
 # the tables scenarios/psql.yaml declares, in the order it declares them (OIDs follow it)

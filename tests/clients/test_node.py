@@ -13,13 +13,14 @@ import subprocess
 import pytest
 
 from fakepm import FakePostgres
+from realpg import needs_install
 
 NODE_DIR = os.path.join(os.path.dirname(__file__), "node")
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (.ci/run installs nodejs)"),
-    pytest.mark.skipif(not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "pg")),
-                       reason="node_modules/pg is absent: run `npm install` in tests/clients/node"),
+    needs_install(shutil.which("node") is None, reason="node is not installed (.ci/run installs nodejs)"),
+    needs_install(not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "pg")),
+                  reason="node_modules/pg is absent: run `npm install` in tests/clients/node"),
 ]
 
 

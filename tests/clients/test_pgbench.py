@@ -11,8 +11,9 @@ import subprocess
 import pytest
 
 from fakepm import FakePostgres
+from realpg import needs_install
 
-pytestmark = pytest.mark.skipif(shutil.which("pgbench") is None, reason="pgbench is not installed")
+pytestmark = needs_install(shutil.which("pgbench") is None, reason="pgbench is not installed")
 
 
 def pgbench(pg, script, mode, *extra, timeout=60):

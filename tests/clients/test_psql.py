@@ -8,8 +8,9 @@ import subprocess
 import pytest
 
 from fakepm import FakePostgres
+from realpg import needs_install
 
-pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
+pytestmark = needs_install(shutil.which("psql") is None, reason="psql is not installed")
 
 
 def psql(*args, dsn=None, input=None, env=None, timeout=20):

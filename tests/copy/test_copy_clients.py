@@ -19,6 +19,7 @@ from decimal import Decimal
 import pytest
 
 from fakepm import FakePostgres
+from realpg import needs_install
 
 UTC = dt.timezone.utc
 
@@ -61,7 +62,7 @@ def psql(dsn, *args, timeout=30):
 
 
 # ---------------------------------------------------------------------------------- psql
-needs_psql = pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
+needs_psql = needs_install(shutil.which("psql") is None, reason="psql is not installed")
 
 
 @needs_psql

@@ -13,6 +13,7 @@ from sqlalchemy import Integer, String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from serve import REPO, serve
+from realpg import needs_install
 
 
 def psql(dsn, *commands):
@@ -148,8 +149,8 @@ NODE_DIR = os.path.join(REPO, "tests", "clients", "node")
 JAR = os.environ.get("FAKEPM_JDBC_JAR", "/usr/share/java/postgresql.jar")
 
 
-@pytest.mark.skipif(shutil.which("node") is None or not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "pg")),
-                    reason="node or node-postgres (tests/clients/node/node_modules) is not installed")
+@needs_install(shutil.which("node") is None or not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "pg")),
+               reason="node or node-postgres (tests/clients/node/node_modules) is not installed")
 def test_jdbc_node_example_with_node_postgres():
     with serve("scenarios/jdbc_node.yaml") as dsn:
         def run(name):
@@ -164,7 +165,7 @@ def test_jdbc_node_example_with_node_postgres():
         assert run("named") == [{"rows": []}, {"rows": [{"id": 1, "name": "ada"}]}, {"rows": []}]
 
 
-@pytest.mark.skipif(shutil.which("javac") is None or not os.path.exists(JAR), reason="javac or pgjdbc is not installed")
+@needs_install(shutil.which("javac") is None or not os.path.exists(JAR), reason="javac or pgjdbc is not installed")
 def test_jdbc_node_example_with_pgjdbc(tmp_path):
     source = os.path.join(REPO, "tests", "clients", "jdbc", "FakepmJdbc.java")
     r = subprocess.run(["javac", "-cp", JAR, "-d", str(tmp_path), source], capture_output=True, text=True, timeout=120)

@@ -23,6 +23,7 @@ from psycopg.adapt import Loader
 from psycopg.pq import Format
 
 from fakepm import FakePostgres, PgError
+from realpg import needs_install
 
 N = 12_000  # several batches of rows and several 256 KiB output rounds (OUTPUT_FULL)
 UTC = dt.timezone.utc
@@ -151,7 +152,7 @@ def psql_copy(dsn: str, options: str) -> bytes:
 
 
 @pytest.mark.realpg
-@pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
+@needs_install(shutil.which("psql") is None, reason="psql is not installed")
 @pytest.mark.parametrize("options", ["", " (FORMAT binary)", " (FORMAT csv)", " (DELIMITER '|', NULL 'nil')"],
                          ids=["text", "binary", "csv", "delimiter-null"])
 def test_psql_copy_to_stdout_is_byte_identical(fake, oracle, options):

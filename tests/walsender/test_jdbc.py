@@ -4,20 +4,20 @@ import os
 import shutil
 import subprocess
 
-import pytest
 
 from fakepm import FakePostgres
 from fakepm.protocol.replication import format_lsn
 
 from .helpers import stop
+from realpg import needs_install
 
 JAR = os.environ.get("FAKEPM_JDBC_JAR", "/usr/share/java/postgresql.jar")
 SOURCE = os.path.join(os.path.dirname(__file__), "jdbc", "CdcConsumer.java")
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("javac") is None or shutil.which("java") is None,
-                       reason="java/javac are not installed (.ci/run installs default-jdk-headless)"),
-    pytest.mark.skipif(not os.path.exists(JAR), reason=f"{JAR} is absent (.ci/run installs libpostgresql-jdbc-java)"),
+    needs_install(shutil.which("javac") is None or shutil.which("java") is None,
+                  reason="java/javac are not installed (.ci/run installs default-jdk-headless)"),
+    needs_install(not os.path.exists(JAR), reason=f"{JAR} is absent (.ci/run installs libpostgresql-jdbc-java)"),
 ]
 
 
